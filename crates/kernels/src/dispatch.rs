@@ -213,10 +213,9 @@ pub fn select_isa(requested: Option<&str>, available: &[Isa]) -> Result<Isa, Str
         None => Ok(available.iter().copied().max().unwrap_or(Isa::Scalar)),
         Some(token) => match Isa::from_token(token) {
             Some(isa) if available.contains(&isa) => Ok(isa),
-            Some(isa) => Err(format!(
-                "MIXPREC_ISA={token}: this CPU cannot run the `{isa}` path (available: {})",
-                list()
-            )),
+            Some(isa) => {
+                Err(format!("MIXPREC_ISA={token}: this CPU cannot run the `{isa}` path (available: {})", list()))
+            }
             None => Err(format!(
                 "MIXPREC_ISA={token}: unknown ISA token (known: scalar, avx2, avx512, avx512fp16, neon; available here: {})",
                 list()

@@ -16,7 +16,8 @@ fn expected_isa_is_active() {
     // instead of silently testing a lower one.
     match std::env::var("MIXPREC_EXPECT_ISA") {
         Ok(token) if !token.is_empty() => {
-            let expected = Isa::from_token(&token).unwrap_or_else(|| panic!("MIXPREC_EXPECT_ISA={token}: unknown token"));
+            let expected =
+                Isa::from_token(&token).unwrap_or_else(|| panic!("MIXPREC_EXPECT_ISA={token}: unknown token"));
             assert!(expected.is_available(), "MIXPREC_EXPECT_ISA={token} but this CPU cannot run it");
             assert_eq!(active_isa(), expected, "MIXPREC_EXPECT_ISA={token} but {} is active", active_isa());
         }
@@ -274,15 +275,18 @@ fn check_gemm(case: &GemmCase, ops: &Operands, got: &[f32], what: &str) {
             let (mut dot, mut abs) = (0.0f64, 0.0f64);
             if case.alpha != 0.0 {
                 for p in 0..case.k {
-                    let a = if case.ta == Transpose::No { ops.a[i * ops.lda + p] } else { ops.a[p * ops.lda + i] } as f64;
-                    let b = if case.tb == Transpose::No { ops.b[p * ops.ldb + j] } else { ops.b[j * ops.ldb + p] } as f64;
+                    let a =
+                        if case.ta == Transpose::No { ops.a[i * ops.lda + p] } else { ops.a[p * ops.lda + i] } as f64;
+                    let b =
+                        if case.tb == Transpose::No { ops.b[p * ops.ldb + j] } else { ops.b[j * ops.ldb + p] } as f64;
                     dot += a * b;
                     abs += (a * b).abs();
                 }
             }
             let c0 = if case.beta == 0.0 { 0.0 } else { ops.c[i * ops.ldc + j] as f64 };
             let want = case.alpha as f64 * dot + case.beta as f64 * c0;
-            let bound = 2.0 * case.k as f64 * u * (case.alpha as f64).abs() * abs + 2.0 * u * (case.beta as f64 * c0).abs();
+            let bound =
+                2.0 * case.k as f64 * u * (case.alpha as f64).abs() * abs + 2.0 * u * (case.beta as f64 * c0).abs();
             let g = got[i * ops.ldc + j] as f64;
             assert!((g - want).abs() <= bound, "{what} {case:?}: C[{i},{j}] = {g}, want {want} ± {bound}");
         }
