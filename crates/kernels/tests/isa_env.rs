@@ -22,7 +22,16 @@ fn child_entry() {
 
 fn run_child(vars: &[(&str, &str)]) -> (bool, String) {
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
+    // Under qemu-user (the aarch64 test script exports AARCH64_QEMU_CPU) the
+    // child must be started through the emulator too.
+    let mut cmd = match std::env::var("AARCH64_QEMU_CPU") {
+        Ok(cpu) if cfg!(target_arch = "aarch64") => {
+            let mut c = Command::new("qemu-aarch64");
+            c.args(["-L", "/", "-cpu", &cpu]).arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    };
     cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]).env(CHILD, "1");
     cmd.env_remove("MIXPREC_ISA").env_remove("MIXPREC_FEATURES");
     for (k, v) in vars {
