@@ -2,3 +2,5 @@
 //! FP32 master weights, loss scaling, statistics and checkpoints.
 
 pub use mixprec_autograd as autograd;
+
+pub mod scaler;
