@@ -20,6 +20,7 @@ pub mod convert;
 pub mod dispatch;
 pub mod gemm;
 pub mod scalar;
+pub mod slice;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
