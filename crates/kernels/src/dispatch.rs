@@ -282,13 +282,22 @@ pub struct Kernels {
     pub amp: crate::amp::Table,
     /// Matrix products.
     pub gemm: crate::gemm::Table,
+    /// Elementwise arithmetic, unary math and derivatives.
+    pub ew: crate::ew::Table,
+    /// Reductions and softmax along rows or columns.
+    pub reduce: crate::reduce::Table,
 }
 
 impl Kernels {
     /// `(family.kernel, implementation)` for every entry.
     pub fn entries(&self) -> Vec<(String, &'static str)> {
-        let families: [(&str, Vec<(&'static str, &'static str)>); 3] =
-            [("convert", self.convert.entries()), ("amp", self.amp.entries()), ("gemm", self.gemm.entries())];
+        let families: [(&str, Vec<(&'static str, &'static str)>); 5] = [
+            ("convert", self.convert.entries()),
+            ("amp", self.amp.entries()),
+            ("gemm", self.gemm.entries()),
+            ("ew", self.ew.entries()),
+            ("reduce", self.reduce.entries()),
+        ];
         families
             .into_iter()
             .flat_map(|(family, entries)| entries.into_iter().map(move |(k, imp)| (format!("{family}.{k}"), imp)))

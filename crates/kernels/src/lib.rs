@@ -18,7 +18,9 @@
 pub mod amp;
 pub mod convert;
 pub mod dispatch;
+pub mod ew;
 pub mod gemm;
+pub mod reduce;
 pub mod scalar;
 pub mod slice;
 

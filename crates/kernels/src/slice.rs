@@ -205,6 +205,17 @@ impl<'a> Dst<'a> {
         }
     }
 
+    /// A read-only handle to the same elements.
+    #[inline]
+    pub fn as_src(&self) -> Src<'_> {
+        match self {
+            Dst::F64(s) => Src::F64(s),
+            Dst::F32(s) => Src::F32(s),
+            Dst::F16(s) => Src::F16(s),
+            Dst::Bf16(s) => Src::Bf16(s),
+        }
+    }
+
     /// A shorter-lived handle to the same slice.
     #[inline]
     pub fn reborrow(&mut self) -> Dst<'_> {

@@ -4,7 +4,9 @@
 
 pub mod amp;
 pub mod convert;
+pub mod ew;
 pub mod gemm;
+pub mod reduce;
 
 use crate::dispatch::{Isa, Kernels, kernel};
 
@@ -26,6 +28,22 @@ pub(crate) fn table() -> Kernels {
             sgemm: kernel!(gemm::sgemm_scalar),
             hgemm: kernel!(gemm::hgemm_scalar),
             bgemm: kernel!(gemm::bgemm_scalar),
+        },
+        ew: crate::ew::Table {
+            binary: kernel!(ew::binary_scalar),
+            binary_assign: kernel!(ew::binary_assign_scalar),
+            unary: kernel!(ew::unary_scalar),
+            unary_grad: kernel!(ew::unary_grad_scalar),
+            select: kernel!(ew::select_scalar),
+        },
+        reduce: crate::reduce::Table {
+            rows: kernel!(reduce::reduce_rows_scalar),
+            cols: kernel!(reduce::reduce_cols_scalar),
+            arg_rows: kernel!(reduce::arg_rows_scalar),
+            arg_cols: kernel!(reduce::arg_cols_scalar),
+            softmax_rows: kernel!(reduce::softmax_rows_scalar),
+            softmax_cols: kernel!(reduce::softmax_cols_scalar),
+            softmax_grad_rows: kernel!(reduce::softmax_grad_rows_scalar),
         },
     }
 }

@@ -1,0 +1,149 @@
+//! Reductions and softmax over a `rows × n` row-major block: along each row
+//! (`*_rows`: one result per row) or down each column (`*_cols`: one result
+//! per column). A tensor reduces any axis by viewing itself as
+//! `(outer, axis, inner)`: `inner == 1` is the row form, otherwise each of
+//! the `outer` blocks is an `axis × inner` column reduction.
+//!
+//! Accumulation is FP32 for f32/f16/bf16 inputs and f64 for f64 inputs (or
+//! f64 output), rounded once to the output type. Error bounds are in
+//! `docs/numerics.md`.
+
+use crate::dispatch::{active, kernel_table};
+use crate::slice::{Dst, Src};
+
+/// A reduction to one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    /// `Σ x` (0 for an empty reduction).
+    Sum,
+    /// `Σ x / count` (NaN for an empty reduction).
+    Mean,
+    /// The largest element, NaN if any is NaN (−Inf for an empty reduction).
+    Max,
+    /// The smallest element, NaN if any is NaN (+Inf for an empty reduction).
+    Min,
+    /// `Σ x²` (0 for an empty reduction).
+    SumSq,
+}
+
+impl ReduceOp {
+    /// Every op.
+    pub const ALL: [ReduceOp; 5] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::SumSq];
+}
+
+/// Which extreme an arg-reduction looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgOp {
+    /// Index of the largest element; the first NaN counts as the largest,
+    /// ties give the first index.
+    Max,
+    /// Index of the smallest element; the first NaN counts as the smallest,
+    /// ties give the first index.
+    Min,
+}
+
+/// Softmax or its logarithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SoftmaxOp {
+    /// `y = e^(x − m) / Σ e^(x − m)` with `m = max x`.
+    Softmax,
+    /// `y = (x − m) − ln Σ e^(x − m)`.
+    LogSoftmax,
+}
+
+kernel_table! {
+    /// The reduction kernels of one ISA path.
+    pub struct Table {
+        /// `out[i] = reduce(x[i, ·])`.
+        rows: fn(ReduceOp, Src<'_>, usize, usize, Dst<'_>),
+        /// `out[j] = reduce(x[·, j])`.
+        cols: fn(ReduceOp, Src<'_>, usize, usize, Dst<'_>),
+        /// `out[i] = argmax/argmin(x[i, ·])`.
+        arg_rows: fn(ArgOp, Src<'_>, usize, usize, &mut [usize]),
+        /// `out[j] = argmax/argmin(x[·, j])`.
+        arg_cols: fn(ArgOp, Src<'_>, usize, usize, &mut [usize]),
+        /// Softmax along each row.
+        softmax_rows: fn(SoftmaxOp, Src<'_>, usize, usize, Dst<'_>),
+        /// Softmax down each column.
+        softmax_cols: fn(SoftmaxOp, Src<'_>, usize, usize, Dst<'_>),
+        /// Softmax backward along each row, from the gradient and the forward output.
+        softmax_grad_rows: fn(SoftmaxOp, Src<'_>, Src<'_>, usize, usize, Dst<'_>),
+    }
+}
+
+fn check(what: &str, x: &Src<'_>, rows: usize, n: usize, out_len: usize, want_out: usize) {
+    assert_eq!(
+        x.len(),
+        rows * n,
+        "reduce::{what}: x holds {} elements, a {rows}×{n} block needs {}",
+        x.len(),
+        rows * n
+    );
+    assert_eq!(out_len, want_out, "reduce::{what}: out holds {out_len} elements, needs {want_out}");
+}
+
+/// `out[i] = op(x[i, 0..n])` for each of `rows` rows.
+///
+/// # Panics
+/// If `x` does not hold `rows × n` elements or `out` does not hold `rows`.
+pub fn reduce_rows(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) {
+    check("reduce_rows", &x, rows, n, out.len(), rows);
+    (active().reduce.rows.f)(op, x, rows, n, out)
+}
+
+/// `out[j] = op(x[0..rows, j])` for each of `n` columns.
+///
+/// # Panics
+/// If `x` does not hold `rows × n` elements or `out` does not hold `n`.
+pub fn reduce_cols(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) {
+    check("reduce_cols", &x, rows, n, out.len(), n);
+    (active().reduce.cols.f)(op, x, rows, n, out)
+}
+
+/// `out[i]` = the column index of the max (min) of row `i` (0 for `n == 0`).
+///
+/// # Panics
+/// If `x` does not hold `rows × n` elements or `out` does not hold `rows`.
+pub fn arg_rows(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) {
+    check("arg_rows", &x, rows, n, out.len(), rows);
+    (active().reduce.arg_rows.f)(op, x, rows, n, out)
+}
+
+/// `out[j]` = the row index of the max (min) of column `j` (0 for `rows == 0`).
+///
+/// # Panics
+/// If `x` does not hold `rows × n` elements or `out` does not hold `n`.
+pub fn arg_cols(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) {
+    check("arg_cols", &x, rows, n, out.len(), n);
+    (active().reduce.arg_cols.f)(op, x, rows, n, out)
+}
+
+/// Softmax (or log-softmax) of every row, max-subtracted.
+///
+/// # Panics
+/// If `x` or `out` does not hold `rows × n` elements.
+pub fn softmax_rows(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) {
+    check("softmax_rows", &x, rows, n, out.len(), rows * n);
+    (active().reduce.softmax_rows.f)(op, x, rows, n, out)
+}
+
+/// Softmax (or log-softmax) of every column, max-subtracted.
+///
+/// # Panics
+/// If `x` or `out` does not hold `rows × n` elements.
+pub fn softmax_cols(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) {
+    check("softmax_cols", &x, rows, n, out.len(), rows * n);
+    (active().reduce.softmax_cols.f)(op, x, rows, n, out)
+}
+
+/// The input gradient of a row softmax from the output gradient `g` and the
+/// forward output `y`: `y·(g − Σ g·y)` for softmax, `g − e^y·Σ g` for
+/// log-softmax (FP32 accumulation, one rounding).
+///
+/// # Panics
+/// If `g`, `y` or `out` does not hold `rows × n` elements.
+pub fn softmax_grad_rows(op: SoftmaxOp, g: Src<'_>, y: Src<'_>, rows: usize, n: usize, out: Dst<'_>) {
+    check("softmax_grad_rows", &g, rows, n, out.len(), rows * n);
+    assert_eq!(y.len(), rows * n, "reduce::softmax_grad_rows: y holds {} elements, needs {}", y.len(), rows * n);
+    (active().reduce.softmax_grad_rows.f)(op, g, y, rows, n, out)
+}
