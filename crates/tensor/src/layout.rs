@@ -186,7 +186,8 @@ impl Layout {
         }
         let mut l = self.clone();
         l.shape[ax] = len;
-        if len > 0 {
+        // An empty view keeps its offset, so it never points past its storage.
+        if l.numel() > 0 {
             l.offset += start * self.strides[ax];
         }
         Ok(l)
@@ -274,69 +275,25 @@ fn view_strides(old: &[usize], old_strides: &[usize], new: &[usize]) -> Option<V
     (view_d == -1).then_some(strides)
 }
 
-/// A walk over `N` operands that share one shape (each with its own strides
-/// and offset), row by row: adjacent axes that every operand stores
-/// contiguously are merged first, so a contiguous operand becomes one row.
+/// Visits every index of `shape` in row-major order and yields, for each
+/// of `N` operands, `offset + Σ index·stride`.
 #[derive(Debug)]
-pub(crate) struct Rows<const N: usize> {
-    /// Length of the innermost (merged) axis.
-    pub n: usize,
-    /// Innermost stride per operand.
-    pub inner: [usize; N],
-    outer_shape: Vec<usize>,
-    outer_strides: [Vec<usize>; N],
+pub(crate) struct Odometer<const N: usize> {
+    shape: Vec<usize>,
+    strides: [Vec<usize>; N],
     idx: Vec<usize>,
     offs: [usize; N],
     remaining: usize,
 }
 
-impl<const N: usize> Rows<N> {
-    /// Plans the walk. `strides[k]` and `offsets[k]` describe operand `k`.
-    pub fn new(shape: &[usize], strides: [&[usize]; N], offsets: [usize; N]) -> Rows<N> {
-        // Merge axis i into i+1 when, for every operand, stride[i] == stride[i+1]·shape[i+1].
-        let mut dims: Vec<usize> = Vec::with_capacity(shape.len());
-        let mut sts: [Vec<usize>; N] = std::array::from_fn(|_| Vec::with_capacity(shape.len()));
-        for (i, &d) in shape.iter().enumerate() {
-            if d == 1 {
-                continue;
-            }
-            let merge = !dims.is_empty()
-                && (0..N).all(|k| {
-                    let last = *sts[k].last().unwrap_or(&0);
-                    last == strides[k][i] * d
-                });
-            if merge {
-                *dims.last_mut().unwrap_or(&mut 0) *= d;
-                for k in 0..N {
-                    *sts[k].last_mut().unwrap_or(&mut 0) = strides[k][i];
-                }
-            } else {
-                dims.push(d);
-                for k in 0..N {
-                    sts[k].push(strides[k][i]);
-                }
-            }
-        }
-        let numel: usize = shape.iter().product();
-        let (n, inner) = match dims.pop() {
-            Some(n) => (n, std::array::from_fn(|k| sts[k].pop().unwrap_or(0))),
-            None => (1, [1; N]),
-        };
-        let rows = if numel == 0 { 0 } else { dims.iter().product() };
-        Rows {
-            n,
-            inner,
-            idx: vec![0; dims.len()],
-            outer_shape: dims,
-            outer_strides: sts,
-            offs: offsets,
-            remaining: rows,
-        }
+impl<const N: usize> Odometer<N> {
+    pub fn new(shape: Vec<usize>, strides: [Vec<usize>; N], offsets: [usize; N]) -> Odometer<N> {
+        let remaining = shape.iter().product();
+        Odometer { idx: vec![0; shape.len()], shape, strides, offs: offsets, remaining }
     }
 }
 
-impl<const N: usize> Iterator for Rows<N> {
-    /// The storage offset of each operand's row start.
+impl<const N: usize> Iterator for Odometer<N> {
     type Item = [usize; N];
 
     fn next(&mut self) -> Option<[usize; N]> {
@@ -345,21 +302,88 @@ impl<const N: usize> Iterator for Rows<N> {
         }
         self.remaining -= 1;
         let cur = self.offs;
-        // Odometer step over the outer axes.
-        for ax in (0..self.outer_shape.len()).rev() {
+        for ax in (0..self.shape.len()).rev() {
             self.idx[ax] += 1;
             for k in 0..N {
-                self.offs[k] += self.outer_strides[k][ax];
+                self.offs[k] += self.strides[k][ax];
             }
-            if self.idx[ax] < self.outer_shape[ax] {
+            if self.idx[ax] < self.shape[ax] {
                 break;
             }
             for k in 0..N {
-                self.offs[k] -= self.outer_strides[k][ax] * self.outer_shape[ax];
+                self.offs[k] -= self.strides[k][ax] * self.shape[ax];
             }
             self.idx[ax] = 0;
         }
         Some(cur)
+    }
+}
+
+/// Merges adjacent axes that every operand stores contiguously (axis `i`
+/// into `i+1` when `stride[i] == stride[i+1]·shape[i+1]` for all) and drops
+/// axes of size 1. Returns the merged sizes and each operand's strides.
+pub(crate) fn coalesce<const N: usize>(shape: &[usize], strides: [&[usize]; N]) -> (Vec<usize>, [Vec<usize>; N]) {
+    let mut dims: Vec<usize> = Vec::with_capacity(shape.len());
+    let mut sts: [Vec<usize>; N] = std::array::from_fn(|_| Vec::with_capacity(shape.len()));
+    for (i, &d) in shape.iter().enumerate() {
+        if d == 1 {
+            continue;
+        }
+        let merge = !dims.is_empty() && (0..N).all(|k| sts[k].last().copied() == Some(strides[k][i] * d));
+        match dims.last_mut() {
+            Some(last) if merge => {
+                *last *= d;
+                for k in 0..N {
+                    if let Some(s) = sts[k].last_mut() {
+                        *s = strides[k][i];
+                    }
+                }
+            }
+            _ => {
+                dims.push(d);
+                for k in 0..N {
+                    sts[k].push(strides[k][i]);
+                }
+            }
+        }
+    }
+    (dims, sts)
+}
+
+/// A walk over `N` operands that share one shape (each with its own strides
+/// and offset), row by row after [`coalesce`]: a contiguous operand becomes
+/// one row. Yields each operand's row-start offset.
+#[derive(Debug)]
+pub(crate) struct Rows<const N: usize> {
+    /// Length of the innermost (merged) axis.
+    pub n: usize,
+    /// Innermost stride per operand.
+    pub inner: [usize; N],
+    walk: Odometer<N>,
+}
+
+impl<const N: usize> Rows<N> {
+    /// Plans the walk. `strides[k]` and `offsets[k]` describe operand `k`.
+    pub fn new(shape: &[usize], strides: [&[usize]; N], offsets: [usize; N]) -> Rows<N> {
+        let (mut dims, mut sts) = coalesce(shape, strides);
+        let empty = shape.contains(&0);
+        let (n, inner) = match dims.pop() {
+            Some(n) => (n, std::array::from_fn(|k| sts[k].pop().unwrap_or(0))),
+            None => (1, [1; N]),
+        };
+        if empty {
+            dims = vec![0];
+            sts = std::array::from_fn(|_| vec![0]);
+        }
+        Rows { n, inner, walk: Odometer::new(dims, sts, offsets) }
+    }
+}
+
+impl<const N: usize> Iterator for Rows<N> {
+    type Item = [usize; N];
+
+    fn next(&mut self) -> Option<[usize; N]> {
+        self.walk.next()
     }
 }
 

@@ -11,6 +11,7 @@ pub mod dtype;
 pub mod error;
 pub mod layout;
 pub mod memory;
+pub mod ops;
 pub mod random;
 pub mod storage;
 pub mod tensor;

@@ -167,6 +167,9 @@ impl Tensor {
         if !self.is_contiguous() {
             return None;
         }
+        if self.numel() == 0 {
+            return Some(self.storage.src(0, 0));
+        }
         let start = self.layout.offset();
         Some(self.storage.src(start, start + self.numel()))
     }
@@ -217,9 +220,7 @@ impl Tensor {
             return Err(TensorError::DTypeMismatch { op: "to_vec", expected: self.dtype(), got: T::DTYPE });
         }
         let c = self.contiguous();
-        let start = c.layout.offset();
-        let all: &[T] = c.storage.as_slice().unwrap_or(&[]);
-        Ok(all[start..start + c.numel()].to_vec())
+        Ok(c.as_slice::<T>().map(<[T]>::to_vec).unwrap_or_default())
     }
 
     /// The elements in row-major order widened (or, from f64, rounded) to f32.
@@ -371,7 +372,7 @@ impl Tensor {
         if !self.is_contiguous() || T::DTYPE != self.dtype() {
             return None;
         }
-        let start = self.layout.offset();
+        let start = if self.numel() == 0 { 0 } else { self.layout.offset() };
         self.storage.as_slice().map(|s: &[T]| &s[start..start + self.numel()])
     }
 }
