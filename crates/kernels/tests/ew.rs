@@ -322,3 +322,42 @@ fn wrong_operand_length_panics() {
         mixprec_kernels::slice::Dst::F32(&mut o),
     );
 }
+
+#[test]
+fn cast_rounds_once_between_every_pair_of_types() {
+    use mixprec_kernels::convert::cast;
+    // Every f16 survives a trip through every type; every bf16 through the
+    // types that hold it.
+    let halves: Vec<f64> = (0..=u16::MAX).map(|b| half::f16::from_bits(b).to_f64()).collect();
+    let h = Buf::from_f64(Elem::F16, &halves);
+    for via in [Elem::F64, Elem::F32] {
+        let mut mid = Buf::zeros(via, h.len());
+        cast(h.src(), mid.dst());
+        let mut back = Buf::zeros(Elem::F16, h.len());
+        cast(mid.src(), back.dst());
+        assert!(back.same(&h), "f16 -> {via:?} -> f16");
+    }
+    // Random f64 values: the result is the nearest value of the target type.
+    let mut rng = SplitMix(17);
+    let vals: Vec<f64> = (0..100_000)
+        .map(|_| {
+            let m = rng.next_f32() as f64 + (rng.next_u64() >> 40) as f64 * 2f64.powi(-50);
+            m * 2f64.powi((rng.next_u64() % 40) as i32 - 20)
+        })
+        .collect();
+    let src = Buf::from_f64(Elem::F64, &vals);
+    for to in [Elem::F32, Elem::F16, Elem::Bf16] {
+        let mut out = Buf::zeros(to, vals.len());
+        cast(src.src(), out.dst());
+        for (i, &x) in vals.iter().enumerate() {
+            assert_eq!(out.get(i), round_to(to, x), "{x:e} -> {to:?}");
+            assert!(within_ulps(to, out.get(i), x, 0.5), "{x:e} -> {to:?}");
+        }
+        // Narrow to narrow goes through an exact f32.
+        let mut h2 = Buf::zeros(if to == Elem::F16 { Elem::Bf16 } else { Elem::F16 }, vals.len());
+        cast(out.src(), h2.dst());
+        for i in 0..vals.len() {
+            assert_eq!(h2.get(i), round_to(h2.src().elem(), out.get(i)));
+        }
+    }
+}
