@@ -1,47 +1,55 @@
-//! Reads the shipped MNIST (gzip-compressed IDX files) and prints its
-//! statistics and the kernel path this CPU runs.
+//! Reads MNIST with `mixprec::data` and prints its statistics and the kernel
+//! path this CPU runs.
 //!
-//! `cargo run --release --example mnist_stats`
+//! `cargo run --release --example mnist_stats [-- --data DIR]`
+//!
+//! DIR holds the four standard IDX files, raw or `.gz` (default: the copy
+//! shipped in `data/mnist`).
 
-use std::io::Read;
+use std::path::PathBuf;
+use std::time::Instant;
 
-use flate2::read::GzDecoder;
-
-fn read_gz(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    GzDecoder::new(std::fs::File::open(path)?).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-fn be_u32(b: &[u8], at: usize) -> usize {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize
-}
+use mixprec::data::{ImageSet, Normalize, load_mnist, shipped_dir};
+use mixprec::tensor::DType;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = mixprec::data::shipped_dir().join("mnist");
-    println!("mixprec {}: active ISA {}", env!("CARGO_PKG_VERSION"), mixprec::kernels::active_isa());
-    for split in ["train", "t10k"] {
-        let images = read_gz(&dir.join(format!("{split}-images-idx3-ubyte.gz")))?;
-        let labels = read_gz(&dir.join(format!("{split}-labels-idx1-ubyte.gz")))?;
-        if be_u32(&images, 0) != 0x803 || be_u32(&labels, 0) != 0x801 {
-            return Err(format!("{split}: not IDX image/label files").into());
+    let mut args = std::env::args().skip(1);
+    let mut dir = shipped_dir().join("mnist");
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--data" => dir = PathBuf::from(args.next().ok_or("--data needs a directory")?),
+            "-h" | "--help" => {
+                println!("usage: mnist_stats [--data DIR]");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
         }
-        let (n, rows, cols) = (be_u32(&images, 4), be_u32(&images, 8), be_u32(&images, 12));
-        let pixels = &images[16..];
-        let labels = &labels[8..];
-        if pixels.len() != n * rows * cols || labels.len() != n {
-            return Err(format!("{split}: sizes do not match the headers").into());
-        }
-        let mut counts = [0usize; 10];
-        for &l in labels {
-            counts[l as usize % 10] += 1;
-        }
-        let mean = pixels.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / pixels.len() as f64;
-        let var = pixels.iter().map(|&p| (p as f64 / 255.0 - mean).powi(2)).sum::<f64>() / pixels.len() as f64;
-        println!(
-            "{split:5}: {n} images of {rows}x{cols}, pixel mean {mean:.4} std {:.4}, labels per class {counts:?}",
-            var.sqrt()
-        );
     }
+    println!("mixprec {}: active ISA {}", env!("CARGO_PKG_VERSION"), mixprec::kernels::active_isa());
+    let start = Instant::now();
+    let mnist = load_mnist(&dir)?;
+    println!("read {} in {:.0} ms", dir.display(), start.elapsed().as_secs_f64() * 1e3);
+    for (name, set) in [("train", &mnist.train), ("t10k", &mnist.test)] {
+        print_stats(name, set)?;
+    }
+    Ok(())
+}
+
+fn print_stats(name: &str, set: &ImageSet) -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let images = set.images(DType::F32, Normalize::UNIT)?;
+    let convert_ms = start.elapsed().as_secs_f64() * 1e3;
+    let values = images.as_slice::<f32>().ok_or("a fresh f32 tensor is contiguous")?;
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let var = values.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n;
+    let dims = set.sample_dims().iter().map(usize::to_string).collect::<Vec<_>>().join("x");
+    println!(
+        "{name:5}: {} images of {dims}, pixel mean {mean:.4} std {:.4}, labels per class {:?} (f32 tensor {:?} in {convert_ms:.0} ms)",
+        set.len(),
+        var.sqrt(),
+        set.label_counts(),
+        images.shape(),
+    );
     Ok(())
 }
