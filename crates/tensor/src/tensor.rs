@@ -157,6 +157,12 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    /// An identifier of the storage buffer: equal for tensors that share
+    /// storage, valid while any of them lives (then it may be reused).
+    pub fn storage_id(&self) -> usize {
+        Arc::as_ptr(&self.storage) as usize
+    }
+
     /// Bytes of the elements this tensor shows (`numel × size`).
     pub fn nbytes(&self) -> usize {
         self.numel() * self.dtype().size_in_bytes()

@@ -1,0 +1,255 @@
+//! GEMM on 2-D tensors for `matmul` and `linear`, forward and backward:
+//! transposes are flags (a transposed view is read as stored, never
+//! copied), gradients accumulate through `beta = 1`, and a linear layer's
+//! bias and ReLU are applied to the product before it is stored.
+//!
+//! f32/f16/bf16 inputs run on `kernels::gemm` (FP32 accumulation); an f16
+//! or bf16 destination gets the FP32 result rounded once. f64 inputs (the
+//! gradient checks) run a plain f64 loop.
+
+use half::{bf16, f16};
+use mixprec_tensor::kernels::convert;
+use mixprec_tensor::kernels::gemm::{self, Transpose};
+use mixprec_tensor::{DType, Tensor};
+
+use crate::error::{AutogradError, Result};
+use crate::graph::Grads;
+use crate::param::GradBuffer;
+
+/// A 2-D operand as GEMM reads it: a row-major matrix and whether to use
+/// it transposed.
+#[derive(Clone, Debug)]
+pub(crate) struct Mat {
+    t: Tensor,
+    trans: Transpose,
+}
+
+fn flip(t: Transpose) -> Transpose {
+    match t {
+        Transpose::No => Transpose::Yes,
+        Transpose::Yes => Transpose::No,
+    }
+}
+
+impl Mat {
+    /// `op(t)` for a 2-D tensor: read in place when it is row-major or the
+    /// transpose of a row-major matrix, else copied once.
+    pub(crate) fn new(t: &Tensor, trans: Transpose) -> Result<Mat> {
+        if t.is_contiguous() {
+            return Ok(Mat { t: t.clone(), trans });
+        }
+        let tt = t.t()?;
+        if tt.is_contiguous() {
+            return Ok(Mat { t: tt, trans: flip(trans) });
+        }
+        Ok(Mat { t: t.contiguous(), trans })
+    }
+
+    /// Rows and columns of `op(t)`.
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        let s = self.t.shape();
+        match self.trans {
+            Transpose::No => (s[0], s[1]),
+            Transpose::Yes => (s[1], s[0]),
+        }
+    }
+
+    fn ld(&self) -> usize {
+        self.t.shape()[1].max(1)
+    }
+}
+
+/// What is applied to `op(A)·op(B) + beta·C` before it is stored.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Epilogue<'a> {
+    /// Added to every row (one value per column).
+    pub(crate) bias: Option<&'a Tensor>,
+    /// ReLU after the bias (`x ≤ 0` → +0, NaN kept).
+    pub(crate) relu: bool,
+}
+
+fn relu(v: f32) -> f32 {
+    if v > 0.0 || v.is_nan() { v } else { 0.0 }
+}
+
+fn apply_f32(c: &mut [f32], n: usize, bias: Option<&[f32]>, relu_on: bool) {
+    if bias.is_none() && !relu_on {
+        return;
+    }
+    for row in c.chunks_exact_mut(n) {
+        if let Some(b) = bias {
+            for (v, &bj) in row.iter_mut().zip(b) {
+                *v += bj;
+            }
+        }
+        if relu_on {
+            for v in row.iter_mut() {
+                *v = relu(*v);
+            }
+        }
+    }
+}
+
+/// `C = epilogue(op(A)·op(B) + beta·C)`. A and B share a dtype; C is a
+/// contiguous `m × n` tensor of f32 (any input), f64 (f64 input), or the
+/// inputs' f16/bf16 dtype (then `beta` must be 0). C is written in place.
+pub(crate) fn gemm_into(a: &Mat, b: &Mat, beta: f32, c: &mut Tensor, epi: Epilogue<'_>) -> Result<()> {
+    let (m, k) = a.dims();
+    let (k2, n) = b.dims();
+    if k != k2 || c.shape() != [m, n] || a.t.dtype() != b.t.dtype() {
+        return Err(AutogradError::bad(
+            "gemm",
+            format!(
+                "op(A) {m}×{k} ({}), op(B) {k2}×{n} ({}), C {:?}",
+                a.t.dtype(),
+                b.t.dtype(),
+                c.shape()
+            ),
+        ));
+    }
+    let bias32: Option<Vec<f32>> = match epi.bias {
+        Some(bt) if bt.dtype() != DType::F64 => Some(bt.to_vec_f32()?),
+        _ => None,
+    };
+    let dt = a.t.dtype();
+    match (dt, c.dtype()) {
+        (DType::F64, DType::F64) => {
+            let bias64 = match epi.bias {
+                Some(bt) => Some(bt.to_vec_f64()?),
+                None => None,
+            };
+            let (Some(av), Some(bv)) = (a.t.as_slice::<f64>(), b.t.as_slice::<f64>()) else {
+                unreachable!("f64 operands are contiguous f64")
+            };
+            let cv = c.data_mut::<f64>()?;
+            let (ta, tb, lda, ldb) = (a.trans, b.trans, a.ld(), b.ld());
+            f64_gemm(ta, tb, m, n, k, av, lda, bv, ldb, beta as f64, cv, bias64.as_deref(), epi.relu);
+        }
+        (DType::F32, DType::F32) | (DType::F16, DType::F32) | (DType::BF16, DType::F32) => {
+            let cv = c.data_mut::<f32>()?;
+            gemm_f32(dt, a, b, m, n, k, beta, cv)?;
+            apply_f32(cv, n, bias32.as_deref(), epi.relu);
+        }
+        (DType::F16, DType::F16) | (DType::BF16, DType::BF16) => {
+            if beta != 0.0 {
+                return Err(AutogradError::bad("gemm", "an f16/bf16 destination is written, not accumulated"));
+            }
+            let mut tmp = vec![0.0f32; m * n];
+            gemm_f32(dt, a, b, m, n, k, 0.0, &mut tmp)?;
+            apply_f32(&mut tmp, n, bias32.as_deref(), epi.relu);
+            match dt {
+                DType::F16 => convert::f32_to_f16(&tmp, c.data_mut::<f16>()?),
+                _ => convert::f32_to_bf16(&tmp, c.data_mut::<bf16>()?),
+            }
+        }
+        (x, y) => {
+            return Err(AutogradError::bad("gemm", format!("{x} inputs cannot write a {y} destination")));
+        }
+    }
+    Ok(())
+}
+
+/// `C = op(A)·op(B) + beta·C` with f32 C, for f32/f16/bf16 A and B.
+#[allow(clippy::too_many_arguments)]
+fn gemm_f32(dt: DType, a: &Mat, b: &Mat, m: usize, n: usize, k: usize, beta: f32, c: &mut [f32]) -> Result<()> {
+    let (lda, ldb) = (a.ld(), b.ld());
+    match dt {
+        DType::F32 => {
+            let (Some(av), Some(bv)) = (a.t.as_slice::<f32>(), b.t.as_slice::<f32>()) else {
+                unreachable!("operands are contiguous")
+            };
+            gemm::sgemm(a.trans, b.trans, m, n, k, 1.0, av, lda, bv, ldb, beta, c, n);
+        }
+        DType::F16 => {
+            let (Some(av), Some(bv)) = (a.t.as_slice::<f16>(), b.t.as_slice::<f16>()) else {
+                unreachable!("operands are contiguous")
+            };
+            gemm::hgemm(a.trans, b.trans, m, n, k, 1.0, av, lda, bv, ldb, beta, c, n);
+        }
+        DType::BF16 => {
+            let (Some(av), Some(bv)) = (a.t.as_slice::<bf16>(), b.t.as_slice::<bf16>()) else {
+                unreachable!("operands are contiguous")
+            };
+            gemm::bgemm(a.trans, b.trans, m, n, k, 1.0, av, lda, bv, ldb, beta, c, n);
+        }
+        DType::F64 => unreachable!("f64 runs f64_gemm"),
+    }
+    Ok(())
+}
+
+/// The f64 reference (gradient checks): one dot product per element.
+#[allow(clippy::too_many_arguments)]
+fn f64_gemm(
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f64],
+    lda: usize,
+    b: &[f64],
+    ldb: usize,
+    beta: f64,
+    c: &mut [f64],
+    bias: Option<&[f64]>,
+    relu_on: bool,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f64;
+            for p in 0..k {
+                let x = if ta == Transpose::No { a[i * lda + p] } else { a[p * lda + i] };
+                let y = if tb == Transpose::No { b[p * ldb + j] } else { b[j * ldb + p] };
+                acc += x * y;
+            }
+            let prev = if beta == 0.0 { 0.0 } else { beta * c[i * n + j] };
+            let mut v = prev + acc + bias.map_or(0.0, |b| b[j]);
+            if relu_on && !(v > 0.0 || v.is_nan()) {
+                v = 0.0;
+            }
+            c[i * n + j] = v;
+        }
+    }
+}
+
+/// A new `m × n` tensor `epilogue(op(A)·op(B))` in `dtype` (the inputs'
+/// dtype: f16/bf16 rounded once from FP32).
+pub(crate) fn gemm_new(a: &Mat, b: &Mat, dtype: DType, epi: Epilogue<'_>) -> Result<Tensor> {
+    let (m, _) = a.dims();
+    let (_, n) = b.dims();
+    let mut c = Tensor::zeros(&[m, n], dtype)?;
+    gemm_into(a, b, 0.0, &mut c, epi)?;
+    Ok(c)
+}
+
+/// Accumulates `op(A)·op(B)` into input `i`'s gradient: straight into the
+/// gradient buffer with `beta = 0` (fresh) or `1` (existing) when it is
+/// f32/f64, through a rounded temporary for f16/bf16.
+pub(crate) fn accumulate_product(grads: &mut Grads<'_>, i: usize, a: &Mat, b: &Mat) -> Result<()> {
+    let dtype = grads.dtype(i);
+    if dtype == a.t.dtype() && matches!(dtype, DType::F32 | DType::F64) {
+        return grads.accumulate_with(i, |mut buf: GradBuffer<'_>| {
+            let beta = buf.beta();
+            let t = buf.tensor();
+            if t.rank() != 2 {
+                // A gradient of shape [.., n] written as one [rows, n] matrix.
+                let shape = t.shape().to_vec();
+                let cols = *shape.last().unwrap_or(&1);
+                let rows = t.numel() / cols.max(1);
+                if (a.dims().0, b.dims().1) != (rows, cols) {
+                    return Err(AutogradError::bad("gemm", format!("a product for a gradient of shape {shape:?}")));
+                }
+                let whole = std::mem::replace(t, Tensor::scalar(0.0, dtype));
+                let mut flat = whole.reshape(&[rows, cols])?;
+                drop(whole);
+                gemm_into(a, b, beta, &mut flat, Epilogue::default())?;
+                *t = flat.reshape(&shape)?;
+                return Ok(());
+            }
+            gemm_into(a, b, beta, t, Epilogue::default())
+        });
+    }
+    let shape = grads.shape(i).to_vec();
+    let d = gemm_new(a, b, a.t.dtype(), Epilogue::default())?;
+    grads.accumulate(i, d.reshape(&shape)?)
+}

@@ -1,0 +1,65 @@
+//! Every differentiable op's name, as it is recorded on the tape and looked
+//! up in an autocast [`CastPolicy`](crate::autocast::CastPolicy).
+//!
+//! A policy that means to cover every op checks itself against [`OPS`]
+//! (amp's op lists have a test that fails when an op has no rule). Adding
+//! an op means adding its name here; [`crate::graph::record`] checks it in
+//! debug builds, and the gradcheck harness checks it for every node it
+//! meets in every build.
+
+/// Every op name, sorted.
+pub const OPS: &[&str] = &[
+    "add",
+    "add_scalar",
+    "cast",
+    "cat",
+    "cross_entropy",
+    "div",
+    "div_scalar",
+    "exp",
+    "gelu",
+    "gelu_tanh",
+    "linear",
+    "linear_relu",
+    "log",
+    "log_softmax",
+    "matmul",
+    "max",
+    "mean",
+    "mse_loss",
+    "mul",
+    "mul_scalar",
+    "narrow",
+    "neg",
+    "nll_loss",
+    "permute",
+    "pow",
+    "pow_scalar",
+    "relu",
+    "reshape",
+    "rsub_scalar",
+    "select",
+    "sigmoid",
+    "softmax",
+    "sqrt",
+    "stack",
+    "sub",
+    "sum",
+    "tanh",
+    "transpose",
+];
+
+/// Whether `op` is listed in [`OPS`].
+pub fn is_registered(op: &str) -> bool {
+    OPS.binary_search(&op).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OPS;
+
+    #[test]
+    fn sorted_and_unique() {
+        assert!(OPS.windows(2).all(|w| w[0] < w[1]), "registry::OPS must stay sorted and free of duplicates");
+    }
+}
