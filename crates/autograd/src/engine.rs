@@ -148,6 +148,6 @@ fn collect(root: &Arc<Node>) -> Vec<Arc<Node>> {
             }
         }
     }
-    order.sort_unstable_by(|a, b| b.seq.cmp(&a.seq));
+    order.sort_unstable_by_key(|n| std::cmp::Reverse(n.seq));
     order
 }

@@ -24,7 +24,9 @@ pub enum AutogradError {
         op: &'static str,
     },
     /// `backward` on a tensor with more than one element and no seed gradient.
-    #[error("backward on a tensor of shape {shape:?} needs a seed gradient (only a one-element tensor has an implicit one)")]
+    #[error(
+        "backward on a tensor of shape {shape:?} needs a seed gradient (only a one-element tensor has an implicit one)"
+    )]
     NonScalarRoot {
         /// The root's shape.
         shape: Vec<usize>,

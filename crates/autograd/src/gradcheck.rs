@@ -102,7 +102,8 @@ pub fn gradcheck_with<F>(f: F, inputs: &[Tensor], tol: Tolerance) -> Result<Grad
 where
     F: Fn(&[Var]) -> crate::Result<Var>,
 {
-    let xs: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F64)).collect::<Result<_, _>>().map_err(AutogradError::from)?;
+    let xs: Vec<Tensor> =
+        inputs.iter().map(|t| t.to_dtype(DType::F64)).collect::<Result<_, _>>().map_err(AutogradError::from)?;
     let params: Vec<Var> = xs.iter().map(|t| Var::parameter(t.clone())).collect();
     let out = f(&params)?;
     if let Some(op) = crate::graph::ops_in(&out).into_iter().find(|op| !registry::is_registered(op)) {

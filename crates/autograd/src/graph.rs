@@ -75,7 +75,11 @@ pub(crate) struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("seq", &self.seq).field("op", &self.op).field("inputs", &self.inputs.len()).finish()
+        f.debug_struct("Node")
+            .field("seq", &self.seq)
+            .field("op", &self.op)
+            .field("inputs", &self.inputs.len())
+            .finish()
     }
 }
 
@@ -190,7 +194,11 @@ impl Grads<'_> {
         if g.shape() != input.shape.as_slice() {
             return Err(AutogradError::bad(
                 self.op,
-                format!("backward produced a gradient of shape {:?} for input {i} of shape {:?}", g.shape(), input.shape),
+                format!(
+                    "backward produced a gradient of shape {:?} for input {i} of shape {:?}",
+                    g.shape(),
+                    input.shape
+                ),
             ));
         }
         Ok(())

@@ -45,7 +45,8 @@ fn binary_literals() {
 
 #[test]
 fn scalar_and_neg_literals() {
-    let cases: [(&str, fn(&Var) -> Var, [f64; 2], f64); 6] = [
+    type Case = (&'static str, fn(&Var) -> Var, [f64; 2], f64);
+    let cases: [Case; 6] = [
         ("add_scalar", |x| x.add_scalar(3.0).unwrap(), [4.0, 5.0], 1.0),
         ("sub_scalar", |x| x.sub_scalar(3.0).unwrap(), [-2.0, -1.0], 1.0),
         ("rsub_scalar", |x| x.rsub_scalar(3.0).unwrap(), [2.0, 1.0], -1.0),
@@ -172,11 +173,11 @@ proptest! {
     #[test]
     fn gradcheck_scalar_ops(shape in shape2(), seed in any::<u64>(), s in 0.5f64..3.0) {
         let x = uniform(&shape, -2.0, 2.0, seed);
-        check(|v| v[0].add_scalar(s), &[x.clone()]);
-        check(|v| v[0].sub_scalar(s), &[x.clone()]);
-        check(|v| v[0].rsub_scalar(s), &[x.clone()]);
-        check(|v| v[0].mul_scalar(-s), &[x.clone()]);
-        check(|v| v[0].div_scalar(s), &[x.clone()]);
+        check(|v| v[0].add_scalar(s), std::slice::from_ref(&x));
+        check(|v| v[0].sub_scalar(s), std::slice::from_ref(&x));
+        check(|v| v[0].rsub_scalar(s), std::slice::from_ref(&x));
+        check(|v| v[0].mul_scalar(-s), std::slice::from_ref(&x));
+        check(|v| v[0].div_scalar(s), std::slice::from_ref(&x));
         check(|v| v[0].neg(), &[x]);
     }
 
@@ -185,13 +186,13 @@ proptest! {
         let x = uniform(&shape, -2.0, 2.0, seed);
         let pos = uniform(&shape, 0.5, 3.0, seed ^ 2);
         let off_kink = away_from_zero(&shape, 0.05, 2.0, seed ^ 3);
-        check(|v| v[0].exp(), &[x.clone()]);
-        check(|v| v[0].log(), &[pos.clone()]);
-        check(|v| v[0].sqrt(), &[pos.clone()]);
-        check(|v| v[0].tanh(), &[x.clone()]);
-        check(|v| v[0].sigmoid(), &[x.clone()]);
+        check(|v| v[0].exp(), std::slice::from_ref(&x));
+        check(|v| v[0].log(), std::slice::from_ref(&pos));
+        check(|v| v[0].sqrt(), std::slice::from_ref(&pos));
+        check(|v| v[0].tanh(), std::slice::from_ref(&x));
+        check(|v| v[0].sigmoid(), std::slice::from_ref(&x));
         check(|v| v[0].relu(), &[off_kink]);
-        check(|v| v[0].gelu(), &[x.clone()]);
+        check(|v| v[0].gelu(), std::slice::from_ref(&x));
         check(|v| v[0].gelu_tanh(), &[x]);
     }
 

@@ -81,7 +81,8 @@ fn low_precision_matches(dtype: DType, tol: f64, relu: bool) {
         );
         let y = if relu { xv.linear_relu(&wv, Some(&bv)) } else { xv.linear(&wv, Some(&bv)) }.unwrap();
         assert_eq!(y.dtype(), dt);
-        let loss = y.to_dtype(DType::F64).unwrap().mul(&Var::new(uniform(&[n, o], -1.0, 1.0, 4))).unwrap().sum_all().unwrap();
+        let loss =
+            y.to_dtype(DType::F64).unwrap().mul(&Var::new(uniform(&[n, o], -1.0, 1.0, 4))).unwrap().sum_all().unwrap();
         loss.backward().unwrap();
         for p in [&xv, &wv, &bv] {
             assert_eq!(p.grad().unwrap().dtype(), dt);

@@ -108,7 +108,13 @@ struct RowsMeta {
 }
 
 /// The per-position losses reduced as asked, in `dtype`; and the scale `s`.
-fn reduce(losses: Vec<f64>, positions: &[usize], counted: usize, reduction: Reduction, dtype: DType) -> Result<(Tensor, f64)> {
+fn reduce(
+    losses: Vec<f64>,
+    positions: &[usize],
+    counted: usize,
+    reduction: Reduction,
+    dtype: DType,
+) -> Result<(Tensor, f64)> {
     Ok(match reduction {
         Reduction::None => (Tensor::from_vec(losses, positions)?.to_dtype(dtype)?, 1.0),
         Reduction::Sum => (Tensor::scalar(losses.iter().sum(), dtype), 1.0),
@@ -170,7 +176,12 @@ impl Var {
         }
         let (y, scale) = reduce(losses, &r.positions, counted, opts.reduction, xv.dtype())?;
         let meta = RowsMeta { rows: r.rows, classes: c, shape: xv.shape().to_vec(), dtype: xv.dtype() };
-        Ok(record("nll_loss", &[&x], y, |_| NllBackward { targets: targets.to_vec(), ignore: opts.ignore_index, scale, meta }))
+        Ok(record("nll_loss", &[&x], y, |_| NllBackward {
+            targets: targets.to_vec(),
+            ignore: opts.ignore_index,
+            scale,
+            meta,
+        }))
     }
 }
 

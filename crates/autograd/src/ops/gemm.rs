@@ -99,12 +99,7 @@ pub(crate) fn gemm_into(a: &Mat, b: &Mat, beta: f32, c: &mut Tensor, epi: Epilog
     if k != k2 || c.shape() != [m, n] || a.t.dtype() != b.t.dtype() {
         return Err(AutogradError::bad(
             "gemm",
-            format!(
-                "op(A) {m}×{k} ({}), op(B) {k2}×{n} ({}), C {:?}",
-                a.t.dtype(),
-                b.t.dtype(),
-                c.shape()
-            ),
+            format!("op(A) {m}×{k} ({}), op(B) {k2}×{n} ({}), C {:?}", a.t.dtype(), b.t.dtype(), c.shape()),
         ));
     }
     let bias32: Option<Vec<f32>> = match epi.bias {

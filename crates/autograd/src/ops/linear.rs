@@ -47,7 +47,9 @@ fn linear(x: &Var, w: &Var, b: Option<&Var>, relu: bool) -> Result<Var> {
     };
     let (xs, ws) = (x.shape(), w.shape());
     if ws.len() != 2 {
-        return Err(TensorError::BadRank { op: name, expected: "a weight of rank 2 ([out, in])", shape: ws.to_vec() }.into());
+        return Err(
+            TensorError::BadRank { op: name, expected: "a weight of rank 2 ([out, in])", shape: ws.to_vec() }.into()
+        );
     }
     let (out, inp) = (ws[0], ws[1]);
     if xs.is_empty() || xs[xs.len() - 1] != inp {
@@ -67,7 +69,12 @@ fn linear(x: &Var, w: &Var, b: Option<&Var>, relu: bool) -> Result<Var> {
     };
     let rows = xv.numel() / inp.max(1);
     let xm = reshaped(&xv, &[rows, inp])?;
-    let y = gemm_new(&Mat::new(&xm, Transpose::No)?, &Mat::new(&wv, Transpose::Yes)?, dtype, Epilogue { bias: bv.as_ref(), relu })?;
+    let y = gemm_new(
+        &Mat::new(&xm, Transpose::No)?,
+        &Mat::new(&wv, Transpose::Yes)?,
+        dtype,
+        Epilogue { bias: bv.as_ref(), relu },
+    )?;
     let mut y_shape = xs.to_vec();
     let last = y_shape.len() - 1;
     y_shape[last] = out;

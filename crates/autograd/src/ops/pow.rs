@@ -62,7 +62,11 @@ struct PowScalarBackward {
 impl Backward for PowScalarBackward {
     // dx = g·p·x^(p−1)
     fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<()> {
-        let d = if self.p == 2.0 { self.x.mul_scalar(2.0)? } else { self.x.pow_scalar(self.p - 1.0)?.mul_scalar(self.p)? };
+        let d = if self.p == 2.0 {
+            self.x.mul_scalar(2.0)?
+        } else {
+            self.x.pow_scalar(self.p - 1.0)?.mul_scalar(self.p)?
+        };
         grads.accumulate(0, g.mul(&d)?)
     }
 

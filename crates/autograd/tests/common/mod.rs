@@ -57,7 +57,11 @@ pub fn check<F: Fn(&[Var]) -> mixprec_autograd::Result<Var>>(f: F, inputs: &[Ten
 }
 
 /// [`check`] at a given tolerance.
-pub fn check_tol<F: Fn(&[Var]) -> mixprec_autograd::Result<Var>>(f: F, inputs: &[Tensor], tol: Tolerance) -> GradcheckReport {
+pub fn check_tol<F: Fn(&[Var]) -> mixprec_autograd::Result<Var>>(
+    f: F,
+    inputs: &[Tensor],
+    tol: Tolerance,
+) -> GradcheckReport {
     match gradcheck_with(f, inputs, tol) {
         Ok(r) => r,
         Err(e) => panic!("gradcheck failed: {e}"),
