@@ -310,21 +310,21 @@ proptest! {
         for k in paths() {
             let ops = operands(&case, |x| x);
             let mut c = ops.c.clone();
-            (k.gemm.sgemm.f)(case.ta, case.tb, case.m, case.n, case.k, case.alpha, &ops.a, ops.lda, &ops.b, ops.ldb, case.beta, &mut c, ops.ldc);
+            gemm::gemm_on(&k.gemm.sgemm, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &ops.a, ops.lda, &ops.b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());
             check_gemm(&case, &ops, &c, &format!("{}: sgemm", k.isa));
 
             let ops = operands(&case, r16);
             let a: Vec<f16> = ops.a.iter().map(|&x| f16::from_f32(x)).collect();
             let b: Vec<f16> = ops.b.iter().map(|&x| f16::from_f32(x)).collect();
             let mut c = ops.c.clone();
-            (k.gemm.hgemm.f)(case.ta, case.tb, case.m, case.n, case.k, case.alpha, &a, ops.lda, &b, ops.ldb, case.beta, &mut c, ops.ldc);
+            gemm::gemm_on(&k.gemm.hgemm, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &a, ops.lda, &b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());
             check_gemm(&case, &ops, &c, &format!("{}: hgemm", k.isa));
 
             let ops = operands(&case, rb16);
             let a: Vec<bf16> = ops.a.iter().map(|&x| bf16::from_f32(x)).collect();
             let b: Vec<bf16> = ops.b.iter().map(|&x| bf16::from_f32(x)).collect();
             let mut c = ops.c.clone();
-            (k.gemm.bgemm.f)(case.ta, case.tb, case.m, case.n, case.k, case.alpha, &a, ops.lda, &b, ops.ldb, case.beta, &mut c, ops.ldc);
+            gemm::gemm_on(&k.gemm.bgemm, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &a, ops.lda, &b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());
             check_gemm(&case, &ops, &c, &format!("{}: bgemm", k.isa));
         }
     }

@@ -6,10 +6,23 @@
 //! Likewise B (k×n, `ldb ≥ n`; or n×k, `ldb ≥ k`); C is m×n with `ldc ≥ n`.
 //! `beta == 0`: C is never read (it may hold NaN). `alpha == 0` or `k == 0`:
 //! A and B are not read and `C = beta·C`. `m == 0` or `n == 0`: no-op.
+//!
+//! The machinery is BLIS's: five loops ([`driver`]) around an MR×NR
+//! micro-kernel, A and B packed into reused buffers, block sizes derived from
+//! the detected caches ([`blocking`]). Each ISA path registers, per input
+//! type, a micro-kernel, two packing routines and its MR×NR ([`Impl`]); adding
+//! a path means writing those three functions and filling an [`Impl`].
+
+pub mod blocking;
+mod driver;
+pub mod pack;
 
 use half::{bf16, f16};
 
-use crate::dispatch::{active, kernel_table};
+pub use crate::scalar::gemm::GemmInput;
+use crate::dispatch::{Kernel, active};
+pub use blocking::{Blocking, CacheSizes, KernelShape, detected_caches};
+pub use driver::{CallStats, last_call_stats, relu};
 
 /// Whether an operand is used as stored or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,21 +33,215 @@ pub enum Transpose {
     Yes,
 }
 
-/// Signature shared by the GEMM entry points, generic in the input type.
-pub type GemmFn<T> =
-    fn(Transpose, Transpose, usize, usize, usize, f32, &[T], usize, &[T], usize, f32, &mut [f32], usize);
+// ---------------------------------------------------------------- registry
 
-kernel_table! {
-    /// The GEMM drivers of one ISA path.
-    pub struct Table {
-        /// f32 inputs.
-        sgemm: GemmFn<f32>,
-        /// f16 inputs, FP32 accumulation.
-        hgemm: GemmFn<f16>,
-        /// bf16 inputs, FP32 accumulation.
-        bgemm: GemmFn<bf16>,
+/// The A operand of one micro-tile.
+#[derive(Clone, Copy, Debug)]
+pub enum APanel<'a, P> {
+    /// Packed micro-panel: element (i, p) at `[p·m + i]` (m = the tile's rows).
+    Packed(&'a [P]),
+    /// Unpacked: element (i, p) at `[i·rs + p·cs]`.
+    Strided {
+        /// The elements.
+        data: &'a [P],
+        /// Row stride.
+        rs: usize,
+        /// Column (depth) stride.
+        cs: usize,
+    },
+}
+
+/// The B operand of one micro-tile.
+#[derive(Clone, Copy, Debug)]
+pub enum BPanel<'a, P> {
+    /// Packed micro-panel: element (p, j) at `[p·NR + j]`, zero-padded to NR columns.
+    Packed(&'a [P]),
+    /// Unpacked rows: element (p, j) at `[p·ld + j]`; nothing past column n is read.
+    Rows {
+        /// The elements.
+        data: &'a [P],
+        /// Row stride.
+        ld: usize,
+    },
+}
+
+/// One micro-tile's operands: `k` depth steps of an `m × n` tile (m ≤ MR, n ≤ NR).
+/// For pair-packed paths (`KernelShape::kpack == 2`) a depth step is a pair.
+#[derive(Clone, Copy, Debug)]
+pub struct MicroTile<'a, P> {
+    /// Depth steps.
+    pub k: usize,
+    /// Rows of the tile.
+    pub m: usize,
+    /// Columns of the tile.
+    pub n: usize,
+    /// op(A) rows.
+    pub a: APanel<'a, P>,
+    /// op(B) columns.
+    pub b: BPanel<'a, P>,
+}
+
+/// How the previous contents enter a tile's result `v = alpha·acc`.
+#[derive(Clone, Copy, Debug)]
+pub enum Prev<'a> {
+    /// `v` as is; the destination is not read.
+    None,
+    /// `v = beta·dst + v` (one fused multiply-add; f32 destinations only).
+    Beta(f32),
+    /// `v = dst + alpha·acc` (one fused multiply-add; f32 destinations only).
+    Dst,
+    /// `v = src + alpha·acc` from an f32 scratch tile with row stride `ld`.
+    From {
+        /// The partial sums.
+        src: &'a [f32],
+        /// Their row stride.
+        ld: usize,
+    },
+}
+
+/// Where a tile's results go, with the destination's row stride.
+#[derive(Debug)]
+pub enum Dst<'a> {
+    /// f32 results.
+    F32(&'a mut [f32], usize),
+    /// Results rounded once to f16 (round to nearest even).
+    F16(&'a mut [f16], usize),
+    /// Results rounded once to bf16 (round to nearest even, subnormals kept).
+    Bf16(&'a mut [bf16], usize),
+}
+
+/// A tile's store: `dst = relu?(prev ⊕ alpha·acc + bias)`, in that order,
+/// each step rounded in f32, the conversion to the destination type last.
+/// ReLU maps `x ≤ 0` (incl. −0) to +0 and keeps NaN.
+#[derive(Debug)]
+pub struct TileOut<'a> {
+    /// Scale of the product.
+    pub alpha: f32,
+    /// How the previous value enters.
+    pub prev: Prev<'a>,
+    /// Per-column bias for the tile's `n` columns.
+    pub bias: Option<&'a [f32]>,
+    /// Whether ReLU follows.
+    pub relu: bool,
+    /// The destination tile.
+    pub dst: Dst<'a>,
+}
+
+/// A micro-kernel: computes one tile's product in FP32 and stores it.
+pub type UkrFn<P> = fn(&MicroTile<'_, P>, &mut TileOut<'_>);
+
+/// Packs one micro-panel of A: `(src, ld, trans, i0, rows, p0, depth, dst)`
+/// writes op(A)[i0 + i][p0 + p] for `i < rows`, `p < depth` at `dst[p·rows + i]`
+/// (pair paths: pairs of depth steps, zero-padded at an odd end).
+pub type PackAFn<T, P> = fn(&[T], usize, Transpose, usize, usize, usize, usize, &mut [P]);
+
+/// Packs one micro-panel of B: `(src, ld, trans, j0, cols, p0, depth, nr, dst)`
+/// writes op(B)[p0 + p][j0 + j] at `dst[p·nr + j]`, zero for `cols ≤ j < nr`.
+pub type PackBFn<T, P> = fn(&[T], usize, Transpose, usize, usize, usize, usize, usize, &mut [P]);
+
+/// One input type's implementation on one path, with packed element type `P`.
+#[derive(Clone, Copy, Debug)]
+pub struct Impl<T: 'static, P: 'static> {
+    /// MR, NR and depth packing.
+    pub shape: KernelShape,
+    /// The micro-kernel.
+    pub ukr: Kernel<UkrFn<P>>,
+    /// Packs A micro-panels.
+    pub pack_a: Kernel<PackAFn<T, P>>,
+    /// Packs B micro-panels.
+    pub pack_b: Kernel<PackBFn<T, P>>,
+    /// Whether the micro-kernel may read T directly (T and P are the same
+    /// type), which enables the small-matrix path without packing.
+    pub unpacked: bool,
+}
+
+/// A path for input type `T`, by the packed element type its micro-kernel reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Path<T: 'static> {
+    /// Packed as f32 (f16/bf16 converted while packing).
+    F32(Impl<T, f32>),
+    /// Packed as f16, converted in registers.
+    F16(Impl<T, f16>),
+    /// Packed as pairs of 16-bit values along k (`vdpbf16ps`).
+    Pairs(Impl<T, u32>),
+}
+
+impl<T> Path<T> {
+    fn names(&self) -> [&'static str; 3] {
+        match self {
+            Path::F32(i) => [i.ukr.name, i.pack_a.name, i.pack_b.name],
+            Path::F16(i) => [i.ukr.name, i.pack_a.name, i.pack_b.name],
+            Path::Pairs(i) => [i.ukr.name, i.pack_a.name, i.pack_b.name],
+        }
+    }
+
+    /// MR, NR and depth packing of this path's micro-kernel.
+    pub fn shape(&self) -> KernelShape {
+        match self {
+            Path::F32(i) => i.shape,
+            Path::F16(i) => i.shape,
+            Path::Pairs(i) => i.shape,
+        }
     }
 }
+
+/// The GEMM registry of one ISA path (BLIS's context): per input type a
+/// micro-kernel, its packing routines and its register-block shape.
+#[derive(Clone, Copy, Debug)]
+pub struct Table {
+    /// f32 inputs.
+    pub sgemm: Path<f32>,
+    /// f16 inputs, FP32 accumulation.
+    pub hgemm: Path<f16>,
+    /// bf16 inputs, FP32 accumulation.
+    pub bgemm: Path<bf16>,
+}
+
+impl Table {
+    /// `(kernel, implementation)` for every entry.
+    pub fn entries(&self) -> Vec<(&'static str, &'static str)> {
+        let [s0, s1, s2] = self.sgemm.names();
+        let [h0, h1, h2] = self.hgemm.names();
+        let [b0, b1, b2] = self.bgemm.names();
+        vec![
+            ("sgemm_ukr", s0),
+            ("sgemm_pack_a", s1),
+            ("sgemm_pack_b", s2),
+            ("hgemm_ukr", h0),
+            ("hgemm_pack_a", h1),
+            ("hgemm_pack_b", h2),
+            ("bgemm_ukr", b0),
+            ("bgemm_pack_a", b1),
+            ("bgemm_pack_b", b2),
+        ]
+    }
+}
+
+/// An input type with a path in every [`Table`].
+pub trait Element: GemmInput {
+    /// This type's path in `table`.
+    fn path(table: &Table) -> &Path<Self>;
+}
+
+impl Element for f32 {
+    fn path(table: &Table) -> &Path<f32> {
+        &table.sgemm
+    }
+}
+
+impl Element for f16 {
+    fn path(table: &Table) -> &Path<f16> {
+        &table.hgemm
+    }
+}
+
+impl Element for bf16 {
+    fn path(table: &Table) -> &Path<bf16> {
+        &table.bgemm
+    }
+}
+
+// ---------------------------------------------------------------- public API
 
 /// Elements a slice must hold for a `rows × cols` matrix with row stride `ld`.
 #[inline]
@@ -73,6 +280,107 @@ pub fn check_args(
     assert!(c_len >= need, "gemm: C holds {c_len} elements, {m}×{n} with ldc {ldc} needs {need}");
 }
 
+/// The destination of [`gemm_ex`]: f32, or f16/bf16 rounded once from the
+/// FP32 result.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// f32 C (may be read when `beta != 0`).
+    F32(&'a mut [f32]),
+    /// f16 C, written only (`beta` must be 0).
+    F16(&'a mut [f16]),
+    /// bf16 C, written only (`beta` must be 0).
+    Bf16(&'a mut [bf16]),
+}
+
+impl Output<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Output::F32(c) => c.len(),
+            Output::F16(c) => c.len(),
+            Output::Bf16(c) => c.len(),
+        }
+    }
+}
+
+/// What [`gemm_ex`] applies to each element after `alpha·op(A)·op(B) + beta·C`,
+/// fused into the micro-kernel's store: `+ bias[j]`, then ReLU.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// One value per column of C (`len ≥ n`): a linear layer's bias.
+    pub bias: Option<&'a [f32]>,
+    /// ReLU after the bias: `x ≤ 0` (incl. −0) becomes +0, NaN stays NaN.
+    pub relu: bool,
+}
+
+/// `C = relu?(alpha·op(A)·op(B) + beta·C + bias)` for any input type, with an
+/// f32, f16 or bf16 destination; one call is a linear layer's forward.
+///
+/// Each step is rounded in f32 exactly as the unfused sequence (GEMM into f32,
+/// add the bias, ReLU, convert) would round it, so the results are
+/// bit-identical to that composition on the same path; the conversion to
+/// f16/bf16 is the only rounding beyond f32's.
+///
+/// # Panics
+/// As [`sgemm`]; also if `beta != 0` with an f16/bf16 destination, or the
+/// bias holds fewer than `n` values.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_ex<T: Element>(
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    beta: f32,
+    c: Output<'_>,
+    ldc: usize,
+    epilogue: Epilogue<'_>,
+) {
+    gemm_on(T::path(&active().gemm), ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue)
+}
+
+/// [`gemm_ex`] on a given path (tests reach every path's table directly).
+///
+/// # Panics
+/// As [`gemm_ex`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_on<T: Element>(
+    path: &Path<T>,
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    beta: f32,
+    c: Output<'_>,
+    ldc: usize,
+    epilogue: Epilogue<'_>,
+) {
+    check_args(ta, tb, m, n, k, a.len(), lda, b.len(), ldb, c.len(), ldc);
+    assert!(
+        beta == 0.0 || matches!(c, Output::F32(_)),
+        "gemm: beta = {beta} needs an f32 C (f16/bf16 destinations are written only)"
+    );
+    if let Some(bias) = epilogue.bias {
+        assert!(bias.len() >= n, "gemm: the bias holds {} values, n = {n}", bias.len());
+    }
+    let args = driver::Args { ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, ldc, epilogue };
+    match path {
+        Path::F32(imp) => driver::gemm(imp, &args, c),
+        Path::F16(imp) => driver::gemm(imp, &args, c),
+        Path::Pairs(imp) => driver::gemm(imp, &args, c),
+    }
+}
+
 /// `C = alpha·op(A)·op(B) + beta·C` for f32 A and B (see the module docs).
 ///
 /// Runs on the current rayon pool (call inside `pool.install` to choose the
@@ -97,8 +405,7 @@ pub fn sgemm(
     c: &mut [f32],
     ldc: usize,
 ) {
-    check_args(ta, tb, m, n, k, a.len(), lda, b.len(), ldb, c.len(), ldc);
-    (active().gemm.sgemm.f)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    gemm_ex(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, Output::F32(c), ldc, Epilogue::default())
 }
 
 /// `C = alpha·op(A)·op(B) + beta·C` for f16 A and B, accumulated in FP32.
@@ -123,13 +430,14 @@ pub fn hgemm(
     c: &mut [f32],
     ldc: usize,
 ) {
-    check_args(ta, tb, m, n, k, a.len(), lda, b.len(), ldb, c.len(), ldc);
-    (active().gemm.hgemm.f)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    gemm_ex(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, Output::F32(c), ldc, Epilogue::default())
 }
 
 /// `C = alpha·op(A)·op(B) + beta·C` for bf16 A and B, accumulated in FP32.
 ///
-/// Runs on the current rayon pool; results are bit-identical for any thread count.
+/// Runs on the current rayon pool; results are bit-identical for any thread
+/// count. On the `avx512` path with AVX-512-BF16 the products use
+/// `vdpbf16ps`, which treats subnormal bf16 inputs (< 1.2e-38) as zero.
 ///
 /// # Panics
 /// As [`sgemm`].
@@ -149,6 +457,5 @@ pub fn bgemm(
     c: &mut [f32],
     ldc: usize,
 ) {
-    check_args(ta, tb, m, n, k, a.len(), lda, b.len(), ldb, c.len(), ldc);
-    (active().gemm.bgemm.f)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    gemm_ex(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, Output::F32(c), ldc, Epilogue::default())
 }

@@ -8,18 +8,26 @@
 
 use half::{bf16, f16};
 
-use crate::gemm::Transpose;
+use crate::gemm::{APanel, BPanel, Dst, MicroTile, Prev, TileOut, Transpose};
 
 /// An element type GEMM can read: widened exactly to f32.
 pub trait GemmInput: Copy + Send + Sync + 'static {
     /// The exact f32 value.
     fn to_f32(self) -> f32;
+    /// The slice itself when the type is f32 (micro-kernels may read it unpacked).
+    fn as_f32(s: &[Self]) -> Option<&[f32]> {
+        let _ = s;
+        None
+    }
 }
 
 impl GemmInput for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
+    }
+    fn as_f32(s: &[f32]) -> Option<&[f32]> {
+        Some(s)
     }
 }
 
@@ -88,6 +96,74 @@ pub fn gemm_ref<T: GemmInput>(
     }
 }
 
+/// The scalar micro-kernel's register block.
+pub const MR: usize = 4;
+/// The scalar micro-kernel's columns.
+pub const NR: usize = 8;
+
+/// Reference micro-kernel on f32 panels: `acc += a·b` in increasing depth,
+/// then [`store_tile`]. Any tile up to MR×NR.
+///
+/// # Panics
+/// If the tile exceeds MR×NR or a panel is shorter than the tile needs.
+pub fn gemm_f32_scalar_4x8(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
+    assert!(t.m <= MR && t.n <= NR, "scalar micro-kernel: {}x{} tile exceeds {MR}x{NR}", t.m, t.n);
+    let mut acc = [[0.0f32; NR]; MR];
+    for p in 0..t.k {
+        let mut b = [0.0f32; NR];
+        for (j, bj) in b.iter_mut().enumerate().take(t.n) {
+            *bj = match t.b {
+                BPanel::Packed(d) => d[p * NR + j],
+                BPanel::Rows { data, ld } => data[p * ld + j],
+            };
+        }
+        for (i, row) in acc.iter_mut().enumerate().take(t.m) {
+            let a = match t.a {
+                APanel::Packed(d) => d[p * t.m + i],
+                APanel::Strided { data, rs, cs } => data[i * rs + p * cs],
+            };
+            for (c, bj) in row.iter_mut().zip(&b) {
+                *c += a * bj;
+            }
+        }
+    }
+    store_tile(t.m, t.n, |i, j| acc[i][j], out);
+}
+
+/// The reference of every micro-kernel's store: `v = alpha·acc`, combined
+/// with the previous value by one fused multiply-add (`beta·dst + v`, or
+/// `dst + alpha·acc`), plus the bias, then ReLU, then one rounding to the
+/// destination type (round to nearest even).
+pub fn store_tile(m: usize, n: usize, acc: impl Fn(usize, usize) -> f32, out: &mut TileOut<'_>) {
+    let alpha = out.alpha;
+    for i in 0..m {
+        for j in 0..n {
+            let a = acc(i, j);
+            let prev_dst = match &out.dst {
+                Dst::F32(c, ld) => Some(c[i * ld + j]),
+                _ => None,
+            };
+            let mut v = match out.prev {
+                Prev::None => alpha * a,
+                Prev::Beta(beta) => beta.mul_add(prev_dst.expect("beta needs an f32 destination"), alpha * a),
+                Prev::Dst => a.mul_add(alpha, prev_dst.expect("accumulation needs an f32 destination")),
+                Prev::From { src, ld } => a.mul_add(alpha, src[i * ld + j]),
+            };
+            if let Some(bias) = out.bias {
+                v += bias[j];
+            }
+            if out.relu {
+                v = crate::gemm::relu(v);
+            }
+            match &mut out.dst {
+                Dst::F32(c, ld) => c[i * *ld + j] = v,
+                Dst::F16(c, ld) => c[i * *ld + j] = f16::from_f32(v),
+                Dst::Bf16(c, ld) => c[i * *ld + j] = bf16::from_f32(v),
+            }
+        }
+    }
+}
+
 /// Reference sgemm (see [`crate::gemm::sgemm`]).
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_scalar(
@@ -146,4 +222,36 @@ pub fn bgemm_scalar(
     ldc: usize,
 ) {
     gemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+/// The scalar GEMM registry: the reference micro-kernel on f32 panels, with
+/// f16/bf16 widened while packing.
+pub(crate) fn table() -> crate::gemm::Table {
+    use crate::dispatch::Kernel;
+    use crate::gemm::{Impl, KernelShape, Path, pack};
+    let shape = KernelShape { mr: MR, nr: NR, kpack: 1, bytes_per_k: 4 };
+    let ukr: Kernel<crate::gemm::UkrFn<f32>> = Kernel { f: gemm_f32_scalar_4x8, name: "gemm_f32_scalar_4x8" };
+    crate::gemm::Table {
+        sgemm: Path::F32(Impl {
+            shape,
+            ukr,
+            pack_a: Kernel { f: pack::pack_a_f32_generic::<f32>, name: "pack_a_f32_generic" },
+            pack_b: Kernel { f: pack::pack_b_f32_generic::<f32>, name: "pack_b_f32_generic" },
+            unpacked: true,
+        }),
+        hgemm: Path::F32(Impl {
+            shape,
+            ukr,
+            pack_a: Kernel { f: pack::pack_a_f32_generic::<f16>, name: "pack_a_f16_f32_generic" },
+            pack_b: Kernel { f: pack::pack_b_f32_generic::<f16>, name: "pack_b_f16_f32_generic" },
+            unpacked: false,
+        }),
+        bgemm: Path::F32(Impl {
+            shape,
+            ukr,
+            pack_a: Kernel { f: pack::pack_a_f32_generic::<bf16>, name: "pack_a_bf16_f32_generic" },
+            pack_b: Kernel { f: pack::pack_b_f32_generic::<bf16>, name: "pack_b_bf16_f32_generic" },
+            unpacked: false,
+        }),
+    }
 }

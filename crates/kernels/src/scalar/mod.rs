@@ -24,11 +24,7 @@ pub(crate) fn table() -> Kernels {
             unscale_and_check: kernel!(amp::unscale_and_check_scalar),
             unscale_and_check_f16: kernel!(amp::unscale_and_check_f16_scalar),
         },
-        gemm: crate::gemm::Table {
-            sgemm: kernel!(gemm::sgemm_scalar),
-            hgemm: kernel!(gemm::hgemm_scalar),
-            bgemm: kernel!(gemm::bgemm_scalar),
-        },
+        gemm: gemm::table(),
         ew: crate::ew::Table {
             binary: kernel!(ew::binary_scalar),
             binary_assign: kernel!(ew::binary_assign_scalar),

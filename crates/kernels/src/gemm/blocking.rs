@@ -1,0 +1,179 @@
+//! Block sizes from cache sizes (BLIS's analytical model, simplified).
+//!
+//! The loops keep one packed A micro-panel (MR×KC) in L1 while it sweeps the
+//! packed B block (KC×NC) held in L2; the packed A block (MC×KC) is shared by
+//! all threads from L3. So KC follows from L1, NC from L2 and MC from L3, for
+//! the micro-kernel's MR×NR and the packed element size. Caches are read once
+//! from Linux's sysfs (`MIXPREC_GEMM_CACHES=l1,l2,l3` overrides, e.g.
+//! `32K,1M,32M`); without either, conservative sizes are assumed.
+
+use std::sync::OnceLock;
+
+/// A micro-kernel's register block and how it packs the depth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelShape {
+    /// Rows of C per micro-tile (the broadcast side).
+    pub mr: usize,
+    /// Columns of C per micro-tile (the vector side).
+    pub nr: usize,
+    /// Depth steps per packed element: 1, or 2 for pair dot products.
+    pub kpack: usize,
+    /// Bytes of packed data per row (or column) and depth step.
+    pub bytes_per_k: usize,
+}
+
+/// Data-cache sizes in bytes: L1d and L2 per core, L3 in total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// L1 data cache of one core.
+    pub l1d: usize,
+    /// L2 of one core.
+    pub l2: usize,
+    /// Last-level cache.
+    pub l3: usize,
+}
+
+impl CacheSizes {
+    /// Sizes assumed when nothing is detected.
+    pub const FALLBACK: CacheSizes = CacheSizes { l1d: 32 << 10, l2: 512 << 10, l3: 8 << 20 };
+
+    /// Parses `l1,l2,l3` with optional `K`/`M` suffixes.
+    pub fn parse(spec: &str) -> Option<CacheSizes> {
+        let v: Vec<usize> = spec.split(',').map(|s| parse_size(s.trim())).collect::<Option<_>>()?;
+        match v[..] {
+            [l1d, l2, l3] if l1d > 0 && l2 > 0 && l3 > 0 => Some(CacheSizes { l1d, l2, l3 }),
+            _ => None,
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Option<usize> {
+    let (num, mul) = match s.as_bytes().last()? {
+        b'K' | b'k' => (&s[..s.len() - 1], 1 << 10),
+        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
+        _ => (s, 1),
+    };
+    num.parse::<usize>().ok().map(|n| n * mul)
+}
+
+/// The caches GEMM blocks for: `MIXPREC_GEMM_CACHES`, else sysfs, else
+/// [`CacheSizes::FALLBACK`]. Read once per process.
+pub fn detected_caches() -> CacheSizes {
+    static CACHES: OnceLock<CacheSizes> = OnceLock::new();
+    *CACHES.get_or_init(|| {
+        if let Ok(spec) = std::env::var("MIXPREC_GEMM_CACHES") {
+            return CacheSizes::parse(&spec)
+                .unwrap_or_else(|| panic!("MIXPREC_GEMM_CACHES={spec}: expected `l1,l2,l3` such as `32K,1M,32M`"));
+        }
+        sysfs_caches().unwrap_or(CacheSizes::FALLBACK)
+    })
+}
+
+fn sysfs_caches() -> Option<CacheSizes> {
+    let mut found = CacheSizes { l1d: 0, l2: 0, l3: 0 };
+    for index in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok().map(|s| s.trim().to_owned());
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size")) else {
+            continue;
+        };
+        if kind == "Instruction" {
+            continue;
+        }
+        let size = parse_size(&size)?;
+        match level.as_str() {
+            "1" => found.l1d = size,
+            "2" => found.l2 = size,
+            "3" => found.l3 = size,
+            _ => {}
+        }
+    }
+    if found.l1d == 0 || found.l2 == 0 {
+        return None;
+    }
+    if found.l3 == 0 {
+        found.l3 = found.l2;
+    }
+    Some(found)
+}
+
+/// The five-loop block sizes for one micro-kernel on one cache hierarchy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocking {
+    /// Micro-tile rows.
+    pub mr: usize,
+    /// Micro-tile columns.
+    pub nr: usize,
+    /// Depth of a packed block (a multiple of 16, in depth steps of the input).
+    pub kc: usize,
+    /// Rows of a packed A block (a multiple of MR).
+    pub mc: usize,
+    /// Columns of a packed B block (a multiple of NR).
+    pub nc: usize,
+}
+
+impl Blocking {
+    /// Block sizes for `shape` on `caches`:
+    /// - KC: an A micro-panel (MR×KC) fills half of L1, the other half
+    ///   holds the B lines streaming through and the C tile;
+    /// - NC: the B block (KC×NC) fills half of L2;
+    /// - MC: the A block (MC×KC) fills half of L3.
+    pub fn new(shape: KernelShape, caches: CacheSizes) -> Blocking {
+        let per_k = shape.bytes_per_k.max(1);
+        let kc = round_down(caches.l1d / 2 / (shape.mr * per_k), 16).clamp(16, 2048);
+        let nc = round_down(caches.l2 / 2 / (kc * per_k), shape.nr).clamp(shape.nr, 1 << 16);
+        let mc = round_down(caches.l3 / 2 / (kc * per_k), shape.mr).clamp(shape.mr, 1 << 16);
+        Blocking { mr: shape.mr, nr: shape.nr, kc, mc, nc }
+    }
+}
+
+fn round_down(x: usize, unit: usize) -> usize {
+    x / unit * unit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHAPE: KernelShape = KernelShape { mr: 14, nr: 32, kpack: 1, bytes_per_k: 4 };
+
+    #[test]
+    fn blocking_follows_the_caches() {
+        let zen4 = CacheSizes { l1d: 32 << 10, l2: 1 << 20, l3: 32 << 20 };
+        let b = Blocking::new(SHAPE, zen4);
+        assert_eq!((b.mr, b.nr), (14, 32));
+        assert_eq!(b.kc, 288);
+        assert_eq!(b.nc % 32, 0);
+        assert!(b.kc * b.nc * 4 <= zen4.l2 / 2 && b.kc * (b.nc + 32) * 4 > zen4.l2 / 2);
+        assert!(14 * b.kc * 4 <= zen4.l1d / 2);
+        // A smaller L1 shortens KC; a smaller L2 narrows NC; a smaller L3 shortens MC.
+        let small_l1 = Blocking::new(SHAPE, CacheSizes { l1d: 16 << 10, ..zen4 });
+        assert!(small_l1.kc < b.kc);
+        let small_l2 = Blocking::new(SHAPE, CacheSizes { l2: 256 << 10, ..zen4 });
+        assert_eq!(small_l2.kc, b.kc);
+        assert!(small_l2.nc < b.nc);
+        let small_l3 = Blocking::new(SHAPE, CacheSizes { l3: 2 << 20, ..zen4 });
+        assert!(small_l3.mc < b.mc && small_l3.mc % 14 == 0);
+        // Half-size packed elements double the depth that fits.
+        let f16 = Blocking::new(KernelShape { bytes_per_k: 2, ..SHAPE }, zen4);
+        assert_eq!(f16.kc, 576);
+    }
+
+    #[test]
+    fn tiny_caches_still_give_usable_blocks() {
+        let b = Blocking::new(SHAPE, CacheSizes { l1d: 1024, l2: 4096, l3: 8192 });
+        assert!(b.kc >= 16 && b.nc >= 32 && b.mc >= 14);
+    }
+
+    #[test]
+    fn cache_specs_parse() {
+        assert_eq!(
+            CacheSizes::parse("32K, 1M,32M"),
+            Some(CacheSizes { l1d: 32 << 10, l2: 1 << 20, l3: 32 << 20 })
+        );
+        assert_eq!(CacheSizes::parse("32K,1M"), None);
+        assert_eq!(CacheSizes::parse("32K,x,1M"), None);
+        let d = detected_caches();
+        assert!(d.l1d >= 1024 && d.l2 >= d.l1d, "{d:?}");
+    }
+}

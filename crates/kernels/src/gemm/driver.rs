@@ -1,0 +1,524 @@
+//! The five loops around the micro-kernel, packing, threads and buffers.
+//!
+//! ```text
+//! IC  rows of C in blocks of MC     A block MC×KC packed once, shared (L3)
+//!  PC  depth in blocks of KC
+//!   JC  columns in blocks of NC     B block KC×NC packed, shared (L2)
+//!    IR  rows in micro-panels       one A micro-panel MR×KC stays in L1 ...
+//!     JR  columns in micro-panels   ... while it sweeps the B block
+//! ```
+//! Threads split the IR loop (rows of C, so each thread owns whole rows and
+//! the split needs no `unsafe`) and pack the A and B blocks together, through
+//! rayon's fork-join: a waiting thread sleeps or steals work, never spins on a
+//! flag. K is never split, so every element is the same sequence of FMAs,
+//! blocks of KC deep, whatever the thread count: results are bit-identical.
+//!
+//! Packing buffers live in the calling thread's thread-local storage and only
+//! grow, so a steady sequence of calls allocates nothing. Where packing does
+//! not pay (few rows to reuse a B block, or few columns to reuse an A panel)
+//! and the micro-kernel can read the input type directly, it reads A through
+//! strides and B by rows instead.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+use super::{
+    APanel, BPanel, Blocking, Dst, Element, Epilogue, Impl, MicroTile, Output, Prev, TileOut, Transpose,
+    detected_caches,
+};
+
+/// Below this many multiply-adds (m·n·k) a product runs on the calling thread.
+const PARALLEL_MIN_MNK: usize = 1 << 21;
+
+pub(crate) struct Args<'a, T> {
+    pub ta: Transpose,
+    pub tb: Transpose,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub alpha: f32,
+    pub a: &'a [T],
+    pub lda: usize,
+    pub b: &'a [T],
+    pub ldb: usize,
+    pub beta: f32,
+    pub ldc: usize,
+    pub epilogue: Epilogue<'a>,
+}
+
+/// What the calling thread's last GEMM did (for tests and benchmarks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// Compute tasks (groups of micro-panels) the rows were split into.
+    pub tasks: usize,
+    /// Distinct threads that ran compute tasks.
+    pub threads: usize,
+    /// Whether A was packed.
+    pub packed_a: bool,
+    /// Whether B was packed.
+    pub packed_b: bool,
+    /// The block sizes used.
+    pub blocking: Option<Blocking>,
+}
+
+thread_local! {
+    static LAST: Cell<CallStats> = const { Cell::new(CallStats { tasks: 0, threads: 0, packed_a: false, packed_b: false, blocking: None }) };
+    static SCRATCH: RefCell<Buf<f32>> = const { RefCell::new(Buf::new()) };
+}
+
+/// What the calling thread's last GEMM call did.
+pub fn last_call_stats() -> CallStats {
+    LAST.with(Cell::get)
+}
+
+/// A growable buffer that hands out 64-byte-aligned slices.
+pub(crate) struct Buf<P> {
+    v: Vec<P>,
+}
+
+impl<P: Copy + Default> Buf<P> {
+    pub(crate) const fn new() -> Self {
+        Buf { v: Vec::new() }
+    }
+
+    fn get(&mut self, len: usize) -> &mut [P] {
+        let pad = 64 / std::mem::size_of::<P>();
+        if self.v.len() < len + pad {
+            self.v = vec![P::default(); (len + pad).next_power_of_two()];
+        }
+        let off = self.v.as_ptr().align_offset(64).min(pad);
+        &mut self.v[off..off + len]
+    }
+}
+
+/// A packed element type: its thread-local packing buffers.
+pub(crate) trait Packed: Copy + Default + Send + Sync + 'static {
+    /// Runs `f` with this thread's A and B buffers (fresh ones if a nested
+    /// call on this thread already holds them).
+    fn with_bufs<R>(f: impl FnOnce(&mut Buf<Self>, &mut Buf<Self>) -> R) -> R;
+    /// `s` as a slice of `Self` when `Self` is f32.
+    fn from_f32(s: &[f32]) -> Option<&[Self]>;
+}
+
+macro_rules! packed_impl {
+    ($t:ty, $s:ident => $from:expr) => {
+        impl Packed for $t {
+            fn with_bufs<R>(f: impl FnOnce(&mut Buf<Self>, &mut Buf<Self>) -> R) -> R {
+                thread_local! {
+                    static BUFS: RefCell<(Buf<$t>, Buf<$t>)> = const { RefCell::new((Buf::new(), Buf::new())) };
+                }
+                BUFS.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut g) => {
+                        let (a, b) = &mut *g;
+                        f(a, b)
+                    }
+                    Err(_) => f(&mut Buf::new(), &mut Buf::new()),
+                })
+            }
+            fn from_f32($s: &[f32]) -> Option<&[Self]> {
+                $from
+            }
+        }
+    };
+}
+packed_impl!(f32, s => Some(s));
+packed_impl!(f16, _s => None);
+packed_impl!(u32, _s => None);
+
+/// Rows of the destination (and of the f32 scratch), split between threads.
+enum Rows<'a> {
+    F32(&'a mut [f32]),
+    F16(&'a mut [f16]),
+    Bf16(&'a mut [bf16]),
+}
+
+impl<'a> Rows<'a> {
+    fn split(self, at: usize) -> (Rows<'a>, Rows<'a>) {
+        match self {
+            Rows::F32(c) => {
+                let (x, y) = c.split_at_mut(at.min(c.len()));
+                (Rows::F32(x), Rows::F32(y))
+            }
+            Rows::F16(c) => {
+                let (x, y) = c.split_at_mut(at.min(c.len()));
+                (Rows::F16(x), Rows::F16(y))
+            }
+            Rows::Bf16(c) => {
+                let (x, y) = c.split_at_mut(at.min(c.len()));
+                (Rows::Bf16(x), Rows::Bf16(y))
+            }
+        }
+    }
+
+    fn tile(&mut self, off: usize, ld: usize) -> Dst<'_> {
+        match self {
+            Rows::F32(c) => Dst::F32(&mut c[off..], ld),
+            Rows::F16(c) => Dst::F16(&mut c[off..], ld),
+            Rows::Bf16(c) => Dst::Bf16(&mut c[off..], ld),
+        }
+    }
+}
+
+/// Micro-panel `q` of a block of `rows` rows: its first row and height.
+/// Heights differ by at most one, so no panel is a thin, slow edge.
+#[inline]
+fn panel(q: usize, np: usize, rows: usize) -> (usize, usize) {
+    let (base, extra) = (rows / np, rows % np);
+    (q * base + q.min(extra), base + usize::from(q < extra))
+}
+
+pub(crate) fn gemm<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, c: Output<'_>) {
+    let (m, n, k) = (x.m, x.n, x.k);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if x.alpha == 0.0 || k == 0 {
+        return scale_only(x, c);
+    }
+    let bl = Blocking::new(imp.shape, detected_caches());
+    let kp = imp.shape.kpack;
+    let threads = if m * n * k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) };
+    // Direct reads need the micro-kernel to take T as is: f32 inputs.
+    let a_direct = if imp.unpacked { T::as_f32(x.a).and_then(P::from_f32) } else { None };
+    let b_direct = if imp.unpacked { T::as_f32(x.b).and_then(P::from_f32) } else { None };
+    // An A micro-panel is reused once per B micro-panel, a B block once per A
+    // micro-panel: with fewer than three reuses, reading in place is cheaper.
+    let pack_a = a_direct.is_none() || n > 2 * bl.nr;
+    let pack_b = b_direct.is_none() || x.tb == Transpose::Yes || m > 2 * bl.mr;
+    let low_precision_out = !matches!(c, Output::F32(_));
+    let stats = AtomicUsize::new(0);
+    let seen = AtomicU64::new(0);
+
+    let mut rows = match c {
+        Output::F32(c) => Rows::F32(c),
+        Output::F16(c) => Rows::F16(c),
+        Output::Bf16(c) => Rows::Bf16(c),
+    };
+    P::with_bufs(|abuf, bbuf| {
+        SCRATCH.with(|scratch_cell| {
+            let mut scratch_guard = scratch_cell.try_borrow_mut().ok();
+            let mut own = Buf::new();
+            let scratch_buf: &mut Buf<f32> = match scratch_guard.as_deref_mut() {
+                Some(s) => s,
+                None => &mut own,
+            };
+            let need_scratch = low_precision_out && k > bl.kc;
+            let mut ic = 0;
+            while ic < m {
+                let mcb = bl.mc.min(m - ic);
+                let np = mcb.div_ceil(bl.mr);
+                let (rest_rows, block_rows) = (rows, ());
+                let _ = block_rows;
+                let (mut block, after) = rest_rows.split(if ic + mcb < m { mcb * x.ldc } else { usize::MAX });
+                let mut scratch = if need_scratch { Some(scratch_buf.get(mcb * n)) } else { None };
+                let mut pc = 0;
+                while pc < k {
+                    let kcb = bl.kc.min(k - pc);
+                    let ks = kcb.div_ceil(kp);
+                    let first = pc == 0;
+                    let last = pc + kcb == k;
+                    let apacked: Option<&[P]> = if pack_a {
+                        let buf = abuf.get(mcb * ks);
+                        pack_a_block(imp, x, threads, buf, ic, mcb, np, pc, kcb, ks);
+                        Some(&*buf)
+                    } else {
+                        None
+                    };
+                    let mut jc = 0;
+                    while jc < n {
+                        let ncb = bl.nc.min(n - jc);
+                        let nb = ncb.div_ceil(bl.nr);
+                        let bpacked: Option<&[P]> = if pack_b {
+                            let buf = bbuf.get(nb * bl.nr * ks);
+                            pack_b_block(imp, x, threads, buf, &bl, jc, ncb, pc, kcb, ks);
+                            Some(&*buf)
+                        } else {
+                            None
+                        };
+                        let step = Step {
+                            x,
+                            bl: &bl,
+                            imp,
+                            ic,
+                            mcb,
+                            np,
+                            pc,
+                            ks,
+                            jc,
+                            ncb,
+                            nb,
+                            first,
+                            last,
+                            apacked,
+                            bpacked,
+                            a_direct,
+                            b_direct,
+                            stats: &stats,
+                            seen: &seen,
+                        };
+                        let grain = np.div_ceil(4 * threads).max(1);
+                        let scr = scratch.as_deref_mut();
+                        compute(&step, 0, np, grain, threads > 1, &mut block, scr);
+                        jc += ncb;
+                    }
+                    pc += kcb;
+                }
+                rows = after;
+                ic += mcb;
+            }
+        })
+    });
+    LAST.with(|l| {
+        l.set(CallStats {
+            tasks: stats.load(Ordering::Relaxed),
+            threads: seen.load(Ordering::Relaxed).count_ones() as usize,
+            packed_a: pack_a,
+            packed_b: pack_b,
+            blocking: Some(bl),
+        })
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pack_a_block<T: Element, P: Packed>(
+    imp: &Impl<T, P>,
+    x: &Args<'_, T>,
+    threads: usize,
+    buf: &mut [P],
+    ic: usize,
+    mcb: usize,
+    np: usize,
+    pc: usize,
+    kcb: usize,
+    ks: usize,
+) {
+    let one = |q: usize, dst: &mut [P]| {
+        let (r0, h) = panel(q, np, mcb);
+        (imp.pack_a.f)(x.a, x.lda, x.ta, ic + r0, h, pc, kcb, dst);
+    };
+    fn rec<P: Send>(q0: usize, q1: usize, par: bool, np: usize, mcb: usize, ks: usize, buf: &mut [P], one: &(dyn Fn(usize, &mut [P]) + Sync)) {
+        if !par || q1 - q0 <= 2 {
+            let mut rest = buf;
+            for q in q0..q1 {
+                let (_, h) = panel(q, np, mcb);
+                let (mine, tail) = rest.split_at_mut(h * ks);
+                one(q, mine);
+                rest = tail;
+            }
+            return;
+        }
+        let mid = (q0 + q1) / 2;
+        let (r0, _) = panel(q0, np, mcb);
+        let (rm, _) = panel(mid, np, mcb);
+        let (l, r) = buf.split_at_mut((rm - r0) * ks);
+        rayon::join(|| rec(q0, mid, par, np, mcb, ks, l, one), || rec(mid, q1, par, np, mcb, ks, r, one));
+    }
+    rec(0, np, threads > 1, np, mcb, ks, buf, &one);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pack_b_block<T: Element, P: Packed>(
+    imp: &Impl<T, P>,
+    x: &Args<'_, T>,
+    threads: usize,
+    buf: &mut [P],
+    bl: &Blocking,
+    jc: usize,
+    ncb: usize,
+    pc: usize,
+    kcb: usize,
+    ks: usize,
+) {
+    let nr = bl.nr;
+    let one = |jb: usize, dst: &mut [P]| {
+        let j0 = jb * nr;
+        (imp.pack_b.f)(x.b, x.ldb, x.tb, jc + j0, nr.min(ncb - j0), pc, kcb, nr, dst);
+    };
+    if threads > 1 {
+        buf.par_chunks_mut(nr * ks).enumerate().for_each(|(jb, dst)| one(jb, dst));
+    } else {
+        buf.chunks_mut(nr * ks).enumerate().for_each(|(jb, dst)| one(jb, dst));
+    }
+}
+
+/// Everything a compute task needs for one (IC, PC, JC) block.
+struct Step<'s, 'a, T: 'static, P: 'static> {
+    x: &'s Args<'a, T>,
+    bl: &'s Blocking,
+    imp: &'s Impl<T, P>,
+    ic: usize,
+    mcb: usize,
+    np: usize,
+    pc: usize,
+    ks: usize,
+    jc: usize,
+    ncb: usize,
+    nb: usize,
+    first: bool,
+    last: bool,
+    apacked: Option<&'s [P]>,
+    bpacked: Option<&'s [P]>,
+    a_direct: Option<&'s [P]>,
+    b_direct: Option<&'s [P]>,
+    stats: &'s AtomicUsize,
+    seen: &'s AtomicU64,
+}
+
+/// Micro-panels `q0..q1` of the block; `rows` starts at the first row of
+/// panel `q0` (and so does `scratch`, with row stride n).
+fn compute<T: Element, P: Packed>(
+    s: &Step<'_, '_, T, P>,
+    q0: usize,
+    q1: usize,
+    grain: usize,
+    par: bool,
+    rows: &mut Rows<'_>,
+    scratch: Option<&mut [f32]>,
+) {
+    if par && q1 - q0 > grain {
+        let mid = (q0 + q1) / 2;
+        let (r0, _) = panel(q0, s.np, s.mcb);
+        let (rm, _) = panel(mid, s.np, s.mcb);
+        let taken = std::mem::replace(rows, Rows::F32(&mut []));
+        let (mut top, mut bottom) = taken.split((rm - r0) * s.x.ldc);
+        let (st, sb) = match scratch {
+            Some(sc) => {
+                let (a, b) = sc.split_at_mut((rm - r0) * s.x.n);
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        };
+        rayon::join(
+            || compute(s, q0, mid, grain, par, &mut top, st),
+            || compute(s, mid, q1, grain, par, &mut bottom, sb),
+        );
+        return;
+    }
+    s.stats.fetch_add(1, Ordering::Relaxed);
+    let id = rayon::current_thread_index().map_or(63, |i| i.min(63));
+    s.seen.fetch_or(1 << id, Ordering::Relaxed);
+    run_panels(s, q0, q1, rows, scratch);
+}
+
+fn run_panels<T: Element, P: Packed>(
+    s: &Step<'_, '_, T, P>,
+    q0: usize,
+    q1: usize,
+    rows: &mut Rows<'_>,
+    mut scratch: Option<&mut [f32]>,
+) {
+    let x = s.x;
+    let (rbase, _) = panel(q0, s.np, s.mcb);
+    let nr = s.bl.nr;
+    let f32_dst = matches!(rows, Rows::F32(_));
+    for q in q0..q1 {
+        let (r0, h) = panel(q, s.np, s.mcb);
+        let a = match (s.apacked, s.a_direct) {
+            (Some(buf), _) => APanel::Packed(&buf[r0 * s.ks..(r0 + h) * s.ks]),
+            (None, Some(a)) => {
+                let row = s.ic + r0;
+                match x.ta {
+                    Transpose::No => APanel::Strided { data: &a[row * x.lda + s.pc..], rs: x.lda, cs: 1 },
+                    Transpose::Yes => APanel::Strided { data: &a[s.pc * x.lda + row..], rs: 1, cs: x.lda },
+                }
+            }
+            (None, None) => unreachable!("A is packed whenever it cannot be read directly"),
+        };
+        let lr = r0 - rbase;
+        for jb in 0..s.nb {
+            let j0 = jb * nr;
+            let w = nr.min(s.ncb - j0);
+            let col = s.jc + j0;
+            let b = match (s.bpacked, s.b_direct) {
+                (Some(buf), _) => BPanel::Packed(&buf[jb * nr * s.ks..(jb + 1) * nr * s.ks]),
+                (None, Some(b)) => BPanel::Rows { data: &b[s.pc * x.ldb + col..], ld: x.ldb },
+                (None, None) => unreachable!("B is packed whenever it cannot be read directly"),
+            };
+            let tile = MicroTile { k: s.ks, m: h, n: w, a, b };
+            let bias = if s.last { x.epilogue.bias.map(|bias| &bias[col..col + w]) } else { None };
+            let relu = s.last && x.epilogue.relu;
+            let beta_prev = if x.beta == 0.0 { Prev::None } else { Prev::Beta(x.beta) };
+            let mut out = if f32_dst {
+                TileOut {
+                    alpha: x.alpha,
+                    prev: if s.first { beta_prev } else { Prev::Dst },
+                    bias,
+                    relu,
+                    dst: rows.tile(lr * x.ldc + col, x.ldc),
+                }
+            } else {
+                // f16/bf16 destination: partial sums of a deep product wait
+                // in the f32 scratch; only the last block rounds to the output.
+                match (s.first, s.last, scratch.as_deref_mut()) {
+                    (true, true, _) => {
+                        TileOut { alpha: x.alpha, prev: Prev::None, bias, relu, dst: rows.tile(lr * x.ldc + col, x.ldc) }
+                    }
+                    (first, false, Some(sc)) => TileOut {
+                        alpha: x.alpha,
+                        prev: if first { Prev::None } else { Prev::Dst },
+                        bias: None,
+                        relu: false,
+                        dst: Dst::F32(&mut sc[lr * x.n + col..], x.n),
+                    },
+                    (false, true, Some(sc)) => TileOut {
+                        alpha: x.alpha,
+                        prev: Prev::From { src: &sc[lr * x.n + col..], ld: x.n },
+                        bias,
+                        relu,
+                        dst: rows.tile(lr * x.ldc + col, x.ldc),
+                    },
+                    _ => unreachable!("a deep product with an f16/bf16 destination has a scratch"),
+                }
+            };
+            (s.imp.ukr.f)(&tile, &mut out);
+        }
+    }
+}
+
+/// `C = relu?(beta·C + bias)` without reading A or B (`alpha == 0` or `k == 0`).
+fn scale_only<T>(x: &Args<'_, T>, c: Output<'_>) {
+    let value = |i: usize, j: usize, old: Option<f32>| {
+        let mut v = match old {
+            Some(c) if x.beta != 0.0 => x.beta * c,
+            _ => 0.0,
+        };
+        if let Some(bias) = x.epilogue.bias {
+            v += bias[j];
+        }
+        let _ = i;
+        if x.epilogue.relu { relu(v) } else { v }
+    };
+    match c {
+        Output::F32(c) => {
+            for i in 0..x.m {
+                for j in 0..x.n {
+                    let e = &mut c[i * x.ldc + j];
+                    *e = value(i, j, Some(*e));
+                }
+            }
+        }
+        Output::F16(c) => {
+            for i in 0..x.m {
+                for j in 0..x.n {
+                    c[i * x.ldc + j] = f16::from_f32(value(i, j, None));
+                }
+            }
+        }
+        Output::Bf16(c) => {
+            for i in 0..x.m {
+                for j in 0..x.n {
+                    c[i * x.ldc + j] = bf16::from_f32(value(i, j, None));
+                }
+            }
+        }
+    }
+}
+
+/// ReLU as the micro-kernels apply it: `x ≤ 0` (incl. −0) → +0, NaN kept.
+#[inline]
+pub fn relu(v: f32) -> f32 {
+    if v > 0.0 || v.is_nan() { v } else { 0.0 }
+}
