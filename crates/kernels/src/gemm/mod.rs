@@ -459,3 +459,39 @@ pub fn bgemm(
 ) {
     gemm_ex(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, Output::F32(c), ldc, Epilogue::default())
 }
+
+/// Checks that a micro-tile's operands and store hold everything a
+/// micro-kernel with an `mr × nr` register block reads or writes (packed B
+/// rows are read whole, `nr` wide). SIMD micro-kernels call this before
+/// touching memory.
+///
+/// # Panics
+/// If the tile is empty or exceeds `mr × nr`, a slice is too short, or an f32
+/// destination is required (`Prev::Beta`, `Prev::Dst`) and absent.
+pub fn check_tile<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usize, nr: usize) {
+    let (m, n, k) = (t.m, t.n, t.k);
+    assert!((1..=mr).contains(&m) && (1..=nr).contains(&n), "micro-tile {m}×{n} outside 1..={mr} × 1..={nr}");
+    if k > 0 {
+        match t.a {
+            APanel::Packed(d) => assert!(d.len() >= k * m, "packed A panel too short"),
+            APanel::Strided { data, rs, cs } => assert!(data.len() > (m - 1) * rs + (k - 1) * cs, "A too short"),
+        }
+        match t.b {
+            BPanel::Packed(d) => assert!(d.len() >= k * nr, "packed B panel too short"),
+            BPanel::Rows { data, ld } => assert!(data.len() >= (k - 1) * ld + n, "B too short"),
+        }
+    }
+    let (len, ld, f32_dst) = match &out.dst {
+        Dst::F32(c, ld) => (c.len(), *ld, true),
+        Dst::F16(c, ld) => (c.len(), *ld, false),
+        Dst::Bf16(c, ld) => (c.len(), *ld, false),
+    };
+    assert!(len >= (m - 1) * ld + n, "C tile too short");
+    assert!(f32_dst || !matches!(out.prev, Prev::Beta(_) | Prev::Dst), "accumulating into an f16/bf16 C tile");
+    if let Prev::From { src, ld } = out.prev {
+        assert!(src.len() >= (m - 1) * ld + n, "scratch tile too short");
+    }
+    if let Some(bias) = out.bias {
+        assert!(bias.len() >= n, "bias shorter than the tile");
+    }
+}

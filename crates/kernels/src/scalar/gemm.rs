@@ -77,20 +77,18 @@ pub fn gemm_ref<T: GemmInput>(
     let skip_product = alpha == 0.0 || k == 0;
     for i in 0..m {
         for j in 0..n {
-            let ab = if skip_product {
-                0.0
-            } else {
-                let mut acc = 0.0f32;
+            let mut ab_acc = 0.0f32;
+            if !skip_product {
                 for p in 0..k {
-                    acc += at(i, p).to_f32() * bt(p, j).to_f32();
+                    ab_acc += at(i, p).to_f32() * bt(p, j).to_f32();
                 }
-                alpha * acc
-            };
+            }
+            let ab = if skip_product { 0.0 } else { alpha * ab_acc };
             let cij = &mut c[i * ldc + j];
             *cij = match (beta == 0.0, skip_product) {
                 (true, _) => ab,
                 (false, true) => beta * *cij,
-                (false, false) => ab + beta * *cij,
+                (false, false) => ab_acc.mul_add(alpha, beta * *cij),
             };
         }
     }
@@ -130,10 +128,11 @@ pub fn gemm_f32_scalar_4x8(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
     store_tile(t.m, t.n, |i, j| acc[i][j], out);
 }
 
-/// The reference of every micro-kernel's store: `v = alpha·acc`, combined
-/// with the previous value by one fused multiply-add (`beta·dst + v`, or
-/// `dst + alpha·acc`), plus the bias, then ReLU, then one rounding to the
-/// destination type (round to nearest even).
+/// The reference of every micro-kernel's store: `alpha·acc` combined with the
+/// previous value by one fused multiply-add (`alpha·acc + beta·dst`, or
+/// `alpha·acc + dst`), plus the bias, then ReLU, then one rounding to the
+/// destination type (round to nearest even). Fusing the scale into the sum
+/// keeps a depth-1 product within the bound `2·k·u·|alpha|·|A||B| + 2·u·|beta·C|`.
 pub fn store_tile(m: usize, n: usize, acc: impl Fn(usize, usize) -> f32, out: &mut TileOut<'_>) {
     let alpha = out.alpha;
     for i in 0..m {
@@ -145,7 +144,7 @@ pub fn store_tile(m: usize, n: usize, acc: impl Fn(usize, usize) -> f32, out: &m
             };
             let mut v = match out.prev {
                 Prev::None => alpha * a,
-                Prev::Beta(beta) => beta.mul_add(prev_dst.expect("beta needs an f32 destination"), alpha * a),
+                Prev::Beta(beta) => a.mul_add(alpha, beta * prev_dst.expect("beta needs an f32 destination")),
                 Prev::Dst => a.mul_add(alpha, prev_dst.expect("accumulation needs an f32 destination")),
                 Prev::From { src, ld } => a.mul_add(alpha, src[i * ld + j]),
             };

@@ -1,0 +1,519 @@
+//! AVX-512 GEMM: a 14×32 f32 micro-kernel on all 32 zmm registers (28
+//! accumulators, two B vectors, one broadcast A value), every edge tile
+//! generated from the same body by const generics, and packing routines.
+//!
+//! f16 and bf16 inputs are widened while packing into the f32 kernel (FP32
+//! accumulation); with AVX-512-BF16, bgemm instead packs bf16 pairs and runs
+//! a `vdpbf16ps` 14×32 kernel, which treats subnormal bf16 inputs as zero and
+//! flushes subnormal partial results (its bound holds for normal inputs).
+//! NaN and ±Inf propagate as IEEE FMA says; the store applies the tile's
+//! epilogue (see `gemm::TileOut`): f16 results via `vcvtps2ph` (round to
+//! nearest even, subnormals kept), bf16 by integer rounding (round to nearest
+//! even, subnormals kept, NaN quieted).
+
+use core::arch::x86_64::*;
+
+use half::{bf16, f16};
+
+use crate::dispatch::Kernel;
+use crate::gemm::{APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, TileOut, Transpose, check_tile};
+
+/// Rows of the register block.
+pub const MR: usize = 14;
+/// Columns of the register block (two zmm).
+pub const NR: usize = 32;
+const L: usize = 16;
+
+/// Lane mask for `cols` valid lanes of vector `v` (zero when none).
+#[inline(always)]
+fn lane_mask(cols: usize, v: usize) -> __mmask16 {
+    let c = cols.saturating_sub(v * L).min(L);
+    ((1u32 << c) - 1) as __mmask16
+}
+
+// ---------------------------------------------------------------- store
+
+/// Applies a tile's store to one vector of results (`lanes` valid).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+#[inline]
+unsafe fn store_vec(out: &mut TileOut<'_>, acc: __m512, alpha: __m512, i: usize, j: usize, mask: __mmask16) {
+    // SAFETY: `check_tile` established that row i, columns j..j+lanes of the
+    // destination, the scratch and the bias are inside their slices; masked
+    // loads and stores touch no other lane.
+    unsafe {
+        let mut v = match out.prev {
+            Prev::None => _mm512_mul_ps(acc, alpha),
+            Prev::Beta(beta) => {
+                let Dst::F32(c, ld) = &out.dst else { unreachable!() };
+                let old = _mm512_maskz_loadu_ps(mask, c.as_ptr().add(i * ld + j));
+                _mm512_fmadd_ps(acc, alpha, _mm512_mul_ps(_mm512_set1_ps(beta), old))
+            }
+            Prev::Dst => {
+                let Dst::F32(c, ld) = &out.dst else { unreachable!() };
+                let old = _mm512_maskz_loadu_ps(mask, c.as_ptr().add(i * ld + j));
+                _mm512_fmadd_ps(acc, alpha, old)
+            }
+            Prev::From { src, ld } => {
+                let old = _mm512_maskz_loadu_ps(mask, src.as_ptr().add(i * ld + j));
+                _mm512_fmadd_ps(acc, alpha, old)
+            }
+        };
+        if let Some(bias) = out.bias {
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(j)));
+        }
+        if out.relu {
+            // x > 0 or NaN keeps x; everything else (incl. −0) becomes +0.
+            let keep = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(v, _mm512_setzero_ps());
+            v = _mm512_maskz_mov_ps(keep, v);
+        }
+        match &mut out.dst {
+            Dst::F32(c, ld) => _mm512_mask_storeu_ps(c.as_mut_ptr().add(i * *ld + j), mask, v),
+            Dst::F16(c, ld) => {
+                let h = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+                _mm256_mask_storeu_epi16(c.as_mut_ptr().add(i * *ld + j).cast::<i16>(), mask, h);
+            }
+            Dst::Bf16(c, ld) => {
+                let h = f32_to_bf16_rne(v);
+                _mm256_mask_storeu_epi16(c.as_mut_ptr().add(i * *ld + j).cast::<i16>(), mask, h);
+            }
+        }
+    }
+}
+
+/// Round to nearest even, subnormals kept, NaN quieted: `half`'s `bf16::from_f32`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[inline]
+fn f32_to_bf16_rne(v: __m512) -> __m256i {
+    let bits = _mm512_castps_si512(v);
+    let hi = _mm512_srli_epi32::<16>(bits);
+    let lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+    let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))));
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+    let quiet = _mm512_or_si512(hi, _mm512_set1_epi32(0x40));
+    _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, quiet))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+#[inline]
+unsafe fn store_tile<const M: usize, const NV: usize>(acc: &[[__m512; NV]; M], n: usize, out: &mut TileOut<'_>) {
+    let alpha = _mm512_set1_ps(out.alpha);
+    for (i, row) in acc.iter().enumerate() {
+        for (v, &a) in row.iter().enumerate() {
+            // SAFETY: forwarded from the caller (`check_tile` passed).
+            unsafe { store_vec(out, a, alpha, i, v * L, lane_mask(n, v)) };
+        }
+    }
+}
+
+// ---------------------------------------------------------------- f32 kernel
+
+type UkrRaw<P> = unsafe fn(usize, *const P, usize, usize, *const P, usize, usize, &mut TileOut<'_>);
+
+/// The f32 kernel body for an M×(NV·16) tile. `APACK`: A packed `[p][i]`
+/// (stride M), else strided `(rs, cs)`; `BPACK`: B packed with row stride NR
+/// (zero-padded), else rows of stride `ldb` read under the column mask.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPACK: bool>(
+    k: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    b: *const f32,
+    ldb: usize,
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
+    let (rs, cs) = if APACK { (1, M) } else { (rs, cs) };
+    let ldb = if BPACK { NR } else { ldb };
+    let last = lane_mask(n, NV - 1);
+    let mut acc = [[_mm512_setzero_ps(); NV]; M];
+    let (mut ap, mut bp) = (a, b);
+    for _ in 0..k {
+        // SAFETY: `check_tile` established that k steps of A (rs, cs) and B
+        // (ldb, n columns; NR when packed) lie inside their slices.
+        unsafe {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = if !BPACK && v == NV - 1 {
+                    _mm512_maskz_loadu_ps(last, bp.add(v * L))
+                } else {
+                    _mm512_loadu_ps(bp.add(v * L))
+                };
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*ap.add(i * rs));
+                for (c, x) in row.iter_mut().zip(&bv) {
+                    *c = _mm512_fmadd_ps(ai, *x, *c);
+                }
+            }
+            ap = ap.wrapping_add(cs);
+            bp = bp.wrapping_add(ldb);
+        }
+    }
+    // SAFETY: `check_tile` passed for this tile.
+    unsafe { store_tile::<M, NV>(&acc, n, out) };
+}
+
+macro_rules! ukr_grid {
+    ($f:ident, $P:ty, $ap:literal, $bp:literal; $($m:literal)*) => {
+        [ $( [$f::<$m, 1, $ap, $bp> as UkrRaw<$P>, $f::<$m, 2, $ap, $bp> as UkrRaw<$P>] ),* ]
+    };
+}
+
+static F32_GRID: [[[[UkrRaw<f32>; 2]; MR]; 2]; 2] = [
+    [
+        ukr_grid!(ukr_f32, f32, false, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        ukr_grid!(ukr_f32, f32, false, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+    ],
+    [
+        ukr_grid!(ukr_f32, f32, true, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        ukr_grid!(ukr_f32, f32, true, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+    ],
+];
+
+/// Operands as raw parts: `(a, rs, cs, a_packed, b, ldb, b_packed)`.
+fn raw_parts<P>(t: &MicroTile<'_, P>) -> (*const P, usize, usize, bool, *const P, usize, bool) {
+    let (a, rs, cs, ap) = match t.a {
+        APanel::Packed(d) => (d.as_ptr(), 1, t.m, true),
+        APanel::Strided { data, rs, cs } => (data.as_ptr(), rs, cs, false),
+    };
+    let (b, ldb, bp) = match t.b {
+        BPanel::Packed(d) => (d.as_ptr(), NR, true),
+        BPanel::Rows { data, ld } => (data.as_ptr(), ld, false),
+    };
+    (a, rs, cs, ap, b, ldb, bp)
+}
+
+/// f32 micro-kernel, 14×32, and every smaller tile.
+///
+/// # Panics
+/// If `check_tile` fails.
+pub fn gemm_f32_avx512_14x32(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
+    check_tile(t, out, MR, NR);
+    let (a, rs, cs, ap, b, ldb, bp) = raw_parts(t);
+    let f = F32_GRID[ap as usize][bp as usize][t.m - 1][t.n.div_ceil(L) - 1];
+    // SAFETY: this kernel is reachable only through the avx512 table, handed
+    // out only when the CPU has AVX-512 F/BW/VL/DQ; `check_tile` bounds every
+    // access the kernel makes.
+    unsafe { f(t.k, a, rs, cs, b, ldb, t.n, out) }
+}
+
+// ---------------------------------------------------------------- bf16 pairs kernel
+
+/// The `vdpbf16ps` body: each depth step is a pair; A pairs broadcast as
+/// 32-bit values, B pairs packed `[q][j]`. Packed operands only.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")]
+unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPACK: bool>(
+    k: usize,
+    a: *const u32,
+    _rs: usize,
+    _cs: usize,
+    b: *const u32,
+    _ldb: usize,
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; M];
+    let (mut ap, mut bp) = (a, b);
+    for _ in 0..k {
+        // SAFETY: `check_tile` established that k pair steps of the packed A
+        // (stride M) and B (stride NR) panels lie inside their slices.
+        unsafe {
+            let mut bv = [_mm512_setzero_si512(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_loadu_si512(bp.add(v * L).cast());
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai: __m512bh = core::mem::transmute(_mm512_set1_epi32(*ap.add(i) as i32));
+                for (c, x) in row.iter_mut().zip(&bv) {
+                    *c = _mm512_dpbf16_ps(*c, ai, core::mem::transmute::<__m512i, __m512bh>(*x));
+                }
+            }
+            ap = ap.wrapping_add(M);
+            bp = bp.wrapping_add(NR);
+        }
+    }
+    // SAFETY: `check_tile` passed for this tile.
+    unsafe { store_tile::<M, NV>(&acc, n, out) };
+}
+
+static BF16_GRID: [[UkrRaw<u32>; 2]; MR] = ukr_grid!(ukr_bf16, u32, true, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+
+/// bf16 pair micro-kernel (`vdpbf16ps`), 14×32 and every smaller tile.
+/// Subnormal bf16 inputs count as zero and subnormal partial sums are flushed.
+///
+/// # Panics
+/// If `check_tile` fails or an operand is not packed.
+pub fn gemm_bf16_f32acc_avx512bf16_14x32(t: &MicroTile<'_, u32>, out: &mut TileOut<'_>) {
+    check_tile(t, out, MR, NR);
+    let (a, _, _, ap, b, _, bp) = raw_parts(t);
+    assert!(ap && bp, "the vdpbf16ps kernel reads packed panels only");
+    let f = BF16_GRID[t.m - 1][t.n.div_ceil(L) - 1];
+    // SAFETY: installed only when the CPU has AVX-512-BF16 besides the avx512
+    // path's features; `check_tile` bounds every access.
+    unsafe { f(t.k, a, 0, 0, b, 0, t.n, out) }
+}
+
+// ---------------------------------------------------------------- packing
+
+/// Loads 16 values (lanes under `mask`) of an input type as f32.
+trait Lanes: Copy + 'static {
+    /// # Safety
+    /// Lanes under `mask` must be readable at `p`.
+    unsafe fn load(p: *const Self, mask: __mmask16) -> __m512;
+    /// # Safety
+    /// `p` must be readable.
+    unsafe fn one(p: *const Self) -> f32;
+}
+
+impl Lanes for f32 {
+    #[inline(always)]
+    unsafe fn load(p: *const f32, mask: __mmask16) -> __m512 {
+        // SAFETY: forwarded.
+        unsafe { _mm512_maskz_loadu_ps(mask, p) }
+    }
+    #[inline(always)]
+    unsafe fn one(p: *const f32) -> f32 {
+        // SAFETY: forwarded.
+        unsafe { *p }
+    }
+}
+
+impl Lanes for f16 {
+    #[inline(always)]
+    unsafe fn load(p: *const f16, mask: __mmask16) -> __m512 {
+        // SAFETY: forwarded.
+        unsafe { _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn one(p: *const f16) -> f32 {
+        // SAFETY: forwarded.
+        unsafe { crate::scalar::convert::f16_bits_to_f32((*p).to_bits()) }
+    }
+}
+
+impl Lanes for bf16 {
+    #[inline(always)]
+    unsafe fn load(p: *const bf16, mask: __mmask16) -> __m512 {
+        // SAFETY: forwarded.
+        unsafe {
+            let h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, p.cast()));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(h))
+        }
+    }
+    #[inline(always)]
+    unsafe fn one(p: *const bf16) -> f32 {
+        // SAFETY: forwarded.
+        unsafe { f32::from_bits(((*p).to_bits() as u32) << 16) }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_a_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, rows: usize, depth: usize, dst: *mut f32) {
+    let rmask = lane_mask(rows, 0);
+    // SAFETY: the caller checked that op(A)'s rows × depth window starting at
+    // `src` and rows·depth elements at `dst` are in bounds; masks keep every
+    // access inside the window.
+    unsafe {
+        match t {
+            // Stored k×m: each depth step's rows are contiguous.
+            Transpose::Yes => {
+                for p in 0..depth {
+                    _mm512_mask_storeu_ps(dst.add(p * rows), rmask, T::load(src.add(p * ld), rmask));
+                }
+            }
+            // Stored m×k: read 16 depth steps of every row, write them across.
+            Transpose::No => {
+                let mut p = 0;
+                while p + L <= depth {
+                    let mut buf = [[0.0f32; L]; MR];
+                    for (i, r) in buf.iter_mut().enumerate().take(rows) {
+                        _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(i * ld + p), 0xFFFF));
+                    }
+                    for q in 0..L {
+                        for (i, r) in buf.iter().enumerate().take(rows) {
+                            *dst.add((p + q) * rows + i) = r[q];
+                        }
+                    }
+                    p += L;
+                }
+                for p in p..depth {
+                    for i in 0..rows {
+                        *dst.add(p * rows + i) = T::one(src.add(i * ld + p));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+unsafe fn pack_b_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, cols: usize, depth: usize, dst: *mut f32) {
+    let (m0, m1) = (lane_mask(cols, 0), lane_mask(cols, 1));
+    // SAFETY: as `pack_a_raw`, for op(B)'s depth × cols window and depth·NR
+    // elements at `dst`.
+    unsafe {
+        match t {
+            Transpose::No => {
+                for p in 0..depth {
+                    let s = src.add(p * ld);
+                    _mm512_storeu_ps(dst.add(p * NR), T::load(s, m0));
+                    _mm512_storeu_ps(dst.add(p * NR + L), T::load(s.wrapping_add(L), m1));
+                }
+            }
+            // Stored n×k: 16 depth steps of each column, written across.
+            Transpose::Yes => {
+                let mut p = 0;
+                while p + L <= depth {
+                    let mut buf = [[0.0f32; L]; NR];
+                    for (j, r) in buf.iter_mut().enumerate().take(cols) {
+                        _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(j * ld + p), 0xFFFF));
+                    }
+                    for q in 0..L {
+                        let row: [f32; NR] = core::array::from_fn(|j| buf[j][q]);
+                        _mm512_storeu_ps(dst.add((p + q) * NR), _mm512_loadu_ps(row.as_ptr()));
+                        _mm512_storeu_ps(dst.add((p + q) * NR + L), _mm512_loadu_ps(row.as_ptr().add(L)));
+                    }
+                    p += L;
+                }
+                for p in p..depth {
+                    for j in 0..NR {
+                        *dst.add(p * NR + j) = if j < cols { T::one(src.add(j * ld + p)) } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Start of op(X)'s window at (r, c) and the elements it spans, for a
+/// `rows × cols` window of op(X) with stored layout `t`.
+fn window(t: Transpose, ld: usize, r: usize, c: usize, rows: usize, cols: usize) -> (usize, usize) {
+    match t {
+        Transpose::No => (r * ld + c, (rows - 1) * ld + cols),
+        Transpose::Yes => (c * ld + r, (cols - 1) * ld + rows),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pack_a_to_f32<T: Lanes>(
+    src: &[T],
+    ld: usize,
+    t: Transpose,
+    i0: usize,
+    rows: usize,
+    p0: usize,
+    depth: usize,
+    dst: &mut [f32],
+) {
+    assert!((1..=MR).contains(&rows) && dst.len() >= rows * depth);
+    if depth == 0 {
+        return;
+    }
+    let (off, span) = window(t, ld, i0, p0, rows, depth);
+    assert!(off + span <= src.len(), "pack_a: window outside A");
+    // SAFETY: window and destination checked above; avx512 table only.
+    unsafe { pack_a_raw(src.as_ptr().add(off), ld, t, rows, depth, dst.as_mut_ptr()) }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pack_b_to_f32<T: Lanes>(
+    src: &[T],
+    ld: usize,
+    t: Transpose,
+    j0: usize,
+    cols: usize,
+    p0: usize,
+    depth: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    assert!(nr == NR && (1..=NR).contains(&cols) && dst.len() >= NR * depth);
+    if depth == 0 {
+        return;
+    }
+    let (off, span) = match t {
+        Transpose::No => (p0 * ld + j0, (depth - 1) * ld + cols),
+        Transpose::Yes => (j0 * ld + p0, (cols - 1) * ld + depth),
+    };
+    assert!(off + span <= src.len(), "pack_b: window outside B");
+    // SAFETY: window and destination checked above; avx512 table only.
+    unsafe { pack_b_raw(src.as_ptr().add(off), ld, t, cols, depth, dst.as_mut_ptr()) }
+}
+
+/// Packs an f32 A micro-panel.
+#[allow(clippy::too_many_arguments)]
+pub fn pack_a_f32_avx512(s: &[f32], ld: usize, t: Transpose, i0: usize, r: usize, p0: usize, d: usize, o: &mut [f32]) {
+    pack_a_to_f32(s, ld, t, i0, r, p0, d, o)
+}
+
+/// Packs an f32 B micro-panel.
+#[allow(clippy::too_many_arguments)]
+pub fn pack_b_f32_avx512(s: &[f32], ld: usize, t: Transpose, j0: usize, c: usize, p0: usize, d: usize, nr: usize, o: &mut [f32]) {
+    pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
+}
+
+/// Packs an f16 A micro-panel, widened to f32.
+#[allow(clippy::too_many_arguments)]
+pub fn pack_a_f16_f32_avx512(s: &[f16], ld: usize, t: Transpose, i0: usize, r: usize, p0: usize, d: usize, o: &mut [f32]) {
+    pack_a_to_f32(s, ld, t, i0, r, p0, d, o)
+}
+
+/// Packs an f16 B micro-panel, widened to f32.
+#[allow(clippy::too_many_arguments)]
+pub fn pack_b_f16_f32_avx512(s: &[f16], ld: usize, t: Transpose, j0: usize, c: usize, p0: usize, d: usize, nr: usize, o: &mut [f32]) {
+    pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
+}
+
+/// Packs a bf16 A micro-panel, widened to f32.
+#[allow(clippy::too_many_arguments)]
+pub fn pack_a_bf16_f32_avx512(s: &[bf16], ld: usize, t: Transpose, i0: usize, r: usize, p0: usize, d: usize, o: &mut [f32]) {
+    pack_a_to_f32(s, ld, t, i0, r, p0, d, o)
+}
+
+/// Packs a bf16 B micro-panel, widened to f32.
+#[allow(clippy::too_many_arguments)]
+pub fn pack_b_bf16_f32_avx512(s: &[bf16], ld: usize, t: Transpose, j0: usize, c: usize, p0: usize, d: usize, nr: usize, o: &mut [f32]) {
+    pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
+}
+
+/// The avx512 path's GEMM registry; bgemm uses `vdpbf16ps` when `bf16`.
+pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
+    let shape = KernelShape { mr: MR, nr: NR, kpack: 1, bytes_per_k: 4 };
+    let ukr: Kernel<crate::gemm::UkrFn<f32>> = Kernel { f: gemm_f32_avx512_14x32, name: "gemm_f32_avx512_14x32" };
+    let bgemm = if bf16_dot {
+        Path::Pairs(Impl {
+            shape: KernelShape { mr: MR, nr: NR, kpack: 2, bytes_per_k: 2 },
+            ukr: Kernel { f: gemm_bf16_f32acc_avx512bf16_14x32, name: "gemm_bf16_f32acc_avx512bf16_14x32" },
+            pack_a: Kernel { f: crate::gemm::pack::pack_a_bf16_pairs_generic, name: "pack_a_bf16_pairs_generic" },
+            pack_b: Kernel { f: crate::gemm::pack::pack_b_bf16_pairs_generic, name: "pack_b_bf16_pairs_generic" },
+            unpacked: false,
+        })
+    } else {
+        Path::F32(Impl {
+            shape,
+            ukr,
+            pack_a: Kernel { f: pack_a_bf16_f32_avx512, name: "pack_a_bf16_f32_avx512" },
+            pack_b: Kernel { f: pack_b_bf16_f32_avx512, name: "pack_b_bf16_f32_avx512" },
+            unpacked: false,
+        })
+    };
+    crate::gemm::Table {
+        sgemm: Path::F32(Impl {
+            shape,
+            ukr,
+            pack_a: Kernel { f: pack_a_f32_avx512, name: "pack_a_f32_avx512" },
+            pack_b: Kernel { f: pack_b_f32_avx512, name: "pack_b_f32_avx512" },
+            unpacked: true,
+        }),
+        hgemm: Path::F32(Impl {
+            shape,
+            ukr,
+            pack_a: Kernel { f: pack_a_f16_f32_avx512, name: "pack_a_f16_f32_avx512" },
+            pack_b: Kernel { f: pack_b_f16_f32_avx512, name: "pack_b_f16_f32_avx512" },
+            unpacked: false,
+        }),
+        bgemm,
+    }
+}
