@@ -495,3 +495,48 @@ pub fn check_tile<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usize, nr: usi
         assert!(bias.len() >= n, "bias shorter than the tile");
     }
 }
+
+/// Register-resident peak loops, so efficiency can be quoted against a peak
+/// measured in the same run.
+pub mod peak {
+    use std::time::Instant;
+
+    /// The instruction a peak loop times.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Loop {
+        /// f32 FMA on ymm registers (AVX2 + FMA).
+        FmaYmm,
+        /// f32 FMA on zmm registers (AVX-512).
+        FmaZmm,
+        /// bf16 pair dot products `vdpbf16ps` on zmm (AVX-512-BF16).
+        DpBf16,
+    }
+
+    /// Runs `iters` rounds of one loop: `(flops, seconds)`, or `None` when the
+    /// CPU lacks it.
+    pub fn run(which: Loop, iters: u64) -> Option<(f64, f64)> {
+        let t = Instant::now();
+        #[cfg(target_arch = "x86_64")]
+        let r = match which {
+            Loop::FmaYmm => crate::x86::avx2::gemm::fma_peak(iters),
+            Loop::FmaZmm => crate::x86::avx512::gemm::fma_peak(iters),
+            Loop::DpBf16 => crate::x86::avx512::gemm::dpbf16_peak(iters),
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let r: Option<(f64, f32)> = {
+            let _ = (which, iters);
+            None
+        };
+        let secs = t.elapsed().as_secs_f64();
+        r.map(|(flops, sink)| {
+            std::hint::black_box(sink);
+            (flops, secs)
+        })
+    }
+
+    /// Best GFLOP/s of `reps` timed runs of about 0.1 s each.
+    pub fn gflops(which: Loop, reps: usize) -> Option<f64> {
+        run(which, 1000)?;
+        (0..reps).map(|_| run(which, 2_000_000).map(|(f, s)| f / s / 1e9)).try_fold(0.0f64, |m, x| Some(m.max(x?)))
+    }
+}

@@ -404,3 +404,44 @@ pub(crate) fn table() -> crate::gemm::Table {
         }),
     }
 }
+
+/// Register-resident FMA loop: 12 independent ymm chains, `iters` rounds
+/// (written in assembly so that nothing but the FMAs runs in the loop).
+#[target_feature(enable = "avx2,fma")]
+fn fma_loop_avx2(iters: u64) {
+    // SAFETY: register-only arithmetic; the features are enabled.
+    unsafe {
+        core::arch::asm!(
+            "vxorps xmm14, xmm14, xmm14",
+            "vxorps xmm15, xmm15, xmm15",
+            "2:",
+            "vfmadd231ps ymm0, ymm14, ymm15",
+            "vfmadd231ps ymm1, ymm14, ymm15",
+            "vfmadd231ps ymm2, ymm14, ymm15",
+            "vfmadd231ps ymm3, ymm14, ymm15",
+            "vfmadd231ps ymm4, ymm14, ymm15",
+            "vfmadd231ps ymm5, ymm14, ymm15",
+            "vfmadd231ps ymm6, ymm14, ymm15",
+            "vfmadd231ps ymm7, ymm14, ymm15",
+            "vfmadd231ps ymm8, ymm14, ymm15",
+            "vfmadd231ps ymm9, ymm14, ymm15",
+            "vfmadd231ps ymm10, ymm14, ymm15",
+            "vfmadd231ps ymm11, ymm14, ymm15",
+            "dec {n}",
+            "jnz 2b",
+            n = inout(reg) iters.max(1) => _,
+            out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _, out("ymm11") _, out("ymm14") _, out("ymm15") _,
+            options(nostack),
+        );
+    }
+}
+
+/// FLOPs of `iters` rounds of the ymm FMA peak loop (and its result).
+pub(crate) fn fma_peak(iters: u64) -> Option<(f64, f32)> {
+    if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")) {
+        return None;
+    }
+    // SAFETY: the features were just detected.
+    unsafe { fma_loop_avx2(iters) };
+    Some((iters.max(1) as f64 * 12.0 * 8.0 * 2.0, 0.0))
+}

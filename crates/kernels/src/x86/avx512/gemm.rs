@@ -517,3 +517,111 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
         bgemm,
     }
 }
+
+// ---------------------------------------------------------------- peak loops
+
+/// Register-resident FMA loop: 24 independent zmm chains, `iters` rounds
+/// (written in assembly so that nothing but the FMAs runs in the loop).
+#[target_feature(enable = "avx512f,fma")]
+fn fma_loop_avx512(iters: u64) {
+    // SAFETY: register-only arithmetic; the features are enabled.
+    unsafe {
+        core::arch::asm!(
+            "vxorps xmm30, xmm30, xmm30",
+            "vxorps xmm31, xmm31, xmm31",
+            "2:",
+            "vfmadd231ps zmm0, zmm30, zmm31",
+            "vfmadd231ps zmm1, zmm30, zmm31",
+            "vfmadd231ps zmm2, zmm30, zmm31",
+            "vfmadd231ps zmm3, zmm30, zmm31",
+            "vfmadd231ps zmm4, zmm30, zmm31",
+            "vfmadd231ps zmm5, zmm30, zmm31",
+            "vfmadd231ps zmm6, zmm30, zmm31",
+            "vfmadd231ps zmm7, zmm30, zmm31",
+            "vfmadd231ps zmm8, zmm30, zmm31",
+            "vfmadd231ps zmm9, zmm30, zmm31",
+            "vfmadd231ps zmm10, zmm30, zmm31",
+            "vfmadd231ps zmm11, zmm30, zmm31",
+            "vfmadd231ps zmm12, zmm30, zmm31",
+            "vfmadd231ps zmm13, zmm30, zmm31",
+            "vfmadd231ps zmm14, zmm30, zmm31",
+            "vfmadd231ps zmm15, zmm30, zmm31",
+            "vfmadd231ps zmm16, zmm30, zmm31",
+            "vfmadd231ps zmm17, zmm30, zmm31",
+            "vfmadd231ps zmm18, zmm30, zmm31",
+            "vfmadd231ps zmm19, zmm30, zmm31",
+            "vfmadd231ps zmm20, zmm30, zmm31",
+            "vfmadd231ps zmm21, zmm30, zmm31",
+            "vfmadd231ps zmm22, zmm30, zmm31",
+            "vfmadd231ps zmm23, zmm30, zmm31",
+            "dec {n}",
+            "jnz 2b",
+            n = inout(reg) iters.max(1) => _,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _, out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _, out("zmm30") _, out("zmm31") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Register-resident `vdpbf16ps` loop: 24 independent zmm chains.
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn dpbf16_loop_avx512(iters: u64) {
+    // SAFETY: register-only arithmetic; the features are enabled.
+    unsafe {
+        core::arch::asm!(
+            "vxorps xmm30, xmm30, xmm30",
+            "vxorps xmm31, xmm31, xmm31",
+            "2:",
+            "vdpbf16ps zmm0, zmm30, zmm31",
+            "vdpbf16ps zmm1, zmm30, zmm31",
+            "vdpbf16ps zmm2, zmm30, zmm31",
+            "vdpbf16ps zmm3, zmm30, zmm31",
+            "vdpbf16ps zmm4, zmm30, zmm31",
+            "vdpbf16ps zmm5, zmm30, zmm31",
+            "vdpbf16ps zmm6, zmm30, zmm31",
+            "vdpbf16ps zmm7, zmm30, zmm31",
+            "vdpbf16ps zmm8, zmm30, zmm31",
+            "vdpbf16ps zmm9, zmm30, zmm31",
+            "vdpbf16ps zmm10, zmm30, zmm31",
+            "vdpbf16ps zmm11, zmm30, zmm31",
+            "vdpbf16ps zmm12, zmm30, zmm31",
+            "vdpbf16ps zmm13, zmm30, zmm31",
+            "vdpbf16ps zmm14, zmm30, zmm31",
+            "vdpbf16ps zmm15, zmm30, zmm31",
+            "vdpbf16ps zmm16, zmm30, zmm31",
+            "vdpbf16ps zmm17, zmm30, zmm31",
+            "vdpbf16ps zmm18, zmm30, zmm31",
+            "vdpbf16ps zmm19, zmm30, zmm31",
+            "vdpbf16ps zmm20, zmm30, zmm31",
+            "vdpbf16ps zmm21, zmm30, zmm31",
+            "vdpbf16ps zmm22, zmm30, zmm31",
+            "vdpbf16ps zmm23, zmm30, zmm31",
+            "dec {n}",
+            "jnz 2b",
+            n = inout(reg) iters.max(1) => _,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _, out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _, out("zmm30") _, out("zmm31") _,
+            options(nostack),
+        );
+    }
+}
+
+/// FLOPs of `iters` rounds of the f32 FMA peak loop (and its result, to keep it).
+pub(crate) fn fma_peak(iters: u64) -> Option<(f64, f32)> {
+    if !(std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")) {
+        return None;
+    }
+    // SAFETY: the features were just detected.
+    unsafe { fma_loop_avx512(iters) };
+    Some((iters.max(1) as f64 * 24.0 * 16.0 * 2.0, 0.0))
+}
+
+/// FLOPs of `iters` rounds of the bf16 dot-product peak loop (2 products and
+/// 2 sums per lane and instruction).
+pub(crate) fn dpbf16_peak(iters: u64) -> Option<(f64, f32)> {
+    if !(std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")) {
+        return None;
+    }
+    // SAFETY: the features were just detected.
+    unsafe { dpbf16_loop_avx512(iters) };
+    Some((iters.max(1) as f64 * 24.0 * 16.0 * 4.0, 0.0))
+}
