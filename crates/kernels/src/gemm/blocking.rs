@@ -167,10 +167,7 @@ mod tests {
 
     #[test]
     fn cache_specs_parse() {
-        assert_eq!(
-            CacheSizes::parse("32K, 1M,32M"),
-            Some(CacheSizes { l1d: 32 << 10, l2: 1 << 20, l3: 32 << 20 })
-        );
+        assert_eq!(CacheSizes::parse("32K, 1M,32M"), Some(CacheSizes { l1d: 32 << 10, l2: 1 << 20, l3: 32 << 20 }));
         assert_eq!(CacheSizes::parse("32K,1M"), None);
         assert_eq!(CacheSizes::parse("32K,x,1M"), None);
         let d = detected_caches();

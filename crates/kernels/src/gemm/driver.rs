@@ -299,7 +299,16 @@ fn pack_a_block<T: Element, P: Packed>(
         let (r0, h) = panel(q, np, mcb);
         (imp.pack_a.f)(x.a, x.lda, x.ta, ic + r0, h, pc, kcb, dst);
     };
-    fn rec<P: Send>(q0: usize, q1: usize, par: bool, np: usize, mcb: usize, ks: usize, buf: &mut [P], one: &(dyn Fn(usize, &mut [P]) + Sync)) {
+    fn rec<P: Send>(
+        q0: usize,
+        q1: usize,
+        par: bool,
+        np: usize,
+        mcb: usize,
+        ks: usize,
+        buf: &mut [P],
+        one: &(dyn Fn(usize, &mut [P]) + Sync),
+    ) {
         if !par || q1 - q0 <= 2 {
             let mut rest = buf;
             for q in q0..q1 {
@@ -453,9 +462,13 @@ fn run_panels<T: Element, P: Packed>(
                 // f16/bf16 destination: partial sums of a deep product wait
                 // in the f32 scratch; only the last block rounds to the output.
                 match (s.first, s.last, scratch.as_deref_mut()) {
-                    (true, true, _) => {
-                        TileOut { alpha: x.alpha, prev: Prev::None, bias, relu, dst: rows.tile(lr * x.ldc + col, x.ldc) }
-                    }
+                    (true, true, _) => TileOut {
+                        alpha: x.alpha,
+                        prev: Prev::None,
+                        bias,
+                        relu,
+                        dst: rows.tile(lr * x.ldc + col, x.ldc),
+                    },
                     (first, false, Some(sc)) => TileOut {
                         alpha: x.alpha,
                         prev: if first { Prev::None } else { Prev::Dst },

@@ -19,8 +19,8 @@ pub mod pack;
 
 use half::{bf16, f16};
 
-pub use crate::scalar::gemm::GemmInput;
 use crate::dispatch::{Kernel, active};
+pub use crate::scalar::gemm::GemmInput;
 pub use blocking::{Blocking, CacheSizes, KernelShape, detected_caches};
 pub use driver::{CallStats, last_call_stats, relu};
 

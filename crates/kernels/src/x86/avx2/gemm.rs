@@ -348,31 +348,79 @@ pub fn pack_a_f32_avx2(s: &[f32], ld: usize, t: Transpose, i0: usize, r: usize, 
 
 /// Packs an f32 B micro-panel.
 #[allow(clippy::too_many_arguments)]
-pub fn pack_b_f32_avx2(s: &[f32], ld: usize, t: Transpose, j0: usize, c: usize, p0: usize, d: usize, nr: usize, o: &mut [f32]) {
+pub fn pack_b_f32_avx2(
+    s: &[f32],
+    ld: usize,
+    t: Transpose,
+    j0: usize,
+    c: usize,
+    p0: usize,
+    d: usize,
+    nr: usize,
+    o: &mut [f32],
+) {
     pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
 }
 
 /// Packs an f16 A micro-panel, widened to f32.
 #[allow(clippy::too_many_arguments)]
-pub fn pack_a_f16_f32_avx2(s: &[f16], ld: usize, t: Transpose, i0: usize, r: usize, p0: usize, d: usize, o: &mut [f32]) {
+pub fn pack_a_f16_f32_avx2(
+    s: &[f16],
+    ld: usize,
+    t: Transpose,
+    i0: usize,
+    r: usize,
+    p0: usize,
+    d: usize,
+    o: &mut [f32],
+) {
     pack_a_to_f32(s, ld, t, i0, r, p0, d, o)
 }
 
 /// Packs an f16 B micro-panel, widened to f32.
 #[allow(clippy::too_many_arguments)]
-pub fn pack_b_f16_f32_avx2(s: &[f16], ld: usize, t: Transpose, j0: usize, c: usize, p0: usize, d: usize, nr: usize, o: &mut [f32]) {
+pub fn pack_b_f16_f32_avx2(
+    s: &[f16],
+    ld: usize,
+    t: Transpose,
+    j0: usize,
+    c: usize,
+    p0: usize,
+    d: usize,
+    nr: usize,
+    o: &mut [f32],
+) {
     pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
 }
 
 /// Packs a bf16 A micro-panel, widened to f32.
 #[allow(clippy::too_many_arguments)]
-pub fn pack_a_bf16_f32_avx2(s: &[bf16], ld: usize, t: Transpose, i0: usize, r: usize, p0: usize, d: usize, o: &mut [f32]) {
+pub fn pack_a_bf16_f32_avx2(
+    s: &[bf16],
+    ld: usize,
+    t: Transpose,
+    i0: usize,
+    r: usize,
+    p0: usize,
+    d: usize,
+    o: &mut [f32],
+) {
     pack_a_to_f32(s, ld, t, i0, r, p0, d, o)
 }
 
 /// Packs a bf16 B micro-panel, widened to f32.
 #[allow(clippy::too_many_arguments)]
-pub fn pack_b_bf16_f32_avx2(s: &[bf16], ld: usize, t: Transpose, j0: usize, c: usize, p0: usize, d: usize, nr: usize, o: &mut [f32]) {
+pub fn pack_b_bf16_f32_avx2(
+    s: &[bf16],
+    ld: usize,
+    t: Transpose,
+    j0: usize,
+    c: usize,
+    p0: usize,
+    d: usize,
+    nr: usize,
+    o: &mut [f32],
+) {
     pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
 }
 
