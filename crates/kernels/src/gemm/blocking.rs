@@ -143,7 +143,7 @@ mod tests {
         let b = Blocking::new(SHAPE, zen4);
         assert_eq!((b.mr, b.nr), (14, 32));
         assert_eq!(b.kc, 288);
-        assert_eq!(b.nc % 32, 0);
+        assert!(b.nc.is_multiple_of(32));
         assert!(b.kc * b.nc * 4 <= zen4.l2 / 2 && b.kc * (b.nc + 32) * 4 > zen4.l2 / 2);
         assert!(14 * b.kc * 4 <= zen4.l1d / 2);
         // A smaller L1 shortens KC; a smaller L2 narrows NC; a smaller L3 shortens MC.
@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(small_l2.kc, b.kc);
         assert!(small_l2.nc < b.nc);
         let small_l3 = Blocking::new(SHAPE, CacheSizes { l3: 2 << 20, ..zen4 });
-        assert!(small_l3.mc < b.mc && small_l3.mc % 14 == 0);
+        assert!(small_l3.mc < b.mc && small_l3.mc.is_multiple_of(14));
         // Half-size packed elements double the depth that fits.
         let f16 = Blocking::new(KernelShape { bytes_per_k: 2, ..SHAPE }, zen4);
         assert_eq!(f16.kc, 576);

@@ -210,9 +210,7 @@ pub(crate) fn gemm<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, c: 
             while ic < m {
                 let mcb = bl.mc.min(m - ic);
                 let np = mcb.div_ceil(bl.mr);
-                let (rest_rows, block_rows) = (rows, ());
-                let _ = block_rows;
-                let (mut block, after) = rest_rows.split(if ic + mcb < m { mcb * x.ldc } else { usize::MAX });
+                let (mut block, after) = rows.split(if ic + mcb < m { mcb * x.ldc } else { usize::MAX });
                 let mut scratch = if need_scratch { Some(scratch_buf.get(mcb * n)) } else { None };
                 let mut pc = 0;
                 while pc < k {

@@ -100,6 +100,7 @@ type UkrRaw = unsafe fn(usize, *const f32, usize, usize, *const f32, usize, usiz
 /// The kernel body for an M×(NV·8) tile; see the avx512 kernel for the
 /// meaning of `APACK`/`BPACK`.
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPACK: bool>(
     k: usize,
     a: *const f32,

@@ -113,6 +113,7 @@ type UkrRaw<P> = unsafe fn(usize, *const P, usize, usize, *const P, usize, usize
 /// (stride M), else strided `(rs, cs)`; `BPACK`: B packed with row stride NR
 /// (zero-padded), else rows of stride `ldb` read under the column mask.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPACK: bool>(
     k: usize,
     a: *const f32,
@@ -203,6 +204,7 @@ pub fn gemm_f32_avx512_14x32(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
 /// The `vdpbf16ps` body: each depth step is a pair; A pairs broadcast as
 /// 32-bit values, B pairs packed `[q][j]`. Packed operands only.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPACK: bool>(
     k: usize,
     a: *const u32,
@@ -331,6 +333,7 @@ unsafe fn pack_a_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, rows: usi
                     for (i, r) in buf.iter_mut().enumerate().take(rows) {
                         _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(i * ld + p), 0xFFFF));
                     }
+                    #[allow(clippy::needless_range_loop)]
                     for q in 0..L {
                         for (i, r) in buf.iter().enumerate().take(rows) {
                             *dst.add((p + q) * rows + i) = r[q];
@@ -370,6 +373,7 @@ unsafe fn pack_b_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, cols: usi
                     for (j, r) in buf.iter_mut().enumerate().take(cols) {
                         _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(j * ld + p), 0xFFFF));
                     }
+                    #[allow(clippy::needless_range_loop)]
                     for q in 0..L {
                         let row: [f32; NR] = core::array::from_fn(|j| buf[j][q]);
                         _mm512_storeu_ps(dst.add((p + q) * NR), _mm512_loadu_ps(row.as_ptr()));
