@@ -213,13 +213,21 @@ struct GemmCase {
 }
 
 fn dim() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(0usize), Just(1), Just(2), Just(3), Just(5), Just(7), Just(13), Just(17), Just(31), 0usize..70]
+    prop_oneof![
+        8 => prop_oneof![Just(0usize), Just(1), Just(2), Just(3), Just(5), Just(7), Just(13), Just(17), Just(31)],
+        4 => 0usize..70,
+        1 => prop_oneof![Just(97usize), Just(127), Just(211), Just(293), 70usize..300],
+    ]
+}
+
+fn pad() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => 0usize..4, 1 => 4usize..200]
 }
 
 fn gemm_case() -> impl Strategy<Value = GemmCase> {
     let t = prop_oneof![Just(Transpose::No), Just(Transpose::Yes)];
     let scalar = prop_oneof![Just(0.0f32), Just(1.0), Just(-1.0), Just(0.5), -3.0f32..3.0];
-    (t.clone(), t, dim(), dim(), dim(), scalar.clone(), scalar, 0usize..4, 0usize..4, 0usize..4, any::<u64>()).prop_map(
+    (t.clone(), t, dim(), dim(), dim(), scalar.clone(), scalar, pad(), pad(), pad(), any::<u64>()).prop_map(
         |(ta, tb, m, n, k, alpha, beta, lda_pad, ldb_pad, ldc_pad, seed)| GemmCase {
             ta,
             tb,

@@ -153,6 +153,14 @@ impl<'a> Rows<'a> {
         }
     }
 
+    fn reborrow(&mut self) -> Rows<'_> {
+        match self {
+            Rows::F32(c) => Rows::F32(c),
+            Rows::F16(c) => Rows::F16(c),
+            Rows::Bf16(c) => Rows::Bf16(c),
+        }
+    }
+
     fn tile(&mut self, off: usize, ld: usize) -> Dst<'_> {
         match self {
             Rows::F32(c) => Dst::F32(&mut c[off..], ld),
@@ -389,8 +397,7 @@ fn compute<T: Element, P: Packed>(
         let mid = (q0 + q1) / 2;
         let (r0, _) = panel(q0, s.np, s.mcb);
         let (rm, _) = panel(mid, s.np, s.mcb);
-        let taken = std::mem::replace(rows, Rows::F32(&mut []));
-        let (mut top, mut bottom) = taken.split((rm - r0) * s.x.ldc);
+        let (mut top, mut bottom) = rows.reborrow().split((rm - r0) * s.x.ldc);
         let (st, sb) = match scratch {
             Some(sc) => {
                 let (a, b) = sc.split_at_mut((rm - r0) * s.x.n);

@@ -1,0 +1,377 @@
+//! GEMM beyond the contract proptest: every path's blocking edges (MR±1,
+//! NR±1, KC±1, several KC blocks), bit-identical results for any thread
+//! count, and the fused epilogues against the unfused composition.
+
+mod common;
+
+use common::{SplitMix, paths};
+use half::{bf16, f16};
+use mixprec_kernels::gemm::{self, Blocking, Element, Epilogue, Output, Path, Transpose, detected_caches};
+
+const TS: [(Transpose, Transpose); 4] = [
+    (Transpose::No, Transpose::No),
+    (Transpose::No, Transpose::Yes),
+    (Transpose::Yes, Transpose::No),
+    (Transpose::Yes, Transpose::Yes),
+];
+
+struct Mats<T> {
+    a: Vec<T>,
+    lda: usize,
+    b: Vec<T>,
+    ldb: usize,
+    af: Vec<f32>,
+    bf: Vec<f32>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mats<T: Copy>(
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    pad: usize,
+    seed: u64,
+    conv: impl Fn(f32) -> T,
+    back: impl Fn(T) -> f32,
+) -> Mats<T> {
+    let mut rng = SplitMix(seed);
+    let (ar, ac) = if ta == Transpose::No { (m, k) } else { (k, m) };
+    let (br, bc) = if tb == Transpose::No { (k, n) } else { (n, k) };
+    let (lda, ldb) = (ac + pad, bc + pad);
+    let a: Vec<T> = (0..gemm::required_len(ar, ac, lda)).map(|_| conv(rng.next_f32())).collect();
+    let b: Vec<T> = (0..gemm::required_len(br, bc, ldb)).map(|_| conv(rng.next_f32())).collect();
+    let af = a.iter().map(|&x| back(x)).collect();
+    let bf = b.iter().map(|&x| back(x)).collect();
+    Mats { a, lda, b, ldb, af, bf }
+}
+
+/// The bound of docs/numerics.md against an f64 oracle, for C = alpha·op(A)·op(B) + beta·C0.
+#[allow(clippy::too_many_arguments)]
+fn check<T>(
+    what: &str,
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &Mats<T>,
+    alpha: f32,
+    beta: f32,
+    c0: &[f32],
+    got: &[f32],
+    ldc: usize,
+) {
+    let u = 2.0f64.powi(-24);
+    for i in 0..m {
+        for j in 0..n {
+            let (mut dot, mut abs) = (0.0f64, 0.0f64);
+            for p in 0..k {
+                let a = if ta == Transpose::No { x.af[i * x.lda + p] } else { x.af[p * x.lda + i] } as f64;
+                let b = if tb == Transpose::No { x.bf[p * x.ldb + j] } else { x.bf[j * x.ldb + p] } as f64;
+                dot += a * b;
+                abs += (a * b).abs();
+            }
+            let c = if beta == 0.0 { 0.0 } else { c0[i * ldc + j] as f64 };
+            let want = alpha as f64 * dot + beta as f64 * c;
+            let bound = 2.0 * k as f64 * u * (alpha as f64).abs() * abs + 2.0 * u * (beta as f64 * c).abs();
+            let g = got[i * ldc + j] as f64;
+            assert!(
+                (g - want).abs() <= bound,
+                "{what} {ta:?}{tb:?} {m}x{n}x{k}: C[{i},{j}] = {g}, want {want} ± {bound}"
+            );
+        }
+    }
+}
+
+fn edge_dims<T>(path: &Path<T>) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let shape = path.shape();
+    let bl = Blocking::new(shape, detected_caches());
+    let (mr, nr, kc) = (bl.mr, bl.nr, bl.kc);
+    (
+        vec![1, mr - 1, mr, mr + 1, 2 * mr + 1],
+        vec![1, nr - 1, nr, nr + 1, 2 * nr + 3],
+        vec![kc - 1, kc, kc + 1, 2 * kc + 3],
+    )
+}
+
+fn run_edges<T: Element>(name: &str, path: &Path<T>, conv: impl Fn(f32) -> T + Copy, back: impl Fn(T) -> f32 + Copy) {
+    let (ms, ns, ks) = edge_dims(path);
+    let mut seed = 1;
+    for &(ta, tb) in &TS {
+        for &m in &ms {
+            for &n in &ns {
+                for &k in &ks {
+                    seed += 1;
+                    let x = mats(ta, tb, m, n, k, (seed % 3) as usize, seed, conv, back);
+                    let ldc = n + (seed % 4) as usize;
+                    let mut rng = SplitMix(seed ^ 0xC0);
+                    let c0: Vec<f32> = (0..gemm::required_len(m, n, ldc)).map(|_| rng.next_f32()).collect();
+                    let (alpha, beta) = if seed % 2 == 0 { (1.0, 0.0) } else { (-0.75, 1.5) };
+                    let mut c = c0.clone();
+                    if beta == 0.0 {
+                        c.iter_mut().for_each(|v| *v = f32::NAN);
+                    }
+                    let e = Epilogue::default();
+                    gemm::gemm_on(
+                        path,
+                        ta,
+                        tb,
+                        m,
+                        n,
+                        k,
+                        alpha,
+                        &x.a,
+                        x.lda,
+                        &x.b,
+                        x.ldb,
+                        beta,
+                        Output::F32(&mut c),
+                        ldc,
+                        e,
+                    );
+                    check(name, ta, tb, m, n, k, &x, alpha, beta, &c0, &c, ldc);
+                }
+            }
+        }
+    }
+}
+
+/// m = MR±1, n = NR±1, k = KC±1 and 2·KC+3 (so deep products cross blocks),
+/// all transposes, on every path and input type.
+#[test]
+fn blocking_edges_on_every_path() {
+    for k in paths() {
+        run_edges(&format!("{} sgemm", k.isa), &k.gemm.sgemm, |x| x, |x| x);
+        run_edges(&format!("{} hgemm", k.isa), &k.gemm.hgemm, f16::from_f32, f16::to_f32);
+        run_edges(&format!("{} bgemm", k.isa), &k.gemm.bgemm, bf16::from_f32, bf16::to_f32);
+    }
+}
+
+/// Long products (k > 1000) with large leading dimensions.
+#[test]
+fn deep_products_with_wide_strides() {
+    for kt in paths() {
+        for &(ta, tb) in &TS {
+            let (m, n, k) = (37, 45, 1203);
+            let x = mats(ta, tb, m, n, k, 129, 77, |v| v, |v| v);
+            let ldc = n + 200;
+            let c0 = vec![0.25f32; gemm::required_len(m, n, ldc)];
+            let mut c = c0.clone();
+            let e = Epilogue::default();
+            gemm::gemm_on(
+                &kt.gemm.sgemm,
+                ta,
+                tb,
+                m,
+                n,
+                k,
+                0.5,
+                &x.a,
+                x.lda,
+                &x.b,
+                x.ldb,
+                2.0,
+                Output::F32(&mut c),
+                ldc,
+                e,
+            );
+            check(&format!("{} sgemm deep", kt.isa), ta, tb, m, n, k, &x, 0.5, 2.0, &c0, &c, ldc);
+            for i in 0..m - 1 {
+                assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 0.25), "padding of row {i} written");
+            }
+        }
+    }
+}
+
+fn run_threads<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + Copy, back: impl Fn(T) -> f32 + Copy) {
+    let (m, n, k) = (523, 517, 611);
+    for &(ta, tb) in &TS[..2] {
+        let x = mats(ta, tb, m, n, k, 1, 5, conv, back);
+        let mut reference: Option<Vec<f32>> = None;
+        let mut saw_threads = 0;
+        for threads in [1, 2, 3, 4] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for _ in 0..3 {
+                let mut c = vec![f32::NAN; m * n];
+                let stats = pool.install(|| {
+                    gemm::gemm_on(
+                        path,
+                        ta,
+                        tb,
+                        m,
+                        n,
+                        k,
+                        1.0,
+                        &x.a,
+                        x.lda,
+                        &x.b,
+                        x.ldb,
+                        0.0,
+                        Output::F32(&mut c),
+                        n,
+                        Epilogue::default(),
+                    );
+                    gemm::last_call_stats()
+                });
+                if threads > 1 {
+                    assert!(stats.tasks > 1, "{what}: {threads} threads ran {} task(s)", stats.tasks);
+                    saw_threads = saw_threads.max(stats.threads);
+                } else {
+                    assert_eq!(stats.threads, 1);
+                }
+                match &reference {
+                    None => reference = Some(c),
+                    Some(r) => assert!(
+                        r.iter().zip(&c).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{what}: {threads} threads changed the bits"
+                    ),
+                }
+            }
+        }
+        assert!(saw_threads > 1, "{what}: the work never ran on more than one thread");
+    }
+}
+
+/// Shapes ≥ 512: 1, 2, 3 and 4 threads give bit-identical results, and the
+/// multi-threaded calls split the work into several tasks that ran on more
+/// than one thread.
+#[test]
+fn results_are_bit_identical_for_any_thread_count() {
+    for k in paths() {
+        run_threads(&k.gemm.sgemm, &format!("{} sgemm", k.isa), |x| x, |x| x);
+        run_threads(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
+        run_threads(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
+    }
+}
+
+fn relu(v: f32) -> f32 {
+    if v > 0.0 || v.is_nan() { v } else { 0.0 }
+}
+
+fn run_fused<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + Copy, back: impl Fn(T) -> f32 + Copy) {
+    let kc = Blocking::new(path.shape(), detected_caches()).kc;
+    for &(m, n, k) in &[(1, 1, 1), (29, 45, 17), (64, 70, kc + 5), (130, 33, 2 * kc + 1)] {
+        for &(ta, tb) in &TS {
+            let x = mats(ta, tb, m, n, k, 0, (m * n + k) as u64, conv, back);
+            let bias: Vec<f32> = (0..n).map(|j| (j as f32 - 10.0) * 0.37).collect();
+            for relu_on in [false, true] {
+                let epi = Epilogue { bias: Some(&bias), relu: relu_on };
+                let mut plain = vec![0.0f32; m * n];
+                gemm::gemm_on(
+                    path,
+                    ta,
+                    tb,
+                    m,
+                    n,
+                    k,
+                    0.5,
+                    &x.a,
+                    x.lda,
+                    &x.b,
+                    x.ldb,
+                    0.0,
+                    Output::F32(&mut plain),
+                    n,
+                    Epilogue::default(),
+                );
+                let unfused: Vec<f32> = plain
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        let v = v + bias[i % n];
+                        if relu_on { relu(v) } else { v }
+                    })
+                    .collect();
+                let mut f = vec![f32::NAN; m * n];
+                gemm::gemm_on(path, ta, tb, m, n, k, 0.5, &x.a, x.lda, &x.b, x.ldb, 0.0, Output::F32(&mut f), n, epi);
+                let mut h = vec![f16::NAN; m * n];
+                gemm::gemm_on(path, ta, tb, m, n, k, 0.5, &x.a, x.lda, &x.b, x.ldb, 0.0, Output::F16(&mut h), n, epi);
+                let mut b = vec![bf16::NAN; m * n];
+                gemm::gemm_on(path, ta, tb, m, n, k, 0.5, &x.a, x.lda, &x.b, x.ldb, 0.0, Output::Bf16(&mut b), n, epi);
+                for i in 0..m * n {
+                    let tag = format!("{what} {ta:?}{tb:?} {m}x{n}x{k} relu={relu_on} [{i}]");
+                    assert_eq!(f[i].to_bits(), unfused[i].to_bits(), "{tag}: f32 {} vs {}", f[i], unfused[i]);
+                    assert_eq!(h[i].to_bits(), f16::from_f32(unfused[i]).to_bits(), "{tag}: f16");
+                    assert_eq!(b[i].to_bits(), bf16::from_f32(unfused[i]).to_bits(), "{tag}: bf16");
+                    if relu_on {
+                        assert!(f[i] >= 0.0 && f[i].to_bits() >> 31 == 0, "{tag}: ReLU left {}", f[i]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The fused bias + ReLU epilogue and the f16/bf16 outputs equal the unfused
+/// composition (GEMM into f32, add the bias, ReLU, round once) bit for bit,
+/// including products deeper than KC whose partial sums wait in f32.
+#[test]
+fn fused_epilogues_equal_the_unfused_composition() {
+    for k in paths() {
+        run_fused(&k.gemm.sgemm, &format!("{} sgemm", k.isa), |x| x, |x| x);
+        run_fused(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
+        run_fused(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
+    }
+}
+
+/// With alpha = 0 the epilogue still applies to beta·C, and A/B (NaN) are not read.
+#[test]
+fn epilogue_with_alpha_zero_reads_neither_operand() {
+    let a = vec![f32::NAN; 6];
+    let b = vec![f32::NAN; 6];
+    let bias = [1.0f32, -5.0];
+    let mut c = vec![2.0f32, 2.0, 2.0, 2.0, 2.0, 2.0];
+    let epi = Epilogue { bias: Some(&bias), relu: true };
+    gemm::gemm_ex(Transpose::No, Transpose::No, 3, 2, 2, 0.0, &a, 2, &b, 2, 0.5, Output::F32(&mut c), 2, epi);
+    assert_eq!(c, vec![2.0, 0.0, 2.0, 0.0, 2.0, 0.0]);
+    let mut h = vec![f16::NAN; 6];
+    gemm::gemm_ex(Transpose::No, Transpose::No, 3, 2, 0, 1.0, &a, 0, &b, 2, 0.0, Output::F16(&mut h), 2, epi);
+    assert_eq!(h, vec![f16::ONE, f16::ZERO, f16::ONE, f16::ZERO, f16::ONE, f16::ZERO]);
+}
+
+#[test]
+#[should_panic(expected = "needs an f32 C")]
+fn low_precision_output_rejects_beta() {
+    let mut h = vec![f16::ZERO; 4];
+    gemm::gemm_ex(
+        Transpose::No,
+        Transpose::No,
+        2,
+        2,
+        2,
+        1.0,
+        &[1.0f32; 4],
+        2,
+        &[1.0; 4],
+        2,
+        1.0,
+        Output::F16(&mut h),
+        2,
+        Epilogue::default(),
+    );
+}
+
+#[test]
+#[should_panic(expected = "bias holds 1 values")]
+fn short_bias_is_rejected() {
+    let mut c = vec![0.0f32; 4];
+    let epi = Epilogue { bias: Some(&[1.0]), relu: false };
+    gemm::gemm_ex(
+        Transpose::No,
+        Transpose::No,
+        2,
+        2,
+        2,
+        1.0,
+        &[1.0f32; 4],
+        2,
+        &[1.0; 4],
+        2,
+        0.0,
+        Output::F32(&mut c),
+        2,
+        epi,
+    );
+}

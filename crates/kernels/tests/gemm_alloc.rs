@@ -1,0 +1,64 @@
+//! Packing buffers are reused: once warmed up, GEMM calls allocate nothing
+//! (counted by a global allocator; this binary holds only this test).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use half::f16;
+use mixprec_kernels::gemm::{self, Epilogue, Output, Transpose};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn steady_state_calls_do_not_allocate() {
+    let (m, n, k) = (300, 700, 900);
+    let a = vec![0.5f32; m * k];
+    let b = vec![0.25f32; k * n];
+    let ah = vec![f16::from_f32(0.5); m * k];
+    let bh = vec![f16::from_f32(0.25); k * n];
+    let mut c = vec![0.0f32; m * n];
+    let mut h = vec![f16::ZERO; m * n];
+    let bias = vec![1.0f32; n];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| {
+        let calls = |c: &mut [f32], h: &mut [f16]| {
+            gemm::sgemm(Transpose::No, Transpose::No, m, n, k, 1.0, &a, k, &b, n, 0.0, c, n);
+            gemm::sgemm(Transpose::Yes, Transpose::Yes, m, n, k, 1.0, &a, m, &b, k, 1.0, c, n);
+            gemm::sgemm(Transpose::No, Transpose::No, 20, 30, 40, 1.0, &a, k, &b, n, 0.0, c, n);
+            gemm::hgemm(Transpose::No, Transpose::Yes, m, n, k, 1.0, &ah, k, &bh, k, 0.0, c, n);
+            let epi = Epilogue { bias: Some(&bias), relu: true };
+            gemm::gemm_ex(Transpose::No, Transpose::No, m, n, k, 1.0, &ah, k, &bh, n, 0.0, Output::F16(h), n, epi);
+        };
+        calls(&mut c, &mut h);
+        let before = ALLOCS.load(Ordering::Relaxed);
+        for _ in 0..5 {
+            calls(&mut c, &mut h);
+        }
+        let after = ALLOCS.load(Ordering::Relaxed);
+        assert_eq!(after - before, 0, "{} allocations in 25 steady-state GEMM calls", after - before);
+    });
+    assert!(c[0].is_finite() && h[0].to_f32() > 0.0);
+}
