@@ -322,6 +322,16 @@ impl CounterStream {
         Self { seed, stream }
     }
 
+    /// The seed the key is derived from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The ChaCha stream number.
+    pub fn stream(&self) -> u64 {
+        self.stream
+    }
+
     fn at(&self, start: u64) -> ChaCha8Rng {
         let mut rng = chacha(self.seed, self.stream);
         rng.set_word_pos(u128::from(start));
@@ -348,23 +358,43 @@ impl CounterStream {
     /// value is `< keep_prob` (so `keep_prob ≤ 0` keeps none, `≥ 1` keeps all;
     /// NaN keeps none).
     pub fn fill_keep_mask(&self, start: u64, keep_prob: f32, out: &mut [bool]) {
+        let threshold = keep_threshold(keep_prob);
         let mut rng = self.at(start);
         for keep in out {
-            *keep = unit_f32(rng.next_u32()) < keep_prob;
+            *keep = rng.next_u32() >> 8 < threshold;
         }
     }
 
     /// Inverted-dropout multipliers of elements `start ..` for drop
-    /// probability `p`: `1 / (1 − p)` where kept (probability `1 − p`), else 0.
+    /// probability `p`: `1 / (1 − p)` where kept (the keep flag of
+    /// [`fill_keep_mask`](Self::fill_keep_mask) with `keep_prob = 1 − p`), else 0.
     /// `p == 0` gives all ones; `p ≥ 1` all zeros.
     pub fn fill_dropout_scale_f32(&self, start: u64, p: f32, out: &mut [f32]) {
         let keep_prob = 1.0 - p;
         let scale = if keep_prob > 0.0 { 1.0 / keep_prob } else { 0.0 };
+        let threshold = keep_threshold(keep_prob);
         let mut rng = self.at(start);
+        // Branch-free select: the keep decision is random, so a branch would
+        // mispredict at the drop rate.
+        let scale_bits = scale.to_bits();
         for x in out {
-            *x = if unit_f32(rng.next_u32()) < keep_prob { scale } else { 0.0 };
+            let keep_mask = 0u32.wrapping_sub(u32::from(rng.next_u32() >> 8 < threshold));
+            *x = f32::from_bits(scale_bits & keep_mask);
         }
     }
+}
+
+/// The integer form of `unit_f32(w) < keep_prob`: with `m = w >> 8`,
+/// `m·2^-24 < p ⟺ m < ⌈p·2^24⌉` (exact: `p·2^24` is a scaling by a power of two).
+fn keep_threshold(keep_prob: f32) -> u32 {
+    if keep_prob.is_nan() || keep_prob <= 0.0 {
+        return 0;
+    }
+    let scaled = (f64::from(keep_prob) * 16_777_216.0).min(16_777_216.0);
+    // ⌈x⌉ for 0 < x ≤ 2^24 without libm: the truncation, plus one if
+    // something was cut off.
+    let t = scaled as u32;
+    if f64::from(t) < scaled { t + 1 } else { t }
 }
 
 #[inline]
@@ -502,6 +532,29 @@ mod tests {
             if b < 0 { i64::MIN - b } else { b }
         };
         key(a).abs_diff(key(b))
+    }
+
+    #[test]
+    fn keep_threshold_is_exact_at_its_boundary() {
+        let unit = |m: u32| m as f32 * TWO_POW_M24;
+        let mut g = Generator::new(5);
+        let edges = [0.1f32, 1.0 / 3.0, 0.5, 1.0, 1e-9, TWO_POW_M24, 1.5 * TWO_POW_M24, 1.0 - TWO_POW_M24, 0.999_999];
+        for p in edges.into_iter().chain((0..10_000).map(|_| g.uniform_f32())) {
+            let t = keep_threshold(p);
+            assert!(t <= 1 << 24);
+            if t > 0 {
+                assert!(unit(t - 1) < p, "p {p}: m = t − 1 = {} must be kept", t - 1);
+            }
+            if t < 1 << 24 {
+                assert!(unit(t) >= p, "p {p}: m = t = {t} must be dropped");
+            }
+        }
+        for p in [0.0, -1.0, f32::NAN, f32::NEG_INFINITY] {
+            assert_eq!(keep_threshold(p), 0, "{p}");
+        }
+        for p in [1.0, 2.0, f32::INFINITY] {
+            assert_eq!(keep_threshold(p), 1 << 24, "{p}");
+        }
     }
 
     #[test]

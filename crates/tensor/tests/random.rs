@@ -331,6 +331,7 @@ fn counter_streams_from_a_generator_are_reproducible_and_distinct() {
     assert_ne!(a, b);
     let mut h = Generator::new(1);
     assert_eq!(h.counter_stream(), a);
+    assert_eq!(CounterStream::new(a.seed(), a.stream()), a);
 }
 
 #[test]
@@ -349,4 +350,31 @@ fn init_bounds_give_the_intended_variance() {
     Generator::new(12).fill_uniform_f64(&mut w, -b, b);
     let var = w.iter().map(|x| x * x).sum::<f64>() / w.len() as f64;
     assert!((var - 0.02).abs() < 5.0 * 0.02 * (0.8f64 / 1e6).sqrt(), "var {var}");
+}
+
+#[test]
+fn keep_masks_are_exactly_uniform_below_keep_prob() {
+    let stream = CounterStream::new(77, 1);
+    let mut words = vec![0u32; 100_000];
+    stream.words(0, &mut words);
+    // Put some words right at the boundaries of the thresholds below.
+    let awkward =
+        [0.1f32, 1.0 / 3.0, 0.5, 0.999_999_94, 1e-9, 5.960_464_5e-8, 1.0 - 5.960_464_5e-8, 0.0, 1.0, 2.0, -1.0];
+    for p in awkward {
+        let mut keep = vec![false; words.len()];
+        stream.fill_keep_mask(0, p, &mut keep);
+        for (&w, &k) in words.iter().zip(&keep) {
+            assert_eq!(k, ((w >> 8) as f32 / 16_777_216.0) < p, "p {p} word {w:#x}");
+        }
+        let mut scale = vec![0f32; words.len()];
+        stream.fill_dropout_scale_f32(0, 1.0 - p, &mut scale);
+        let kept = keep_prob_scale(1.0 - (1.0 - p));
+        let mut keep_again = vec![false; words.len()];
+        stream.fill_keep_mask(0, 1.0 - (1.0 - p), &mut keep_again);
+        assert!(scale.iter().zip(&keep_again).all(|(&s, &k)| s == if k { kept } else { 0.0 }), "p {p}");
+    }
+}
+
+fn keep_prob_scale(keep_prob: f32) -> f32 {
+    if keep_prob > 0.0 { 1.0 / keep_prob } else { 0.0 }
 }
