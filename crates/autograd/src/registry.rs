@@ -11,8 +11,10 @@
 pub const OPS: &[&str] = &[
     "add",
     "add_scalar",
+    "avg_pool2d",
     "cast",
     "cat",
+    "conv2d",
     "cross_entropy",
     "div",
     "div_scalar",
@@ -25,6 +27,7 @@ pub const OPS: &[&str] = &[
     "log_softmax",
     "matmul",
     "max",
+    "max_pool2d",
     "mean",
     "mse_loss",
     "mul",

@@ -20,11 +20,14 @@
 pub mod binary;
 pub mod cast;
 pub mod cat;
+pub mod conv;
 pub mod cross_entropy;
+pub(crate) mod elem;
 pub(crate) mod gemm;
 pub mod linear;
 pub mod matmul;
 pub mod mse_loss;
+pub mod pool;
 pub mod pow;
 pub mod reduce;
 pub mod scalar;
