@@ -27,6 +27,7 @@ pub(crate) mod gemm;
 pub mod linear;
 pub mod matmul;
 pub mod mse_loss;
+pub mod norm;
 pub mod pool;
 pub mod pow;
 pub mod reduce;
@@ -37,6 +38,7 @@ pub mod softmax;
 pub mod unary;
 
 pub use cross_entropy::CrossEntropy;
+pub use norm::RunningStats;
 
 /// How a loss combines its per-element values (PyTorch's `reduction`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

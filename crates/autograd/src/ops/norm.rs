@@ -1,0 +1,372 @@
+//! `batch_norm` (PyTorch's `F.batch_norm`, training and eval) and
+//! `layer_norm` (PyTorch's `F.layer_norm`). Statistics and every reduction
+//! run in FP32 (f64 for f64 inputs), whatever the input's dtype; the output
+//! has the input's dtype, rounded once; the input is saved as it is (f16
+//! stays f16).
+//!
+//! With `x̂ = (x − μ)·σ⁻¹`, `σ⁻¹ = 1/√(var + ε)` (biased variance) and
+//! `y = γ·x̂ + β`, over the `M` elements that share one `(μ, σ)`:
+//! - `dβ = Σ g`, `dγ = Σ g·x̂` (batch norm: per channel; layer norm: per
+//!   normalized element, summed over rows);
+//! - batch statistics (batch norm in training, layer norm):
+//!   `dx = σ⁻¹·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))` with `ĝ = γ·g`;
+//! - running statistics (batch norm in eval): `dx = σ⁻¹·γ·g`.
+//!
+//! In training, batch norm updates the running statistics (if given) as
+//! PyTorch: `r_μ ← (1 − m)·r_μ + m·μ`, `r_var ← (1 − m)·r_var + m·var·M/(M − 1)`.
+
+use mixprec_tensor::{DType, Element, Tensor, TensorError};
+
+use crate::autocast::cast_inputs_vec;
+use crate::error::{AutogradError, Result};
+use crate::graph::{Backward, Grads, record};
+use crate::ops::elem::{Elem, Real, dispatch, elems, tensor};
+use crate::var::Var;
+
+/// Batch norm's running mean and (unbiased) variance, one value per
+/// channel (PyTorch's `running_mean` and `running_var` buffers).
+#[derive(Clone, Debug)]
+pub struct RunningStats {
+    /// The running mean, `[C]`.
+    pub mean: Tensor,
+    /// The running variance, `[C]`.
+    pub var: Tensor,
+}
+
+impl RunningStats {
+    /// Zero mean and unit variance for `channels` channels, in FP32 (PyTorch's initial buffers).
+    pub fn new(channels: usize) -> Result<RunningStats> {
+        Ok(RunningStats { mean: Tensor::zeros(&[channels], DType::F32)?, var: Tensor::ones(&[channels], DType::F32)? })
+    }
+}
+
+/// Per-group mean and `σ⁻¹` over `groups` groups of `inner` runs of `len`
+/// elements, the runs of group `j` starting at `(i·groups + j)·len` for
+/// `i < outer` (batch norm: outer = N, groups = C, len = H·W; layer norm:
+/// outer = 1, groups = rows, len = D). Two passes: mean, then the variance.
+fn moments<T: Elem>(x: &[T], outer: usize, groups: usize, len: usize) -> (Vec<f64>, Vec<f64>) {
+    let m = T::Acc::of((outer * len) as f64);
+    let mut mean = vec![0.0; groups];
+    let mut var = vec![0.0; groups];
+    for j in 0..groups {
+        let runs = || (0..outer).map(move |i| &x[(i * groups + j) * len..][..len]);
+        let mut s = T::Acc::default();
+        for r in runs() {
+            s += r.iter().fold(T::Acc::default(), |a, &v| a + v.acc());
+        }
+        let mu = s / m;
+        let mut q = T::Acc::default();
+        for r in runs() {
+            q += r.iter().fold(T::Acc::default(), |a, &v| {
+                let d = v.acc() - mu;
+                a + d * d
+            });
+        }
+        mean[j] = Element::to_f64(mu);
+        var[j] = Element::to_f64(q / m);
+    }
+    (mean, var)
+}
+
+/// `y = γ·(x − μ)·σ⁻¹ + β` with per-group `(μ, σ⁻¹)` (group `j` of
+/// `groups`, laid out as in [`moments`]) and per-element-of-run or
+/// per-group affine parameters.
+#[allow(clippy::too_many_arguments)]
+fn normalize<T: Elem>(
+    x: &[T],
+    outer: usize,
+    groups: usize,
+    len: usize,
+    mean: &[f64],
+    istd: &[f64],
+    affine: &Affine,
+) -> Vec<T> {
+    let mut y = vec![T::ZERO; x.len()];
+    let (gamma, beta) = (affine.gamma::<T::Acc>(), affine.beta::<T::Acc>());
+    for i in 0..outer {
+        for j in 0..groups {
+            let at = (i * groups + j) * len;
+            let (mu, is) = (T::Acc::of(mean[j]), T::Acc::of(istd[j]));
+            for (p, (yv, &xv)) in y[at..at + len].iter_mut().zip(&x[at..at + len]).enumerate() {
+                let k = if affine.per_group { j } else { p };
+                let v = (xv.acc() - mu) * is;
+                *yv = T::from_acc(
+                    v * gamma.as_ref().map_or(T::Acc::of(1.0), |g| g[k])
+                        + beta.as_ref().map_or(T::Acc::default(), |b| b[k]),
+                );
+            }
+        }
+    }
+    y
+}
+
+/// γ and β as f64 (absent: 1 and 0), indexed per group (batch norm) or per
+/// element of a run (layer norm).
+#[derive(Clone, Debug)]
+struct Affine {
+    gamma: Option<Vec<f64>>,
+    beta: Option<Vec<f64>>,
+    per_group: bool,
+}
+
+impl Affine {
+    fn gamma<A: Real>(&self) -> Option<Vec<A>> {
+        self.gamma.as_ref().map(|g| g.iter().map(|&v| A::of(v)).collect())
+    }
+    fn beta<A: Real>(&self) -> Option<Vec<A>> {
+        self.beta.as_ref().map(|g| g.iter().map(|&v| A::of(v)).collect())
+    }
+}
+
+/// `(dx, dγ, dβ)`: dx only if asked for.
+type NormGrads<A> = (Option<Vec<A>>, Vec<A>, Vec<A>);
+
+/// `(dx, dγ, dβ)` for [`normalize`]; `batch_stats` says whether μ and σ
+/// came from `x` (then they have gradients) or were given.
+#[allow(clippy::too_many_arguments)]
+fn norm_backward<T: Elem>(
+    x: &[T],
+    g: &[T],
+    outer: usize,
+    groups: usize,
+    len: usize,
+    mean: &[f64],
+    istd: &[f64],
+    affine: &Affine,
+    batch_stats: bool,
+    want: [bool; 3],
+) -> NormGrads<T::Acc> {
+    let zero = T::Acc::default();
+    let one = T::Acc::of(1.0);
+    let gamma = affine.gamma::<T::Acc>();
+    let params = if affine.per_group { groups } else { len };
+    let mut dgamma = vec![zero; params];
+    let mut dbeta = vec![zero; params];
+    let mut dx = want[0].then(|| vec![zero; x.len()]);
+    let m = T::Acc::of((outer * len) as f64);
+    for j in 0..groups {
+        let (mu, is) = (T::Acc::of(mean[j]), T::Acc::of(istd[j]));
+        let gam = |p: usize| gamma.as_ref().map_or(one, |gm| if affine.per_group { gm[j] } else { gm[p] });
+        // Σ ĝ and Σ ĝ·x̂ over the group, with ĝ = γ·g.
+        let (mut sg, mut sgx) = (zero, zero);
+        for i in 0..outer {
+            let at = (i * groups + j) * len;
+            for p in 0..len {
+                let (gv, xh) = (g[at + p].acc(), (x[at + p].acc() - mu) * is);
+                let k = if affine.per_group { j } else { p };
+                dgamma[k] += gv * xh;
+                dbeta[k] += gv;
+                let gh = gv * gam(p);
+                sg += gh;
+                sgx += gh * xh;
+            }
+        }
+        let Some(dx) = dx.as_mut() else { continue };
+        let (mg, mgx) = (sg / m, sgx / m);
+        for i in 0..outer {
+            let at = (i * groups + j) * len;
+            for p in 0..len {
+                let gh = g[at + p].acc() * gam(p);
+                dx[at + p] = if batch_stats {
+                    let xh = (x[at + p].acc() - mu) * is;
+                    is * (gh - mg - xh * mgx)
+                } else {
+                    is * gh
+                };
+            }
+        }
+    }
+    (dx, dgamma, dbeta)
+}
+
+/// The inputs after autocast: `x`, then γ and β where given.
+fn cast_affine(op: &'static str, x: &Var, weight: Option<&Var>, bias: Option<&Var>) -> Result<Vec<Var>> {
+    let mut ins = vec![x.clone()];
+    ins.extend(weight.cloned());
+    ins.extend(bias.cloned());
+    cast_inputs_vec(op, &ins)
+}
+
+fn param_values(v: Option<&Var>, shape: &[usize], op: &'static str) -> Result<Option<Vec<f64>>> {
+    let Some(v) = v else { return Ok(None) };
+    if v.shape() != shape {
+        return Err(TensorError::ShapeMismatch { op, lhs: shape.to_vec(), rhs: v.shape().to_vec() }.into());
+    }
+    Ok(Some(v.value().to_vec_f64()?))
+}
+
+impl Var {
+    /// Batch normalization (PyTorch's `F.batch_norm`) of `[N, C, …]` over
+    /// every axis but the channel axis 1. In `training`, batch statistics
+    /// are used and `running` (if given) is updated with `momentum`; in
+    /// eval, `running` is required and used.
+    pub fn batch_norm(
+        &self,
+        weight: Option<&Var>,
+        bias: Option<&Var>,
+        running: Option<&mut RunningStats>,
+        training: bool,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<Var> {
+        const OP: &str = "batch_norm";
+        let ins = cast_affine(OP, self, weight, bias)?;
+        let x = &ins[0];
+        let xs = x.shape().to_vec();
+        if xs.len() < 2 {
+            return Err(TensorError::BadRank { op: OP, expected: "an input of rank ≥ 2 ([N, C, …])", shape: xs }.into());
+        }
+        let (n, c) = (xs[0], xs[1]);
+        let len: usize = xs[2..].iter().product();
+        if eps.is_nan() || eps <= 0.0 {
+            return Err(AutogradError::bad(OP, format!("eps must be positive, got {eps}")));
+        }
+        let (wi, bi) = (weight.map(|_| 1), bias.map(|_| 1 + usize::from(weight.is_some())));
+        let affine = Affine {
+            gamma: param_values(wi.map(|i| &ins[i]), &[c], OP)?,
+            beta: param_values(bi.map(|i| &ins[i]), &[c], OP)?,
+            per_group: true,
+        };
+        let xv = x.value().contiguous();
+        let (mean, istd) = if training {
+            if n * len < 2 {
+                return Err(AutogradError::bad(
+                    OP,
+                    format!("training needs more than one value per channel, input {xs:?}"),
+                ));
+            }
+            let (mean, var) = dispatch!(xv.dtype(), T => moments::<T>(elems(&xv), n, c, len));
+            if let Some(r) = running {
+                if r.mean.shape() != [c] || r.var.shape() != [c] {
+                    return Err(
+                        TensorError::ShapeMismatch { op: OP, lhs: vec![c], rhs: r.mean.shape().to_vec() }.into()
+                    );
+                }
+                let m = (n * len) as f64;
+                let upd = |old: &Tensor, new: &[f64], unbias: f64| -> Result<Tensor> {
+                    let o = old.to_vec_f64()?;
+                    let v: Vec<f64> =
+                        o.iter().zip(new).map(|(&a, &b)| (1.0 - momentum) * a + momentum * b * unbias).collect();
+                    Ok(Tensor::from_vec(v, &[c])?.to_dtype(old.dtype())?)
+                };
+                r.mean = upd(&r.mean, &mean, 1.0)?;
+                r.var = upd(&r.var, &var, m / (m - 1.0))?;
+            }
+            (mean, var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect::<Vec<f64>>())
+        } else {
+            let Some(r) = running else {
+                return Err(AutogradError::bad(OP, "eval mode needs the running statistics"));
+            };
+            if r.mean.shape() != [c] || r.var.shape() != [c] {
+                return Err(TensorError::ShapeMismatch { op: OP, lhs: vec![c], rhs: r.mean.shape().to_vec() }.into());
+            }
+            let istd = r.var.to_vec_f64()?.iter().map(|&v| 1.0 / (v + eps).sqrt()).collect();
+            (r.mean.to_vec_f64()?, istd)
+        };
+        let y = dispatch!(xv.dtype(), T => tensor(normalize::<T>(elems(&xv), n, c, len, &mean, &istd, &affine), &xs)?);
+        let inputs: Vec<&Var> = ins.iter().collect();
+        Ok(record(OP, &inputs, y, |_| NormBackward {
+            x: xv,
+            mean,
+            istd,
+            affine,
+            outer: n,
+            groups: c,
+            len,
+            batch_stats: training,
+        }))
+    }
+
+    /// Layer normalization (PyTorch's `F.layer_norm`) over the trailing
+    /// axes `normalized_shape`; `weight` and `bias` have that shape.
+    pub fn layer_norm(
+        &self,
+        normalized_shape: &[usize],
+        weight: Option<&Var>,
+        bias: Option<&Var>,
+        eps: f64,
+    ) -> Result<Var> {
+        const OP: &str = "layer_norm";
+        let ins = cast_affine(OP, self, weight, bias)?;
+        let x = &ins[0];
+        let xs = x.shape().to_vec();
+        let k = normalized_shape.len();
+        if k == 0 || xs.len() < k || xs[xs.len() - k..] != *normalized_shape {
+            return Err(TensorError::ShapeMismatch { op: OP, lhs: xs, rhs: normalized_shape.to_vec() }.into());
+        }
+        if eps.is_nan() || eps <= 0.0 {
+            return Err(AutogradError::bad(OP, format!("eps must be positive, got {eps}")));
+        }
+        let len: usize = normalized_shape.iter().product();
+        let rows = x.numel() / len.max(1);
+        let (wi, bi) = (weight.map(|_| 1), bias.map(|_| 1 + usize::from(weight.is_some())));
+        let affine = Affine {
+            gamma: param_values(wi.map(|i| &ins[i]), normalized_shape, OP)?,
+            beta: param_values(bi.map(|i| &ins[i]), normalized_shape, OP)?,
+            per_group: false,
+        };
+        let xv = x.value().contiguous();
+        let (mean, var) = dispatch!(xv.dtype(), T => moments::<T>(elems(&xv), 1, rows, len));
+        let istd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        let y =
+            dispatch!(xv.dtype(), T => tensor(normalize::<T>(elems(&xv), 1, rows, len, &mean, &istd, &affine), &xs)?);
+        let inputs: Vec<&Var> = ins.iter().collect();
+        Ok(record(OP, &inputs, y, |_| NormBackward {
+            x: xv,
+            mean,
+            istd,
+            affine,
+            outer: 1,
+            groups: rows,
+            len,
+            batch_stats: true,
+        }))
+    }
+}
+
+struct NormBackward {
+    x: Tensor,
+    mean: Vec<f64>,
+    istd: Vec<f64>,
+    affine: Affine,
+    outer: usize,
+    groups: usize,
+    len: usize,
+    batch_stats: bool,
+}
+
+impl Backward for NormBackward {
+    fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<()> {
+        let dtype = self.x.dtype();
+        let g = g.to_dtype(dtype)?.contiguous();
+        let wi = self.affine.gamma.as_ref().map(|_| 1);
+        let bi = self.affine.beta.as_ref().map(|_| 1 + usize::from(wi.is_some()));
+        let want = [grads.wants(0), wi.is_some_and(|i| grads.wants(i)), bi.is_some_and(|i| grads.wants(i))];
+        let (dx, dgamma, dbeta) = dispatch!(dtype, T => {
+            let (dx, dg, db) = norm_backward::<T>(
+                elems(&self.x), elems(&g), self.outer, self.groups, self.len,
+                &self.mean, &self.istd, &self.affine, self.batch_stats, want,
+            );
+            let pshape = |i: usize| grads.shape(i).to_vec();
+            (
+                dx.map(|v| tensor(v, self.x.shape())).transpose()?,
+                wi.filter(|_| want[1]).map(|i| tensor(dg, &pshape(i))).transpose()?,
+                bi.filter(|_| want[2]).map(|i| tensor(db, &pshape(i))).transpose()?,
+            )
+        });
+        if let Some(dx) = dx {
+            grads.accumulate(0, dx)?;
+        }
+        if let (Some(i), Some(d)) = (wi, dgamma) {
+            grads.accumulate(i, d)?;
+        }
+        if let (Some(i), Some(d)) = (bi, dbeta) {
+            grads.accumulate(i, d)?;
+        }
+        Ok(())
+    }
+
+    fn saved(&self) -> Vec<&Tensor> {
+        vec![&self.x]
+    }
+}
