@@ -23,7 +23,7 @@ fn batch_norm_training_literal_and_running_statistics() {
     let (s0, s1) = ((5.0 + EPS).sqrt(), (1.0 + EPS).sqrt());
     let want = [
         2.0 * -3.0 / s0 + 0.5,
-        2.0 * -1.0 / s0 + 0.5,
+        -2.0 / s0 + 0.5,
         -1.0 / s1 - 1.0,
         -1.0 / s1 - 1.0,
         2.0 * 1.0 / s0 + 0.5,
@@ -53,7 +53,7 @@ fn batch_norm_eval_uses_running_statistics() {
     let mut running = RunningStats { mean: t32(&[2.0], &[1]), var: t32(&[4.0], &[1]) };
     let y = x.batch_norm(Some(&gamma), None, Some(&mut running), false, 0.1, EPS).unwrap();
     let s = (4.0 + EPS).sqrt();
-    close(&val64(&y), &[3.0 * -1.0 / s, 3.0 / s, 9.0 / s, 15.0 / s], 1e-6);
+    close(&val64(&y), &[-3.0 / s, 3.0 / s, 9.0 / s, 15.0 / s], 1e-6);
     // Eval leaves the statistics alone; dx = γ·σ⁻¹·g.
     assert_eq!(running.mean.to_vec_f64().unwrap(), vec![2.0]);
     y.sum_all().unwrap().backward().unwrap();
@@ -98,8 +98,7 @@ fn layer_norm_literal() {
     let y = x.layer_norm(&[4], Some(&w), Some(&b), EPS).unwrap();
     // Row 0: mean 2.5, var 1.25; row 1: mean 11, var 3.
     let (s0, s1) = ((1.25 + EPS).sqrt(), (3.0 + EPS).sqrt());
-    let want =
-        [-1.5 / s0, 2.0 * -0.5 / s0, 0.5 / s0 + 1.0, 1.5 / s0, -1.0 / s1, 2.0 * -1.0 / s1, -1.0 / s1 + 1.0, 3.0 / s1];
+    let want = [-1.5 / s0, -1.0 / s0, 0.5 / s0 + 1.0, 1.5 / s0, -1.0 / s1, -2.0 / s1, -1.0 / s1 + 1.0, 3.0 / s1];
     close(&val64(&y), &want, 1e-6);
     y.sum_all().unwrap().backward().unwrap();
     close(&grad64(&b), &[2.0; 4], 1e-6);
