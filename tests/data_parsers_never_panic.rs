@@ -39,8 +39,12 @@ fn real_labels() -> Vec<u8> {
 fn check_idx(bytes: &[u8]) -> Result<(), TestCaseError> {
     match parse_idx(bytes, "input") {
         Ok(a) => {
-            let n: usize = a.dims().iter().product();
-            prop_assert_eq!(n, a.data().len());
+            let n = a.dims().iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+            if a.dims().contains(&0) {
+                prop_assert!(a.data().is_empty());
+            } else {
+                prop_assert_eq!(n, Some(a.data().len()));
+            }
         }
         Err(e) => {
             // Every error names the input.
@@ -66,8 +70,36 @@ fn check_text(bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+#[test]
+fn dimensions_that_hold_nothing_but_overflow_are_errors() {
+    let images = parse_idx(&idx(&[2, u32::MAX, u32::MAX, 0], 0, 0), "images").unwrap();
+    let labels = parse_idx(&idx(&[2], 2, 3), "labels").unwrap();
+    let path = std::path::Path::new;
+    let set = ImageSet::from_idx(images, path("images"), labels, path("labels")).unwrap();
+    assert_eq!(set.sample_len(), 0);
+    let (f32s, unit) = (mixprec::tensor::DType::F32, mixprec::data::Normalize::UNIT);
+    assert!(matches!(set.images(f32s, unit), Err(DataError::Tensor(_))));
+    // One image fits ((2^32 − 1)² < 2^64); two do not.
+    assert_eq!(set.batch(&[1], f32s, unit).unwrap().inputs.numel(), 0);
+    assert!(matches!(set.batch(&[1, 0], f32s, unit), Err(DataError::Tensor(_))));
+    let mut rng = mixprec::tensor::random::Generator::new(0);
+    let config = mixprec::data::BatchConfig::new(1);
+    assert!(matches!(set.batches(&config, &mut rng, f32s, unit), Err(DataError::Tensor(_))));
+    assert_eq!(set.subset(&[1, 0]).unwrap().labels(), [3, 3]);
+
+    // No images, dimensions whose product overflows.
+    let images = parse_idx(&idx(&[0, u32::MAX, u32::MAX, u32::MAX], 0, 0), "images").unwrap();
+    let labels = parse_idx(&idx(&[0], 0, 0), "labels").unwrap();
+    let set = ImageSet::from_idx(images, path("images"), labels, path("labels")).unwrap();
+    assert!(set.is_empty());
+    assert_eq!(set.images(f32s, unit).unwrap().numel(), 0);
+    assert_eq!(set.batches(&config, &mut rng, f32s, unit).unwrap().count(), 0);
+    assert!(set.subset(&[]).unwrap().is_empty());
+    assert!(set.label_counts().is_empty());
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2000, max_global_rejects: 20_000, ..ProptestConfig::default() })]
 
     #[test]
     fn idx_parser_takes_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -81,7 +113,7 @@ proptest! {
         extra in -3i64..3,
         fill: u8,
     ) {
-        let want: u128 = dims.iter().map(|&d| u128::from(d)).product();
+        let want = dims.iter().fold(1u128, |acc, &d| acc.saturating_mul(u128::from(d)));
         let len = (want.min(4096) as i64 + extra).max(0) as usize;
         let bytes = idx(&dims, len, fill);
         let result = parse_idx(&bytes, "input");
@@ -113,17 +145,25 @@ proptest! {
 
     #[test]
     fn image_sets_from_arbitrary_arrays_are_ok_or_err(
-        a in proptest::collection::vec(0u32..4, 0..4),
+        a in proptest::collection::vec(prop_oneof![6 => 0u32..4, 1 => Just(u32::MAX)], 0..4),
         b in proptest::collection::vec(0u32..4, 0..3),
     ) {
-        let images = parse_idx(&idx(&a, a.iter().product::<u32>() as usize, 1), "images").unwrap();
+        let pixels = if a.contains(&0) { 0 } else { a.iter().fold(1u64, |acc, &d| acc.saturating_mul(u64::from(d))) };
+        prop_assume!(pixels < 1 << 16);
+        let images = parse_idx(&idx(&a, pixels as usize, 1), "images").unwrap();
         let labels = parse_idx(&idx(&b, b.iter().product::<u32>() as usize, 2), "labels").unwrap();
         let path = std::path::Path::new;
         if let Ok(set) = ImageSet::from_idx(images, path("images"), labels, path("labels")) {
             prop_assert_eq!(set.pixels().len(), set.len() * set.sample_len());
             let all: Vec<usize> = (0..set.len()).collect();
-            let batch = set.batch(&all, mixprec::tensor::DType::F16, mixprec::data::Normalize::UNIT).unwrap();
-            prop_assert_eq!(batch.inputs.numel(), set.pixels().len());
+            let (f16s, unit) = (mixprec::tensor::DType::F16, mixprec::data::Normalize::UNIT);
+            if let Ok(batch) = set.batch(&all, f16s, unit) {
+                prop_assert_eq!(batch.inputs.numel(), set.pixels().len());
+            }
+            let mut rng = mixprec::tensor::random::Generator::new(0);
+            if let Ok(batches) = set.batches(&mixprec::data::BatchConfig::new(2), &mut rng, f16s, unit) {
+                prop_assert_eq!(batches.map(|b| b.targets.len()).sum::<usize>(), set.len());
+            }
         }
     }
 

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use mixprec_tensor::random::Generator;
-use mixprec_tensor::{DType, Element, Tensor};
+use mixprec_tensor::{DType, Element, Tensor, TensorError};
 
 use super::batch::{BatchConfig, IndexBatches};
 use super::idx::{IdxArray, read_idx};
@@ -152,9 +152,13 @@ impl ImageSet {
         &self.sample_dims
     }
 
-    /// Pixels per image.
+    /// Pixels per image (saturating at `usize::MAX` for an empty set whose
+    /// header's dimensions multiply past it).
     pub fn sample_len(&self) -> usize {
-        self.sample_dims.iter().product()
+        if self.sample_dims.contains(&0) {
+            return 0;
+        }
+        self.sample_dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).unwrap_or(usize::MAX)
     }
 
     /// All pixel bytes, image after image.
@@ -185,7 +189,7 @@ impl ImageSet {
     pub fn subset(&self, indices: &[usize]) -> Result<ImageSet, DataError> {
         self.check_indices(indices)?;
         let per = self.sample_len();
-        let mut pixels = Vec::with_capacity(indices.len() * per);
+        let mut pixels = Vec::with_capacity(indices.len().saturating_mul(per).min(self.pixels.len()));
         for &i in indices {
             pixels.extend_from_slice(&self.pixels[i * per..(i + 1) * per]);
         }
@@ -226,8 +230,21 @@ impl ImageSet {
         normalize: Normalize,
     ) -> Result<ImageBatches<'_>, DataError> {
         normalize.validate()?;
+        self.check_tensor_shape("batches")?;
         let order = IndexBatches::new(self.len(), config, rng)?;
         Ok(ImageBatches { set: self, order, table: PixelTable::new(dtype, normalize) })
+    }
+
+    /// Whether `[len, sample dims…]` is a shape a tensor can have; then so is
+    /// every batch's (`[b ≤ len, sample dims…]`). Dimensions like `[2, 2^32 − 1,
+    /// 2^32 − 1, 0]` hold no bytes but overflow when multiplied in order.
+    fn check_tensor_shape(&self, op: &'static str) -> Result<(), DataError> {
+        let mut shape = vec![self.len()];
+        shape.extend_from_slice(&self.sample_dims);
+        let fits = mixprec_tensor::layout::checked_numel(&shape)
+            .and_then(|n| n.checked_mul(8))
+            .is_some_and(|bytes| bytes <= isize::MAX as usize);
+        if fits { Ok(()) } else { Err(TensorError::ShapeOverflow { op, shape }.into()) }
     }
 
     fn check_indices(&self, indices: &[usize]) -> Result<(), DataError> {
@@ -260,7 +277,7 @@ impl Iterator for ImageBatches<'_> {
 
     fn next(&mut self) -> Option<Batch> {
         let indices = self.order.next()?;
-        // A batch is at most the whole set, whose shape is valid: it is in memory.
+        // `batches` checked the whole set's shape, so every batch's is valid.
         let inputs = self.table.gather(self.set, &indices).expect("a batch's shape is valid");
         let targets = indices.iter().map(|&i| usize::from(self.set.labels[i])).collect();
         Some(Batch { inputs, targets })
