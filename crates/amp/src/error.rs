@@ -14,6 +14,36 @@ pub enum AmpError {
         /// What was given.
         token: String,
     },
+    /// `unscale` a second time for one optimizer in one step.
+    #[error("unscale was already called for this optimizer since the last update")]
+    AlreadyUnscaled,
+    /// `unscale` after `step` for one optimizer in one step.
+    #[error("unscale is being called after step for this optimizer; call update first")]
+    UnscaleAfterStep,
+    /// `step` a second time for one optimizer in one step.
+    #[error("step was already called for this optimizer since the last update")]
+    AlreadyStepped,
+    /// `update` with no optimizer unscaled or stepped since the last one.
+    #[error("update without any unscale or step since the last update: no Inf/NaN check was recorded")]
+    NothingToUpdate,
+    /// Loss-scaler settings outside their domain.
+    #[error(
+        "invalid loss-scaler settings {config:?}: the scale must be finite and positive, growth > 1, backoff in (0, 1), interval > 0"
+    )]
+    BadScalerConfig {
+        /// The settings.
+        config: crate::scaler::ScalerConfig,
+    },
+    /// The scaler was asked to unscale a gradient stored in f16/bf16.
+    #[error(
+        "parameter {param} has a {dtype} gradient: unscaling in low precision would underflow; keep FP32 master weights (Precision::MasterWeights)"
+    )]
+    LowPrecisionGradient {
+        /// Its index in the optimizer's parameter list.
+        param: usize,
+        /// Its dtype.
+        dtype: mixprec_autograd::tensor::DType,
+    },
     /// An error from the autograd layer.
     #[error(transparent)]
     Autograd(#[from] AutogradError),

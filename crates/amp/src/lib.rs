@@ -4,14 +4,17 @@
 //! - [`Precision`]: the modes (O0–O3 and the bf16 variants);
 //!   [`autocast`]/[`autocast_guard`] run a region under a mode's op lists.
 //! - [`op_lists`]: the rule of every op, as data.
-//! - [`scaler`]: the loss-scale state machine (PyTorch `GradScaler`'s).
+//! - [`GradScaler`]: loss scaling with PyTorch's API, on the state machine
+//!   of [`scaler`].
 
 pub use mixprec_autograd as autograd;
 
 pub mod error;
+pub mod grad_scaler;
 pub mod op_lists;
 pub mod precision;
 pub mod scaler;
 
 pub use error::{AmpError, Result};
+pub use grad_scaler::{AmpOptimizer, GradScaler, NonFinite, NonFiniteKind, ScalerSnapshot, StepOutcome};
 pub use precision::{Precision, autocast, autocast_guard};
