@@ -108,6 +108,19 @@ pub struct FeatureMask {
 }
 
 impl FeatureMask {
+    /// Removes nothing.
+    pub const NONE: FeatureMask = FeatureMask { no_bf16: false, no_fp16: false, no_fhm: false };
+
+    /// The `MIXPREC_FEATURES` spelling of this mask (empty when it removes nothing).
+    pub fn spec(self) -> String {
+        let items = [(self.no_bf16, "-bf16"), (self.no_fp16, "-fp16"), (self.no_fhm, "-fhm")];
+        items.iter().filter(|(on, _)| *on).map(|(_, s)| *s).collect::<Vec<_>>().join(",")
+    }
+
+    fn index(self) -> usize {
+        self.no_bf16 as usize | (self.no_fp16 as usize) << 1 | (self.no_fhm as usize) << 2
+    }
+
     /// Parses a `MIXPREC_FEATURES` value such as `-bf16,-fhm`; the error names
     /// the item that is not understood.
     pub fn parse(spec: &str) -> Result<FeatureMask, String> {
@@ -276,6 +289,8 @@ pub(crate) use kernel;
 pub struct Kernels {
     /// The path this table belongs to.
     pub isa: Isa,
+    /// The sub-features its kernels were chosen for.
+    pub features: Features,
     /// f32 ↔ f16/bf16 casts.
     pub convert: crate::convert::Table,
     /// Loss-scaling and gradient checks.
@@ -289,6 +304,19 @@ pub struct Kernels {
 }
 
 impl Kernels {
+    /// The path's token, followed by the sub-features masked off beyond
+    /// `MIXPREC_FEATURES` when the table came from [`table_masked`]
+    /// (`avx512[-bf16]`).
+    pub fn label(&self) -> String {
+        let full = cpu().features;
+        let mask = FeatureMask {
+            no_bf16: full.bf16 && !self.features.bf16,
+            no_fp16: full.fp16 && !self.features.fp16,
+            no_fhm: full.fhm && !self.features.fhm,
+        };
+        if mask == FeatureMask::NONE { self.isa.to_string() } else { format!("{}[{}]", self.isa, mask.spec()) }
+    }
+
     /// `(family.kernel, implementation)` for every entry.
     pub fn entries(&self) -> Vec<(String, &'static str)> {
         let families: [(&str, Vec<(&'static str, &'static str)>); 5] = [
@@ -305,9 +333,8 @@ impl Kernels {
     }
 }
 
-fn build(isa: Isa) -> Kernels {
+fn build(isa: Isa, features: Features) -> Kernels {
     let mut k = crate::scalar::table();
-    let features = cpu().features;
     match isa {
         Isa::Scalar => {}
         #[cfg(target_arch = "x86_64")]
@@ -329,6 +356,7 @@ fn build(isa: Isa) -> Kernels {
         _ => {}
     }
     k.isa = isa;
+    k.features = features;
     k
 }
 
@@ -340,7 +368,22 @@ pub fn table(isa: Isa) -> Option<&'static Kernels> {
         return None;
     }
     let slot = &TABLES[Isa::ALL.iter().position(|&i| i == isa).unwrap_or(0)];
-    Some(slot.get_or_init(|| build(isa)))
+    Some(slot.get_or_init(|| build(isa, cpu().features)))
+}
+
+/// The table of one path with `mask`'s sub-features removed on top of
+/// `MIXPREC_FEATURES` (a mask can only remove what the CPU has, so the table
+/// is always safe to run), or `None` when this CPU cannot run the path so
+/// masked (`avx512fp16` needs fp16). Tests use this to run, in one process,
+/// the AVX-512-without-BF16 and NEON-without-FP16 kernels a CPU with those
+/// features would otherwise never reach.
+pub fn table_masked(isa: Isa, mask: FeatureMask) -> Option<&'static Kernels> {
+    static TABLES: [OnceLock<Kernels>; 5 * 8] = [const { OnceLock::new() }; 5 * 8];
+    if !isa.is_available() || (isa == Isa::Avx512Fp16 && mask.no_fp16) {
+        return None;
+    }
+    let slot = &TABLES[Isa::ALL.iter().position(|&i| i == isa).unwrap_or(0) * 8 + mask.index()];
+    Some(slot.get_or_init(|| build(isa, mask.apply(cpu().features))))
 }
 
 /// The active path's table (the one public kernels call).
@@ -405,7 +448,7 @@ pub fn dispatch_report() -> DispatchReport {
     let isas: Vec<Isa> = Isa::compiled().to_vec();
     // Tables of paths this CPU lacks are built only to read their names; their
     // function pointers never leave this function.
-    let tables: Vec<Kernels> = isas.iter().map(|&isa| build(isa)).collect();
+    let tables: Vec<Kernels> = isas.iter().map(|&isa| build(isa, features())).collect();
     let mut rows: Vec<(String, Vec<&'static str>)> =
         tables[0].entries().into_iter().map(|(k, _)| (k, Vec::new())).collect();
     for t in &tables {

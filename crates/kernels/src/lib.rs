@@ -22,6 +22,7 @@ pub mod ew;
 pub mod gemm;
 pub mod reduce;
 pub mod scalar;
+mod simd;
 pub mod slice;
 
 #[cfg(target_arch = "aarch64")]
@@ -29,4 +30,6 @@ mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use dispatch::{DispatchReport, Features, Isa, Kernels, active_isa, dispatch_report, features, table};
+pub use dispatch::{
+    DispatchReport, FeatureMask, Features, Isa, Kernels, active_isa, dispatch_report, features, table, table_masked,
+};

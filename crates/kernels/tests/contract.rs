@@ -51,11 +51,11 @@ fn every_f16_and_bf16_widens_exactly() {
         let mut out = vec![0.0f32; 65536];
         (k.convert.f16_to_f32.f)(&halves, &mut out);
         for (h, o) in halves.iter().zip(&out) {
-            assert!(same_or_both_nan(h.to_f32(), *o), "{}: f16_to_f32({:#06x}) = {o:e}", k.isa, h.to_bits());
+            assert!(same_or_both_nan(h.to_f32(), *o), "{}: f16_to_f32({:#06x}) = {o:e}", k.label(), h.to_bits());
         }
         (k.convert.bf16_to_f32.f)(&brains, &mut out);
         for (b, o) in brains.iter().zip(&out) {
-            assert!(same_or_both_nan(b.to_f32(), *o), "{}: bf16_to_f32({:#06x}) = {o:e}", k.isa, b.to_bits());
+            assert!(same_or_both_nan(b.to_f32(), *o), "{}: bf16_to_f32({:#06x}) = {o:e}", k.label(), b.to_bits());
         }
     }
 }
@@ -164,18 +164,18 @@ proptest! {
         for k in paths() {
             let mut got = g.clone();
             let bad = (k.amp.unscale_and_check.f)(&mut got[off..], inv);
-            prop_assert_eq!(bad, want_bad, "{}: flag", k.isa);
+            prop_assert_eq!(bad, want_bad, "{}: flag", k.label());
             for (a, b) in got[off..].iter().zip(&want) {
-                prop_assert!(same_or_both_nan(*a, *b), "{}: {a} vs {b}", k.isa);
+                prop_assert!(same_or_both_nan(*a, *b), "{}: {a} vs {b}", k.label());
             }
             prop_assert_eq!(&got[..off], &g[..off]);
             let h: Vec<f16> = g.iter().map(|&x| f16::from_f32(x)).collect();
             let (want_h, want_h_bad) = unscale_reference(&h[off..].iter().map(|x| x.to_f32()).collect::<Vec<_>>(), inv);
             let mut out = vec![0.0f32; len];
             let bad = (k.amp.unscale_and_check_f16.f)(&h[off..], inv, &mut out);
-            prop_assert_eq!(bad, want_h_bad, "{}: f16 flag", k.isa);
+            prop_assert_eq!(bad, want_h_bad, "{}: f16 flag", k.label());
             for (a, b) in out.iter().zip(&want_h) {
-                prop_assert!(same_or_both_nan(*a, *b), "{}: {a} vs {b}", k.isa);
+                prop_assert!(same_or_both_nan(*a, *b), "{}: {a} vs {b}", k.label());
             }
         }
     }

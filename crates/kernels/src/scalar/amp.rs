@@ -1,12 +1,12 @@
-//! Reference loss-scaling kernels.
+//! Reference loss-scaling and master-weight kernels.
 //!
 //! NaN and ±Inf in an input, or a product that overflows to ±Inf, make the
-//! check return `true`; the products are still written (IEEE semantics:
+//! checks return `true`; the products are still written (IEEE semantics:
 //! NaN·s = NaN, Inf·s = ±Inf, ±0·s = ±0, subnormals are kept).
 
-use half::f16;
+use half::{bf16, f16};
 
-use super::convert::f16_bits_to_f32;
+use super::convert::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits};
 
 /// `grads[i] *= inv_scale`; true if any input or result is non-finite.
 pub fn unscale_and_check_scalar(grads: &mut [f32], inv_scale: f32) -> bool {
@@ -33,4 +33,60 @@ pub fn unscale_and_check_f16_scalar(grads: &[f16], inv_scale: f32, out: &mut [f3
         *o = r;
     }
     bad
+}
+
+/// True if any element is ±Inf or NaN.
+pub fn has_non_finite_scalar(x: &[f32]) -> bool {
+    x.iter().any(|v| !v.is_finite())
+}
+
+/// True if any element is ±Inf or NaN (exponent field all ones).
+pub fn has_non_finite_f16_scalar(x: &[f16]) -> bool {
+    x.iter().any(|v| !f16_bits_to_f32(v.to_bits()).is_finite())
+}
+
+/// True if any element is ±Inf or NaN.
+pub fn has_non_finite_bf16_scalar(x: &[bf16]) -> bool {
+    x.iter().any(|v| !bf16_bits_to_f32(v.to_bits()).is_finite())
+}
+
+/// `out[i] = f16(master[i])`; true if any written value is non-finite.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn master_to_f16_scalar(master: &[f32], out: &mut [f16]) -> bool {
+    assert_eq!(master.len(), out.len(), "master_to_f16: master and working-copy lengths differ");
+    let mut bad = false;
+    for (o, &m) in out.iter_mut().zip(master) {
+        let h = f32_to_f16_bits(m);
+        bad |= h & 0x7C00 == 0x7C00;
+        *o = f16::from_bits(h);
+    }
+    bad
+}
+
+/// `out[i] = bf16(master[i])`; true if any written value is non-finite.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn master_to_bf16_scalar(master: &[f32], out: &mut [bf16]) -> bool {
+    assert_eq!(master.len(), out.len(), "master_to_bf16: master and working-copy lengths differ");
+    let mut bad = false;
+    for (o, &m) in out.iter_mut().zip(master) {
+        let b = f32_to_bf16_bits(m);
+        bad |= b & 0x7F80 == 0x7F80;
+        *o = bf16::from_bits(b);
+    }
+    bad
+}
+
+/// `Σ x²` over every slice in order, one FP32 accumulator.
+pub fn sum_squares_scalar(slices: &[&[f32]]) -> f32 {
+    let mut acc = 0.0f32;
+    for x in slices {
+        for &v in *x {
+            acc = v.mul_add(v, acc);
+        }
+    }
+    acc
 }

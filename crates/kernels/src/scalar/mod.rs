@@ -8,12 +8,13 @@ pub mod ew;
 pub mod gemm;
 pub mod reduce;
 
-use crate::dispatch::{Isa, Kernels, kernel};
+use crate::dispatch::{Features, Isa, Kernels, kernel};
 
 /// The reference table.
 pub(crate) fn table() -> Kernels {
     Kernels {
         isa: Isa::Scalar,
+        features: Features::default(),
         convert: crate::convert::Table {
             f32_to_f16: kernel!(convert::f32_to_f16_scalar),
             f16_to_f32: kernel!(convert::f16_to_f32_scalar),
@@ -23,6 +24,12 @@ pub(crate) fn table() -> Kernels {
         amp: crate::amp::Table {
             unscale_and_check: kernel!(amp::unscale_and_check_scalar),
             unscale_and_check_f16: kernel!(amp::unscale_and_check_f16_scalar),
+            has_non_finite: kernel!(amp::has_non_finite_scalar),
+            has_non_finite_f16: kernel!(amp::has_non_finite_f16_scalar),
+            has_non_finite_bf16: kernel!(amp::has_non_finite_bf16_scalar),
+            master_to_f16: kernel!(amp::master_to_f16_scalar),
+            master_to_bf16: kernel!(amp::master_to_bf16_scalar),
+            sum_squares: kernel!(amp::sum_squares_scalar),
         },
         gemm: gemm::table(),
         ew: crate::ew::Table {

@@ -2,15 +2,34 @@
 //! special values, and the f64 oracle.
 #![allow(dead_code)]
 
-use mixprec_kernels::{Isa, Kernels, table};
+use mixprec_kernels::{FeatureMask, Isa, Kernels, features, table, table_masked};
 
-/// The tables of every path this CPU can run; prints the ones it cannot, so a
-/// green run says which paths were skipped.
+/// The tables of every path this CPU can run, plus each path with the
+/// sub-features it uses masked off (`avx512[-bf16]`, `neon[-fp16,-fhm]`), so
+/// the kernels a CPU without those features would run are tested here too.
+/// Prints the paths it cannot run, so a green run says which were skipped.
 pub fn paths() -> Vec<&'static Kernels> {
-    for isa in Isa::compiled().iter().filter(|i| !i.is_available()) {
-        eprintln!("skipped path {isa}: this CPU cannot run it");
+    use std::sync::Once;
+    static SKIPPED: Once = Once::new();
+    SKIPPED.call_once(|| {
+        for isa in Isa::compiled().iter().filter(|i| !i.is_available()) {
+            eprintln!("skipped path {isa}: this CPU cannot run it (features after MIXPREC_FEATURES: {:?})", features());
+        }
+    });
+    let f = features();
+    let mut out = Vec::new();
+    for isa in Isa::available() {
+        out.push(table(isa).expect("available path has a table"));
+        let mask = match isa {
+            Isa::Avx512 | Isa::Avx512Fp16 if f.bf16 => FeatureMask { no_bf16: true, ..FeatureMask::NONE },
+            Isa::Neon if f.fp16 || f.fhm => FeatureMask { no_fp16: true, no_fhm: true, ..FeatureMask::NONE },
+            _ => continue,
+        };
+        if let Some(k) = table_masked(isa, mask) {
+            out.push(k);
+        }
     }
-    Isa::available().into_iter().map(|isa| table(isa).expect("available path has a table")).collect()
+    out
 }
 
 /// f32 values that stress casts and arithmetic: zeros, subnormals of f32 and

@@ -1,7 +1,46 @@
-//! The `neon` path: Advanced SIMD, with FP16 arithmetic and FHM where present.
-//! `install` overrides the entries of the table this path implements.
+//! The `neon` path: Advanced SIMD, 8 f32 lanes per vector (two registers);
+//! FP16 arithmetic and FHM where present.
+//! `install` overrides the entries of the table this path implements; the
+//! kernels are the generic bodies of `crate::simd` on the [`Neon`] token.
 
-use crate::dispatch::{Features, Kernels};
+mod simd;
+
+pub(crate) use simd::Neon;
+
+use half::{bf16, f16};
+
+use crate::aarch64::entries;
+use crate::dispatch::{Features, Kernels, kernel};
+use crate::simd::{amp, cast};
+
+entries! {
+    features = "neon", token = Neon;
+    fn f32_to_f16_neon(src: &[f32], dst: &mut [f16]) = cast::cast::<Neon, f32, f16>;
+    fn f16_to_f32_neon(src: &[f16], dst: &mut [f32]) = cast::cast::<Neon, f16, f32>;
+    fn f32_to_bf16_neon(src: &[f32], dst: &mut [bf16]) = cast::cast::<Neon, f32, bf16>;
+    fn bf16_to_f32_neon(src: &[bf16], dst: &mut [f32]) = cast::cast::<Neon, bf16, f32>;
+    fn unscale_and_check_neon(g: &mut [f32], inv: f32) -> bool = amp::unscale_in_place::<Neon>;
+    fn unscale_and_check_f16_neon(g: &[f16], inv: f32, out: &mut [f32]) -> bool = amp::unscale_into::<Neon, f16>;
+    fn has_non_finite_neon(x: &[f32]) -> bool = amp::has_non_finite::<Neon, f32>;
+    fn has_non_finite_f16_neon(x: &[f16]) -> bool = amp::has_non_finite::<Neon, f16>;
+    fn has_non_finite_bf16_neon(x: &[bf16]) -> bool = amp::has_non_finite::<Neon, bf16>;
+    fn master_to_f16_neon(m: &[f32], out: &mut [f16]) -> bool = amp::copy_master::<Neon, f16>;
+    fn master_to_bf16_neon(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<Neon, bf16>;
+    fn sum_squares_neon(x: &[&[f32]]) -> f32 = amp::sum_squares::<Neon>;
+}
 
 /// Overrides the entries this path implements.
-pub(crate) fn install(_k: &mut Kernels, _features: Features) {}
+pub(crate) fn install(k: &mut Kernels, _features: Features) {
+    k.convert.f32_to_f16 = kernel!(f32_to_f16_neon);
+    k.convert.f16_to_f32 = kernel!(f16_to_f32_neon);
+    k.convert.f32_to_bf16 = kernel!(f32_to_bf16_neon);
+    k.convert.bf16_to_f32 = kernel!(bf16_to_f32_neon);
+    k.amp.unscale_and_check = kernel!(unscale_and_check_neon);
+    k.amp.unscale_and_check_f16 = kernel!(unscale_and_check_f16_neon);
+    k.amp.has_non_finite = kernel!(has_non_finite_neon);
+    k.amp.has_non_finite_f16 = kernel!(has_non_finite_f16_neon);
+    k.amp.has_non_finite_bf16 = kernel!(has_non_finite_bf16_neon);
+    k.amp.master_to_f16 = kernel!(master_to_f16_neon);
+    k.amp.master_to_bf16 = kernel!(master_to_bf16_neon);
+    k.amp.sum_squares = kernel!(sum_squares_neon);
+}

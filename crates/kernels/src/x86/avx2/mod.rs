@@ -1,12 +1,47 @@
-//! The `avx2` path: AVX2 + FMA + F16C.
-//! `install` overrides the entries of the table this path implements.
+//! The `avx2` path: AVX2 + FMA + F16C, 8 f32 lanes.
+//! `install` overrides the entries of the table this path implements; the
+//! kernels are the generic bodies of `crate::simd` on the [`Avx2`] token.
 
 pub mod gemm;
+mod simd;
 
-use crate::dispatch::{Features, Kernels};
+pub(crate) use simd::Avx2;
+
+use half::{bf16, f16};
+
+use crate::dispatch::{Features, Kernels, kernel};
+use crate::simd::{amp, cast};
+use crate::x86::entries;
+
+entries! {
+    features = "avx2,fma,f16c", token = Avx2;
+    fn f32_to_f16_avx2(src: &[f32], dst: &mut [f16]) = cast::cast::<Avx2, f32, f16>;
+    fn f16_to_f32_avx2(src: &[f16], dst: &mut [f32]) = cast::cast::<Avx2, f16, f32>;
+    fn f32_to_bf16_avx2(src: &[f32], dst: &mut [bf16]) = cast::cast::<Avx2, f32, bf16>;
+    fn bf16_to_f32_avx2(src: &[bf16], dst: &mut [f32]) = cast::cast::<Avx2, bf16, f32>;
+    fn unscale_and_check_avx2(g: &mut [f32], inv: f32) -> bool = amp::unscale_in_place::<Avx2>;
+    fn unscale_and_check_f16_avx2(g: &[f16], inv: f32, out: &mut [f32]) -> bool = amp::unscale_into::<Avx2, f16>;
+    fn has_non_finite_avx2(x: &[f32]) -> bool = amp::has_non_finite::<Avx2, f32>;
+    fn has_non_finite_f16_avx2(x: &[f16]) -> bool = amp::has_non_finite::<Avx2, f16>;
+    fn has_non_finite_bf16_avx2(x: &[bf16]) -> bool = amp::has_non_finite::<Avx2, bf16>;
+    fn master_to_f16_avx2(m: &[f32], out: &mut [f16]) -> bool = amp::copy_master::<Avx2, f16>;
+    fn master_to_bf16_avx2(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<Avx2, bf16>;
+    fn sum_squares_avx2(x: &[&[f32]]) -> f32 = amp::sum_squares::<Avx2>;
+}
 
 /// Overrides the entries this path implements.
-pub(crate) fn install(k: &mut Kernels, features: Features) {
+pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.gemm = gemm::table();
-    let _ = features;
+    k.convert.f32_to_f16 = kernel!(f32_to_f16_avx2);
+    k.convert.f16_to_f32 = kernel!(f16_to_f32_avx2);
+    k.convert.f32_to_bf16 = kernel!(f32_to_bf16_avx2);
+    k.convert.bf16_to_f32 = kernel!(bf16_to_f32_avx2);
+    k.amp.unscale_and_check = kernel!(unscale_and_check_avx2);
+    k.amp.unscale_and_check_f16 = kernel!(unscale_and_check_f16_avx2);
+    k.amp.has_non_finite = kernel!(has_non_finite_avx2);
+    k.amp.has_non_finite_f16 = kernel!(has_non_finite_f16_avx2);
+    k.amp.has_non_finite_bf16 = kernel!(has_non_finite_bf16_avx2);
+    k.amp.master_to_f16 = kernel!(master_to_f16_avx2);
+    k.amp.master_to_bf16 = kernel!(master_to_bf16_avx2);
+    k.amp.sum_squares = kernel!(sum_squares_avx2);
 }

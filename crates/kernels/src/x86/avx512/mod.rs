@@ -1,11 +1,61 @@
-//! The `avx512` path: AVX-512 F/BW/VL/DQ (AVX-512-BF16 where present).
+//! The `avx512` path: AVX-512 F/BW/VL/DQ, 16 f32 lanes, masked tails; where
+//! the CPU has AVX-512-BF16, kernels that write bf16 use `vcvtneps2bf16`
+//! (with its subnormal flush undone, see `simd.rs`).
 //! `install` overrides the entries of the table this path implements.
 
 pub mod gemm;
+mod simd;
 
-use crate::dispatch::{Features, Kernels};
+pub(crate) use simd::Avx512;
+
+use half::{bf16, f16};
+
+use crate::dispatch::{Features, Kernels, kernel};
+use crate::simd::{amp, cast};
+use crate::x86::entries;
+
+type V4 = Avx512<false>;
+type V4Bf16 = Avx512<true>;
+
+entries! {
+    features = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c", token = V4;
+    fn f32_to_f16_avx512(src: &[f32], dst: &mut [f16]) = cast::cast::<V4, f32, f16>;
+    fn f16_to_f32_avx512(src: &[f16], dst: &mut [f32]) = cast::cast::<V4, f16, f32>;
+    fn f32_to_bf16_avx512(src: &[f32], dst: &mut [bf16]) = cast::cast::<V4, f32, bf16>;
+    fn bf16_to_f32_avx512(src: &[bf16], dst: &mut [f32]) = cast::cast::<V4, bf16, f32>;
+    fn unscale_and_check_avx512(g: &mut [f32], inv: f32) -> bool = amp::unscale_in_place::<V4>;
+    fn unscale_and_check_f16_avx512(g: &[f16], inv: f32, out: &mut [f32]) -> bool = amp::unscale_into::<V4, f16>;
+    fn has_non_finite_avx512(x: &[f32]) -> bool = amp::has_non_finite::<V4, f32>;
+    fn has_non_finite_f16_avx512(x: &[f16]) -> bool = amp::has_non_finite::<V4, f16>;
+    fn has_non_finite_bf16_avx512(x: &[bf16]) -> bool = amp::has_non_finite::<V4, bf16>;
+    fn master_to_f16_avx512(m: &[f32], out: &mut [f16]) -> bool = amp::copy_master::<V4, f16>;
+    fn master_to_bf16_avx512(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<V4, bf16>;
+    fn sum_squares_avx512(x: &[&[f32]]) -> f32 = amp::sum_squares::<V4>;
+}
+
+entries! {
+    features = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16", token = V4Bf16;
+    fn f32_to_bf16_avx512_bf16(src: &[f32], dst: &mut [bf16]) = cast::cast::<V4Bf16, f32, bf16>;
+    fn master_to_bf16_avx512_bf16(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<V4Bf16, bf16>;
+}
 
 /// Overrides the entries this path implements.
 pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.gemm = gemm::table(features.bf16);
+    k.convert.f32_to_f16 = kernel!(f32_to_f16_avx512);
+    k.convert.f16_to_f32 = kernel!(f16_to_f32_avx512);
+    k.convert.f32_to_bf16 = kernel!(f32_to_bf16_avx512);
+    k.convert.bf16_to_f32 = kernel!(bf16_to_f32_avx512);
+    k.amp.unscale_and_check = kernel!(unscale_and_check_avx512);
+    k.amp.unscale_and_check_f16 = kernel!(unscale_and_check_f16_avx512);
+    k.amp.has_non_finite = kernel!(has_non_finite_avx512);
+    k.amp.has_non_finite_f16 = kernel!(has_non_finite_f16_avx512);
+    k.amp.has_non_finite_bf16 = kernel!(has_non_finite_bf16_avx512);
+    k.amp.master_to_f16 = kernel!(master_to_f16_avx512);
+    k.amp.master_to_bf16 = kernel!(master_to_bf16_avx512);
+    k.amp.sum_squares = kernel!(sum_squares_avx512);
+    if features.bf16 {
+        k.convert.f32_to_bf16 = kernel!(f32_to_bf16_avx512_bf16);
+        k.amp.master_to_bf16 = kernel!(master_to_bf16_avx512_bf16);
+    }
 }

@@ -1,0 +1,96 @@
+//! What the dispatcher chose, asserted rather than assumed: no training
+//! kernel silently falls back to the scalar reference on a SIMD path, and the
+//! CPU features detected under qemu are the ones the emulated CPU has.
+
+use mixprec_kernels::{Isa, dispatch_report, features};
+
+/// Kernels whose SIMD implementations belong to issues not landed yet, as
+/// `(kernel, path)`. Each entry must still be scalar: once a path implements
+/// it, the test fails until the entry is removed, so this list only shrinks.
+const PENDING: &[(&str, Isa)] = &[
+    ("gemm.sgemm", Isa::Avx2),
+    ("gemm.hgemm", Isa::Avx2),
+    ("gemm.bgemm", Isa::Avx2),
+    ("gemm.sgemm", Isa::Avx512),
+    ("gemm.hgemm", Isa::Avx512),
+    ("gemm.bgemm", Isa::Avx512),
+    ("gemm.sgemm", Isa::Avx512Fp16),
+    ("gemm.hgemm", Isa::Avx512Fp16),
+    ("gemm.bgemm", Isa::Avx512Fp16),
+    ("gemm.sgemm", Isa::Neon),
+    ("gemm.hgemm", Isa::Neon),
+    ("gemm.bgemm", Isa::Neon),
+];
+
+#[test]
+fn no_kernel_falls_back_to_scalar_on_a_simd_path() {
+    let report = dispatch_report();
+    eprintln!("{report}");
+    let mut fallbacks = Vec::new();
+    let mut stale = Vec::new();
+    for (kernel, imps) in &report.rows {
+        for (&isa, imp) in report.isas.iter().zip(imps) {
+            if isa == Isa::Scalar {
+                assert!(imp.ends_with("_scalar"), "scalar column of {kernel} names {imp}");
+                continue;
+            }
+            let pending = PENDING.contains(&(kernel.as_str(), isa));
+            match (imp.ends_with("_scalar"), pending) {
+                (true, false) => fallbacks.push(format!("{kernel} on {isa}: {imp}")),
+                (false, true) => stale.push(format!("{kernel} on {isa} is now {imp}: remove it from PENDING")),
+                _ => {}
+            }
+        }
+    }
+    assert!(fallbacks.is_empty(), "scalar fallbacks on SIMD paths:\n{}", fallbacks.join("\n"));
+    assert!(stale.is_empty(), "{}", stale.join("\n"));
+}
+
+#[test]
+fn simd_implementations_are_named_after_their_path() {
+    // `<op>_<dtype>_<isa>[_<feature>]`: a path's column names its own
+    // implementations or those of a path it builds on (avx512 on avx2, …).
+    let report = dispatch_report();
+    for (kernel, imps) in &report.rows {
+        for (&isa, imp) in report.isas.iter().zip(imps) {
+            let lower: &[&str] = match isa {
+                Isa::Scalar => &["scalar"],
+                Isa::Avx2 => &["avx2"],
+                Isa::Avx512 => &["avx2", "avx512"],
+                Isa::Avx512Fp16 => &["avx2", "avx512", "avx512fp16"],
+                _ => &["neon"],
+            };
+            let ok = lower.iter().any(|t| imp.ends_with(&format!("_{t}")) || imp.contains(&format!("_{t}_")))
+                || PENDING.contains(&(kernel.as_str(), isa));
+            assert!(ok, "{kernel} on {isa} is {imp}");
+        }
+    }
+}
+
+/// `aarch64-test.sh` exports the qemu CPU model: `max` has FEAT_FP16 and
+/// FEAT_FHM, `cortex-a72` has neither. Elsewhere this test says it did not run.
+#[test]
+fn detection_matches_the_emulated_cpu() {
+    let Ok(cpu) = std::env::var("AARCH64_QEMU_CPU") else {
+        eprintln!("AARCH64_QEMU_CPU not set: not under qemu, nothing to compare (features {:?})", features());
+        return;
+    };
+    if !cfg!(target_arch = "aarch64") {
+        panic!("AARCH64_QEMU_CPU={cpu} set on a non-aarch64 build");
+    }
+    assert!(Isa::available().contains(&Isa::Neon), "neon not detected under qemu -cpu {cpu}");
+    let masked = std::env::var("MIXPREC_FEATURES").unwrap_or_default();
+    let f = features();
+    eprintln!("qemu -cpu {cpu}: detected {f:?} (MIXPREC_FEATURES={masked:?})");
+    match cpu.as_str() {
+        "max" => {
+            assert!(f.fp16 || masked.contains("-fp16"), "qemu -cpu max: FP16 not detected");
+            assert!(f.fhm || masked.contains("-fhm"), "qemu -cpu max: FHM not detected");
+        }
+        "cortex-a72" => {
+            assert!(!f.fp16, "qemu -cpu cortex-a72 has no FP16, but it was detected");
+            assert!(!f.fhm, "qemu -cpu cortex-a72 has no FHM, but it was detected");
+        }
+        other => eprintln!("qemu -cpu {other}: no expectation recorded"),
+    }
+}
