@@ -44,9 +44,35 @@ pub enum AmpError {
         /// Its dtype.
         dtype: mixprec_autograd::tensor::DType,
     },
+    /// A value given where a parameter was expected.
+    #[error("`{name}` is not a parameter")]
+    NotAParameter {
+        /// Its path.
+        name: String,
+    },
+    /// Master weights are made from FP32 parameters.
+    #[error("parameter `{name}` is {dtype}: master weights are made from an FP32 model")]
+    NotFp32 {
+        /// Its path.
+        name: String,
+        /// Its dtype.
+        dtype: mixprec_autograd::tensor::DType,
+    },
+    /// Working copies are f16 or bf16.
+    #[error("working copies must be f16 or bf16, not {dtype}")]
+    BadWorkingDType {
+        /// What was asked for.
+        dtype: mixprec_autograd::tensor::DType,
+    },
     /// An error from the autograd layer.
     #[error(transparent)]
     Autograd(#[from] AutogradError),
+}
+
+impl From<mixprec_autograd::tensor::TensorError> for AmpError {
+    fn from(e: mixprec_autograd::tensor::TensorError) -> AmpError {
+        AmpError::Autograd(e.into())
+    }
 }
 
 /// amp's result type.

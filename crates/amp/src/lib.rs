@@ -3,6 +3,7 @@
 //!
 //! - [`Precision`]: the modes (O0–O3 and the bf16 variants);
 //!   [`autocast`]/[`autocast_guard`] run a region under a mode's op lists.
+//! - [`MasterWeights`]: f16/bf16 working copies with FP32 masters.
 //! - [`op_lists`]: the rule of every op, as data.
 //! - [`GradScaler`]: loss scaling with PyTorch's API, on the state machine
 //!   of [`scaler`].
@@ -11,10 +12,12 @@ pub use mixprec_autograd as autograd;
 
 pub mod error;
 pub mod grad_scaler;
+pub mod master;
 pub mod op_lists;
 pub mod precision;
 pub mod scaler;
 
 pub use error::{AmpError, Result};
 pub use grad_scaler::{AmpOptimizer, GradScaler, NonFinite, NonFiniteKind, ScalerSnapshot, StepOutcome};
+pub use master::{MasterWeights, convert_params, is_norm_param};
 pub use precision::{Precision, autocast, autocast_guard};

@@ -4,9 +4,10 @@
 //!
 //! Gradients accumulate across backward passes until [`Param::zero_grad`]. A
 //! version counter goes up on every write of the value (the autocast cast
-//! cache keys on it). The value's shape and dtype are fixed at creation.
+//! cache keys on it). The value's shape is fixed at creation; its dtype
+//! changes only through [`Param::convert_dtype`] (a model cast to f16).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use mixprec_tensor::{DType, Tensor};
@@ -15,12 +16,19 @@ use crate::error::{AutogradError, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+const DTYPES: [DType; 4] = [DType::F64, DType::F32, DType::F16, DType::BF16];
+
+fn dtype_index(d: DType) -> u8 {
+    DTYPES.iter().position(|&x| x == d).unwrap_or(1) as u8
+}
+
 /// A trainable leaf: value, gradient, identity and version.
 #[derive(Debug)]
 pub struct Param {
     id: u64,
     shape: Vec<usize>,
-    dtype: DType,
+    /// Index into [`DTYPES`]: atomic so `dtype()` needs no lock.
+    dtype: AtomicU8,
     requires_grad: AtomicBool,
     version: AtomicU64,
     state: RwLock<State>,
@@ -70,7 +78,7 @@ impl Param {
         Param {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shape: value.shape().to_vec(),
-            dtype: value.dtype(),
+            dtype: AtomicU8::new(dtype_index(value.dtype())),
             requires_grad: AtomicBool::new(true),
             version: AtomicU64::new(0),
             state: RwLock::new(State { value, grad: None, spare: None }),
@@ -95,9 +103,27 @@ impl Param {
         &self.shape
     }
 
-    /// The value's dtype (fixed).
+    /// The value's dtype.
     pub fn dtype(&self) -> DType {
-        self.dtype
+        DTYPES[self.dtype.load(Ordering::Acquire) as usize]
+    }
+
+    /// Converts the value to `dtype` in place (rounding once), as PyTorch's
+    /// `module.half()` does to each parameter: every handle sees the new
+    /// dtype. The gradient and its spare buffer are dropped and the version
+    /// goes up. Graphs recorded before the conversion must not be
+    /// backpropagated afterwards (their gradients have the old dtype).
+    pub fn convert_dtype(&self, dtype: DType) -> Result<()> {
+        let mut s = self.write();
+        if s.value.dtype() == dtype {
+            return Ok(());
+        }
+        s.value = s.value.to_dtype(dtype)?.contiguous();
+        s.grad = None;
+        s.spare = None;
+        self.dtype.store(dtype_index(dtype), Ordering::Release);
+        self.version.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 
     /// How many times the value has been written since creation.
@@ -163,7 +189,7 @@ impl Param {
         let mut guard = self.write();
         let s = &mut *guard;
         let r = f(&mut s.value, s.grad.as_ref());
-        debug_assert!(s.value.shape() == self.shape.as_slice() && s.value.dtype() == self.dtype);
+        debug_assert!(s.value.shape() == self.shape.as_slice() && s.value.dtype() == self.dtype());
         self.version.fetch_add(1, Ordering::AcqRel);
         r
     }
@@ -175,14 +201,14 @@ impl Param {
     }
 
     fn check(&self, op: &'static str, t: &Tensor) -> Result<()> {
-        if t.shape() != self.shape.as_slice() || t.dtype() != self.dtype {
+        if t.shape() != self.shape.as_slice() || t.dtype() != self.dtype() {
             return Err(AutogradError::bad(
                 op,
                 format!(
                     "a {} tensor of shape {:?} for a {} parameter of shape {:?}",
                     t.dtype(),
                     t.shape(),
-                    self.dtype,
+                    self.dtype(),
                     self.shape
                 ),
             ));
@@ -214,7 +240,7 @@ impl Param {
         }
         let mut buf = match s.spare.take() {
             Some(t) => t,
-            None => Tensor::zeros(&self.shape, self.dtype)?,
+            None => Tensor::zeros(&self.shape, self.dtype())?,
         };
         let r = f(GradBuffer::Fresh(&mut buf))?;
         s.grad = Some(buf);
