@@ -9,9 +9,9 @@
 //! writes the new working copies. Parameters chosen to stay FP32 (norm
 //! layers by default) are their own masters.
 
-use half::f16;
+use half::{bf16, f16};
 use mixprec_autograd::Var;
-use mixprec_autograd::tensor::kernels::amp::{unscale_and_check, unscale_and_check_f16};
+use mixprec_autograd::tensor::kernels::amp::{master_to_bf16, master_to_f16, unscale_and_check, unscale_and_check_f16};
 use mixprec_autograd::tensor::{DType, Tensor};
 
 use crate::error::{AmpError, Result};
@@ -141,13 +141,23 @@ impl<O: AmpOptimizer> MasterWeights<O> {
         Ok(found)
     }
 
-    /// Writes `working = round(master)` for every low-precision pair.
-    fn refresh_working(&self) -> Result<()> {
+    /// Writes `working = round(master)` for every low-precision pair, one
+    /// fused pass each (`master_to_f16`/`master_to_bf16`, in place). Returns
+    /// whether a working copy overflowed to ±Inf (a master beyond 65504).
+    fn refresh_working(&self) -> Result<bool> {
+        let mut overflow = false;
         for p in self.pairs.iter().filter(|p| p.low()) {
             let wp = p.working.param().ok_or_else(|| AmpError::NotAParameter { name: String::new() })?;
-            wp.set_value(p.master.value().to_dtype(wp.dtype())?)?;
+            let master = p.master.value().contiguous();
+            let m = master.as_slice::<f32>().unwrap_or(&[]);
+            overflow |= wp.update(|w, _| -> Result<bool> {
+                Ok(match w.dtype() {
+                    DType::F16 => master_to_f16(m, w.data_mut::<f16>()?),
+                    _ => master_to_bf16(m, w.data_mut::<bf16>()?),
+                })
+            })?;
         }
-        Ok(())
+        Ok(overflow)
     }
 }
 
@@ -194,6 +204,7 @@ impl<O: AmpOptimizer> AmpOptimizer for MasterWeights<O> {
     /// Steps the masters, then writes the new working copies.
     fn amp_step(&mut self) -> Result<()> {
         self.inner.amp_step()?;
-        self.refresh_working()
+        self.refresh_working()?;
+        Ok(())
     }
 }

@@ -6,57 +6,13 @@
 //! state machine.
 
 use mixprec_amp::scaler::{ScaleState, ScalerConfig};
-use mixprec_amp::{AmpError, AmpOptimizer, GradScaler, NonFinite, NonFiniteKind, StepOutcome};
+use mixprec_amp::{AmpError, GradScaler, NonFinite, NonFiniteKind, StepOutcome};
 use mixprec_autograd::Var;
 use mixprec_autograd::tensor::{DType, Tensor};
 use proptest::prelude::*;
 
-/// Plain SGD that records every gradient it stepped with.
-struct RecordingSgd {
-    params: Vec<Var>,
-    lr: f32,
-    seen: Vec<Vec<f32>>,
-}
-
-impl RecordingSgd {
-    fn new(params: Vec<Var>, lr: f32) -> Self {
-        RecordingSgd { params, lr, seen: Vec::new() }
-    }
-    fn values(&self) -> Vec<Vec<f32>> {
-        self.params.iter().map(|p| p.value().to_vec_f32().unwrap()).collect()
-    }
-    fn zero_grad(&self) {
-        self.params.iter().for_each(Var::zero_grad);
-    }
-}
-
-impl AmpOptimizer for RecordingSgd {
-    fn amp_params(&self) -> &[Var] {
-        &self.params
-    }
-    fn amp_step(&mut self) -> mixprec_amp::Result<()> {
-        for p in &self.params {
-            let Some(g) = p.grad() else { continue };
-            let g = g.to_vec_f32().unwrap();
-            self.seen.push(g.clone());
-            let lr = self.lr;
-            p.param().unwrap().update(|w, _| {
-                for (w, g) in w.data_mut::<f32>().unwrap().iter_mut().zip(&g) {
-                    *w -= lr * g;
-                }
-            });
-        }
-        Ok(())
-    }
-}
-
-fn param(v: &[f32]) -> Var {
-    Var::parameter(Tensor::from_vec(v.to_vec(), &[v.len()]).unwrap())
-}
-
-fn konst(v: &[f32]) -> Var {
-    Var::new(Tensor::from_vec(v.to_vec(), &[v.len()]).unwrap())
-}
+mod common;
+use common::{RecordingSgd, konst, param, poke};
 
 /// `Σ x·w` over the pairs: dL/dw = x.
 fn dot_loss(pairs: &[(&Var, &Var)]) -> Var {
@@ -69,10 +25,6 @@ fn dot_loss(pairs: &[(&Var, &Var)]) -> Var {
         });
     }
     loss.unwrap()
-}
-
-fn poke(p: &Var, i: usize, v: f32) {
-    p.param().unwrap().update_grad(|g| g.data_mut::<f32>().unwrap()[i] = v).unwrap();
 }
 
 #[test]
