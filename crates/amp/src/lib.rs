@@ -4,6 +4,7 @@
 //! - [`Precision`]: the modes (O0–O3 and the bf16 variants);
 //!   [`autocast`]/[`autocast_guard`] run a region under a mode's op lists.
 //! - [`MasterWeights`]: f16/bf16 working copies with FP32 masters.
+//! - [`F16Underflow`]: how many FP32 values an f16 cast flushes to zero.
 //! - [`op_lists`]: the rule of every op, as data.
 //! - [`GradScaler`]: loss scaling with PyTorch's API, on the state machine
 //!   of [`scaler`].
@@ -16,8 +17,10 @@ pub mod master;
 pub mod op_lists;
 pub mod precision;
 pub mod scaler;
+pub mod underflow;
 
 pub use error::{AmpError, Result};
 pub use grad_scaler::{AmpOptimizer, GradScaler, NonFinite, NonFiniteKind, ScalerSnapshot, StepOutcome};
 pub use master::{MasterWeights, convert_params, is_norm_param};
 pub use precision::{Precision, autocast, autocast_guard};
+pub use underflow::F16Underflow;
