@@ -19,6 +19,8 @@ pub const OPS: &[&str] = &[
     "cross_entropy",
     "div",
     "div_scalar",
+    "dropout",
+    "embedding",
     "exp",
     "gelu",
     "gelu_tanh",
