@@ -29,6 +29,8 @@ pub const OPS: &[&str] = &[
     "linear_relu",
     "log",
     "log_softmax",
+    "lstm",
+    "lstm_cell",
     "matmul",
     "max",
     "max_pool2d",

@@ -27,6 +27,7 @@ pub(crate) mod elem;
 pub mod embedding;
 pub(crate) mod gemm;
 pub mod linear;
+pub mod lstm;
 pub mod matmul;
 pub mod mse_loss;
 pub mod norm;
@@ -40,6 +41,7 @@ pub mod softmax;
 pub mod unary;
 
 pub use cross_entropy::CrossEntropy;
+pub use lstm::{LstmParams, lstm};
 pub use norm::RunningStats;
 
 /// How a loss combines its per-element values (PyTorch's `reduction`).
