@@ -65,8 +65,8 @@ fn lstm_is_a_loop_of_cells() {
         }
         last.push((hh, cc));
     }
-    for s in 0..t {
-        close(&val64(&y.narrow(0, s, 1).unwrap()), &val64(&input[s]), 1e-6);
+    for (s, xt) in input.iter().enumerate() {
+        close(&val64(&y.narrow(0, s, 1).unwrap()), &val64(xt), 1e-6);
     }
     close(&val64(&hn.narrow(0, 1, 1).unwrap()), &val64(&last[1].0), 1e-6);
     close(&val64(&cn.narrow(0, 0, 1).unwrap()), &val64(&last[0].1), 1e-6);
