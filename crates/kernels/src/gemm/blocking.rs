@@ -127,6 +127,32 @@ impl Blocking {
     }
 }
 
+impl Blocking {
+    /// The blocks for one m×n×k product: each of KC, NC and MC shrunk so
+    /// that the dimension splits into equal blocks (rounded up to 16 depth
+    /// steps, NR columns, MR rows) instead of full blocks and a thin
+    /// remainder, which would run the micro-kernel on a short depth or
+    /// repack for a few columns. Depends on the shape only, never on threads.
+    pub fn for_product(self, m: usize, n: usize, k: usize) -> Blocking {
+        Blocking {
+            kc: balanced(k, self.kc, 16),
+            nc: balanced(n, self.nc, self.nr),
+            mc: balanced(m, self.mc, self.mr),
+            ..self
+        }
+    }
+}
+
+/// The block size that splits `len` into as few blocks of at most `block` as
+/// possible, of equal size rounded up to `unit` (never above `block`).
+fn balanced(len: usize, block: usize, unit: usize) -> usize {
+    if len <= block {
+        return block;
+    }
+    let blocks = len.div_ceil(block);
+    len.div_ceil(blocks).div_ceil(unit).saturating_mul(unit).min(block)
+}
+
 fn round_down(x: usize, unit: usize) -> usize {
     x / unit * unit
 }
@@ -157,6 +183,22 @@ mod tests {
         // Half-size packed elements double the depth that fits.
         let f16 = Blocking::new(KernelShape { bytes_per_k: 2, ..SHAPE }, zen4);
         assert_eq!(f16.kc, 576);
+    }
+
+    #[test]
+    fn blocks_split_a_product_evenly() {
+        let b = Blocking { mr: 14, nr: 32, kc: 288, mc: 14560, nc: 448 };
+        let p = b.for_product(1024, 1024, 1024);
+        // 1024 deep: four blocks of 256, not 3·288 + 160; 1024 wide: 3·352.
+        assert_eq!((p.kc, p.nc, p.mc), (256, 352, 14560));
+        assert_eq!(b.for_product(14, 32, 288), b);
+        let q = b.for_product(20000, 449, 289);
+        assert_eq!((q.kc, q.nc), (160, 256));
+        assert!(q.mc.is_multiple_of(14) && q.mc <= b.mc && 20000usize.div_ceil(q.mc) == 2);
+        for len in 1..2000 {
+            let kc = b.for_product(1, 1, len).kc;
+            assert!(kc <= 288 && len.div_ceil(kc) == len.div_ceil(288), "k = {len}: KC {kc}");
+        }
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub(crate) fn gemm<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, c: 
     if x.alpha == 0.0 || k == 0 {
         return scale_only(x, c);
     }
-    let bl = Blocking::new(imp.shape, detected_caches());
+    let bl = Blocking::new(imp.shape, detected_caches()).for_product(m, n, k);
     let kp = imp.shape.kpack;
     let threads = if m * n * k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) };
     // Direct reads need the micro-kernel to take T as is: f32 inputs.

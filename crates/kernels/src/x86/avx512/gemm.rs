@@ -93,6 +93,31 @@ fn f32_to_bf16_rne(v: __m512) -> __m256i {
     _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, quiet))
 }
 
+/// Asks for the destination tile's lines (and the scratch tile it adds)
+/// before the depth loop, so the store does not wait on memory: C was last
+/// touched a whole block of B ago and has left L1 and often L2.
+#[inline(always)]
+fn prefetch_tile<const M: usize, const NV: usize>(out: &TileOut<'_>) {
+    fn rows<T, const M: usize, const NV: usize>(p: *const T, ld: usize) {
+        let bytes = NV * L * core::mem::size_of::<T>();
+        for i in 0..M {
+            let row = p.wrapping_add(i * ld).cast::<i8>();
+            for line in (0..bytes).step_by(64) {
+                // SAFETY: a prefetch never faults; the address is only a hint.
+                unsafe { _mm_prefetch::<_MM_HINT_ET0>(row.wrapping_add(line)) };
+            }
+        }
+    }
+    match &out.dst {
+        Dst::F32(c, ld) => rows::<f32, M, NV>(c.as_ptr(), *ld),
+        Dst::F16(c, ld) => rows::<f16, M, NV>(c.as_ptr(), *ld),
+        Dst::Bf16(c, ld) => rows::<bf16, M, NV>(c.as_ptr(), *ld),
+    }
+    if let Prev::From { src, ld } = out.prev {
+        rows::<f32, M, NV>(src.as_ptr(), ld);
+    }
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
 #[inline]
 unsafe fn store_tile<const M: usize, const NV: usize>(acc: &[[__m512; NV]; M], n: usize, out: &mut TileOut<'_>) {
@@ -128,6 +153,7 @@ unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPAC
     let ldb = if BPACK { NR } else { ldb };
     let last = lane_mask(n, NV - 1);
     let mut acc = [[_mm512_setzero_ps(); NV]; M];
+    prefetch_tile::<M, NV>(out);
     let (mut ap, mut bp) = (a, b);
     for _ in 0..k {
         // SAFETY: `check_tile` established that k steps of A (rs, cs) and B
@@ -216,6 +242,7 @@ unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPA
     out: &mut TileOut<'_>,
 ) {
     let mut acc = [[_mm512_setzero_ps(); NV]; M];
+    prefetch_tile::<M, NV>(out);
     let (mut ap, mut bp) = (a, b);
     for _ in 0..k {
         // SAFETY: `check_tile` established that k pair steps of the packed A
