@@ -375,3 +375,36 @@ fn short_bias_is_rejected() {
         epi,
     );
 }
+
+/// Every path's bf16 pair packers reproduce the portable layout exactly:
+/// both transposes, odd and even depths, short panels, unaligned starts.
+#[test]
+fn pair_packers_match_the_reference_layout() {
+    use mixprec_kernels::gemm::pack::{pack_a_bf16_pairs_generic, pack_b_bf16_pairs_generic};
+    let mut rng = SplitMix(0x9A1B);
+    let src: Vec<bf16> = (0..80 * 80).map(|_| bf16::from_bits(rng.next_u64() as u16)).collect();
+    for kt in paths() {
+        let Path::Pairs(imp) = kt.gemm.bgemm else { continue };
+        let (mr, nr) = (imp.shape.mr, imp.shape.nr);
+        for t in [Transpose::No, Transpose::Yes] {
+            for depth in [1usize, 2, 3, 16, 31, 33, 64] {
+                for (start, count) in [(0, 1), (3, mr - 1), (5, mr)] {
+                    let ld = 80;
+                    let pairs = depth.div_ceil(2);
+                    let (mut want, mut got) = (vec![7u32; count * pairs], vec![9u32; count * pairs]);
+                    pack_a_bf16_pairs_generic(&src, ld, t, start, count, 7, depth, &mut want);
+                    (imp.pack_a.f)(&src, ld, t, start, count, 7, depth, &mut got);
+                    assert_eq!(got, want, "{} pack_a {t:?} depth {depth} rows {count}", kt.isa);
+                }
+                for (start, count) in [(0, 1), (3, nr - 1), (1, nr), (9, 17)] {
+                    let ld = 80;
+                    let pairs = depth.div_ceil(2);
+                    let (mut want, mut got) = (vec![7u32; nr * pairs], vec![9u32; nr * pairs]);
+                    pack_b_bf16_pairs_generic(&src, ld, t, start, count, 5, depth, nr, &mut want);
+                    (imp.pack_b.f)(&src, ld, t, start, count, 5, depth, nr, &mut got);
+                    assert_eq!(got, want, "{} pack_b {t:?} depth {depth} cols {count}", kt.isa);
+                }
+            }
+        }
+    }
+}

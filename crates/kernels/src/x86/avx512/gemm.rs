@@ -557,6 +557,137 @@ pub fn pack_b_bf16_f32_avx512(
     pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
 }
 
+// ---------------------------------------------------------------- bf16 pair packing
+
+/// Interleaves two rows of `count ≤ 32` bf16 into `count` pairs (`lo` in the
+/// low half) at `dst`, writing `width ≥ count` u32 (zeros past `count`).
+/// `hi` may be null (an odd depth's last step: its half is zero).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[inline]
+unsafe fn interleave_pairs(lo: *const u16, hi: *const u16, count: usize, width: usize, dst: *mut u32) {
+    const EVEN: [u16; 32] = {
+        let mut t = [0u16; 32];
+        let mut l = 0;
+        while l < 32 {
+            t[l] = if l % 2 == 0 { (l / 2) as u16 } else { 32 + (l / 2) as u16 };
+            l += 1;
+        }
+        t
+    };
+    let mask = if count >= 32 { u32::MAX } else { (1u32 << count) - 1 };
+    // SAFETY: the caller guarantees `count` readable lanes at `lo` (and `hi`
+    // unless null) and `width` writable u32 at `dst`; masks keep the rest untouched.
+    unsafe {
+        let a = _mm512_maskz_loadu_epi16(mask, lo.cast());
+        let b = if hi.is_null() { _mm512_setzero_si512() } else { _mm512_maskz_loadu_epi16(mask, hi.cast()) };
+        let idx0 = _mm512_loadu_si512(EVEN.as_ptr().cast());
+        let idx1 = _mm512_add_epi16(idx0, _mm512_set1_epi16(16));
+        let p0 = _mm512_permutex2var_epi16(a, idx0, b);
+        let p1 = _mm512_permutex2var_epi16(a, idx1, b);
+        let (m0, m1) = (lane_mask(width, 0), lane_mask(width, 1));
+        _mm512_mask_storeu_epi32(dst.cast(), m0, p0);
+        if width > L {
+            _mm512_mask_storeu_epi32(dst.add(L).cast(), m1, p1);
+        }
+    }
+}
+
+/// `dst[q·width + j]` = the pair at `src + j·ld + 2q` for `j < count` (zero
+/// for `count ≤ j < width`), `q < depth.div_ceil(2)`; an odd depth's last
+/// pair has a zero high half. Pairs of adjacent steps are one u32 read.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[inline]
+unsafe fn gather_pairs(src: *const u16, ld: usize, count: usize, depth: usize, width: usize, dst: *mut u32) {
+    let full = depth / 2;
+    // SAFETY: the caller guarantees `count` rows of `depth` readable u16 at
+    // stride `ld` and `width·depth.div_ceil(2)` writable u32 at `dst`.
+    unsafe {
+        for q in 0..depth.div_ceil(2) {
+            let d = dst.add(q * width);
+            for j in 0..count {
+                let s = src.add(j * ld + 2 * q);
+                *d.add(j) = if q < full { s.cast::<u32>().read_unaligned() } else { *s as u32 };
+            }
+            for j in count..width {
+                *d.add(j) = 0;
+            }
+        }
+    }
+}
+
+/// Packs a bf16 A micro-panel as depth pairs (`pack::pack_a_bf16_pairs_generic`'s layout).
+#[allow(clippy::too_many_arguments)]
+pub fn pack_a_bf16_pairs_avx512(
+    src: &[bf16],
+    ld: usize,
+    t: Transpose,
+    i0: usize,
+    rows: usize,
+    p0: usize,
+    depth: usize,
+    dst: &mut [u32],
+) {
+    let pairs = depth.div_ceil(2);
+    assert!((1..=MR).contains(&rows) && dst.len() >= rows * pairs);
+    if depth == 0 {
+        return;
+    }
+    let (off, span) = window(t, ld, i0, p0, rows, depth);
+    assert!(off + span <= src.len(), "pack_a: window outside A");
+    let (s, d) = (src[off..].as_ptr().cast::<u16>(), dst.as_mut_ptr());
+    // SAFETY: window and destination checked above; avx512 table only.
+    unsafe {
+        match t {
+            Transpose::No => gather_pairs(s, ld, rows, depth, rows, d),
+            Transpose::Yes => {
+                for q in 0..pairs {
+                    let hi = if 2 * q + 1 < depth { s.add((2 * q + 1) * ld) } else { core::ptr::null() };
+                    interleave_pairs(s.add(2 * q * ld), hi, rows, rows, d.add(q * rows));
+                }
+            }
+        }
+    }
+}
+
+/// Packs a bf16 B micro-panel as depth pairs, zero-padded to NR columns
+/// (`pack::pack_b_bf16_pairs_generic`'s layout).
+#[allow(clippy::too_many_arguments)]
+pub fn pack_b_bf16_pairs_avx512(
+    src: &[bf16],
+    ld: usize,
+    t: Transpose,
+    j0: usize,
+    cols: usize,
+    p0: usize,
+    depth: usize,
+    nr: usize,
+    dst: &mut [u32],
+) {
+    let pairs = depth.div_ceil(2);
+    assert!(nr == NR && (1..=NR).contains(&cols) && dst.len() >= NR * pairs);
+    if depth == 0 {
+        return;
+    }
+    let (off, span) = match t {
+        Transpose::No => (p0 * ld + j0, (depth - 1) * ld + cols),
+        Transpose::Yes => (j0 * ld + p0, (cols - 1) * ld + depth),
+    };
+    assert!(off + span <= src.len(), "pack_b: window outside B");
+    let (s, d) = (src[off..].as_ptr().cast::<u16>(), dst.as_mut_ptr());
+    // SAFETY: window and destination checked above; avx512 table only.
+    unsafe {
+        match t {
+            Transpose::No => {
+                for q in 0..pairs {
+                    let hi = if 2 * q + 1 < depth { s.add((2 * q + 1) * ld) } else { core::ptr::null() };
+                    interleave_pairs(s.add(2 * q * ld), hi, cols, NR, d.add(q * NR));
+                }
+            }
+            Transpose::Yes => gather_pairs(s, ld, cols, depth, NR, d),
+        }
+    }
+}
+
 /// The avx512 path's GEMM registry; bgemm uses `vdpbf16ps` when `bf16`.
 pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
     let shape = KernelShape { mr: MR, nr: NR, kpack: 1, bytes_per_k: 4 };
@@ -565,8 +696,8 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
         Path::Pairs(Impl {
             shape: KernelShape { mr: MR, nr: NR, kpack: 2, bytes_per_k: 2 },
             ukr: Kernel { f: gemm_bf16_f32acc_avx512bf16_14x32, name: "gemm_bf16_f32acc_avx512bf16_14x32" },
-            pack_a: Kernel { f: crate::gemm::pack::pack_a_bf16_pairs_generic, name: "pack_a_bf16_pairs_generic" },
-            pack_b: Kernel { f: crate::gemm::pack::pack_b_bf16_pairs_generic, name: "pack_b_bf16_pairs_generic" },
+            pack_a: Kernel { f: pack_a_bf16_pairs_avx512, name: "pack_a_bf16_pairs_avx512" },
+            pack_b: Kernel { f: pack_b_bf16_pairs_avx512, name: "pack_b_bf16_pairs_avx512" },
             unpacked: false,
         })
     } else {
