@@ -67,6 +67,8 @@ pub struct CallStats {
 thread_local! {
     static LAST: Cell<CallStats> = const { Cell::new(CallStats { tasks: 0, threads: 0, packed_a: false, packed_b: false, blocking: None }) };
     static SCRATCH: RefCell<Buf<f32>> = const { RefCell::new(Buf::new()) };
+    /// f16/bf16 operands widened to f32 for the unpacked path.
+    static WIDE: RefCell<(Buf<f32>, Buf<f32>)> = const { RefCell::new((Buf::new(), Buf::new())) };
 }
 
 /// What the calling thread's last GEMM call did.
@@ -178,24 +180,60 @@ fn panel(q: usize, np: usize, rows: usize) -> (usize, usize) {
     (q * base + q.min(extra), base + usize::from(q < extra))
 }
 
+/// `src[..len]` as f32: itself for f32, else widened into `buf`.
+fn in_place<'b, T: Element>(src: &'b [T], len: usize, buf: &'b mut Buf<f32>) -> &'b [f32] {
+    match T::as_f32(src) {
+        Some(s) => &s[..len],
+        None => {
+            let dst = buf.get(len);
+            T::widen(&src[..len], dst);
+            dst
+        }
+    }
+}
+
 pub(crate) fn gemm<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, c: Output<'_>) {
-    let (m, n, k) = (x.m, x.n, x.k);
-    if m == 0 || n == 0 {
+    if x.m == 0 || x.n == 0 {
         return;
     }
-    if x.alpha == 0.0 || k == 0 {
+    if x.alpha == 0.0 || x.k == 0 {
         return scale_only(x, c);
     }
+    WIDE.with(|cell| {
+        let mut guard = cell.try_borrow_mut().ok();
+        let mut own = (Buf::new(), Buf::new());
+        let (wa, wb) = match guard.as_deref_mut() {
+            Some((a, b)) => (a, b),
+            None => (&mut own.0, &mut own.1),
+        };
+        gemm_blocks(imp, x, c, wa, wb)
+    })
+}
+
+fn gemm_blocks<T: Element, P: Packed>(
+    imp: &Impl<T, P>,
+    x: &Args<'_, T>,
+    c: Output<'_>,
+    wide_a: &mut Buf<f32>,
+    wide_b: &mut Buf<f32>,
+) {
+    let (m, n, k) = (x.m, x.n, x.k);
     let bl = Blocking::new(imp.shape, detected_caches()).for_product(m, n, k);
     let kp = imp.shape.kpack;
     let threads = if m * n * k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) };
-    // Direct reads need the micro-kernel to take T as is: f32 inputs.
-    let a_direct = if imp.unpacked { T::as_f32(x.a).and_then(P::from_f32) } else { None };
-    let b_direct = if imp.unpacked { T::as_f32(x.b).and_then(P::from_f32) } else { None };
     // An A micro-panel is reused once per B micro-panel, a B block once per A
     // micro-panel: with fewer than three reuses, reading in place is cheaper.
-    let pack_a = a_direct.is_none() || n > 2 * bl.nr;
-    let pack_b = b_direct.is_none() || x.tb == Transpose::Yes || m > 2 * bl.mr;
+    // f16/bf16 inputs are then widened once (a contiguous conversion, far
+    // cheaper than packing's transposed writes) and read in place as f32.
+    let (ar, ac) = if x.ta == Transpose::No { (m, k) } else { (k, m) };
+    let (br, bc) = if x.tb == Transpose::No { (k, n) } else { (n, k) };
+    let a_f32 = (imp.unpacked && n <= 2 * bl.nr).then(|| in_place(x.a, super::required_len(ar, ac, x.lda), wide_a));
+    let b_f32 = (imp.unpacked && x.tb == Transpose::No && m <= 2 * bl.mr)
+        .then(|| in_place(x.b, super::required_len(br, bc, x.ldb), wide_b));
+    let a_direct = a_f32.and_then(P::from_f32);
+    let b_direct = b_f32.and_then(P::from_f32);
+    let pack_a = a_direct.is_none();
+    let pack_b = b_direct.is_none();
     let low_precision_out = !matches!(c, Output::F32(_));
     let stats = AtomicUsize::new(0);
     let seen = AtomicU64::new(0);

@@ -150,8 +150,9 @@ pub struct Impl<T: 'static, P: 'static> {
     pub pack_a: Kernel<PackAFn<T, P>>,
     /// Packs B micro-panels.
     pub pack_b: Kernel<PackBFn<T, P>>,
-    /// Whether the micro-kernel may read T directly (T and P are the same
-    /// type), which enables the small-matrix path without packing.
+    /// Whether the micro-kernel reads f32 operands in place (strided A, rows
+    /// of B; P is f32), which enables the small-matrix path without packing:
+    /// f32 inputs are read as they are, f16/bf16 inputs widened once.
     pub unpacked: bool,
 }
 

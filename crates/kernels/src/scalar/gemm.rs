@@ -19,6 +19,12 @@ pub trait GemmInput: Copy + Send + Sync + 'static {
         let _ = s;
         None
     }
+    /// Widens `src` into `dst` (same length), exactly.
+    fn widen(src: &[Self], dst: &mut [f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = s.to_f32();
+        }
+    }
 }
 
 impl GemmInput for f32 {
@@ -36,12 +42,18 @@ impl GemmInput for f16 {
     fn to_f32(self) -> f32 {
         super::convert::f16_bits_to_f32(self.to_bits())
     }
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        crate::convert::f16_to_f32(src, dst);
+    }
 }
 
 impl GemmInput for bf16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         super::convert::bf16_bits_to_f32(self.to_bits())
+    }
+    fn widen(src: &[bf16], dst: &mut [f32]) {
+        crate::convert::bf16_to_f32(src, dst);
     }
 }
 
@@ -243,14 +255,14 @@ pub(crate) fn table() -> crate::gemm::Table {
             ukr,
             pack_a: Kernel { f: pack::pack_a_f32_generic::<f16>, name: "pack_a_f16_f32_generic" },
             pack_b: Kernel { f: pack::pack_b_f32_generic::<f16>, name: "pack_b_f16_f32_generic" },
-            unpacked: false,
+            unpacked: true,
         }),
         bgemm: Path::F32(Impl {
             shape,
             ukr,
             pack_a: Kernel { f: pack::pack_a_f32_generic::<bf16>, name: "pack_a_bf16_f32_generic" },
             pack_b: Kernel { f: pack::pack_b_f32_generic::<bf16>, name: "pack_b_bf16_f32_generic" },
-            unpacked: false,
+            unpacked: true,
         }),
     }
 }

@@ -442,14 +442,14 @@ pub(crate) fn table() -> crate::gemm::Table {
             ukr,
             pack_a: Kernel { f: pack_a_f16_f32_avx2, name: "pack_a_f16_f32_avx2" },
             pack_b: Kernel { f: pack_b_f16_f32_avx2, name: "pack_b_f16_f32_avx2" },
-            unpacked: false,
+            unpacked: true,
         }),
         bgemm: Path::F32(Impl {
             shape,
             ukr,
             pack_a: Kernel { f: pack_a_bf16_f32_avx2, name: "pack_a_bf16_f32_avx2" },
             pack_b: Kernel { f: pack_b_bf16_f32_avx2, name: "pack_b_bf16_f32_avx2" },
-            unpacked: false,
+            unpacked: true,
         }),
     }
 }

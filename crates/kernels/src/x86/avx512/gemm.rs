@@ -706,7 +706,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             ukr,
             pack_a: Kernel { f: pack_a_bf16_f32_avx512, name: "pack_a_bf16_f32_avx512" },
             pack_b: Kernel { f: pack_b_bf16_f32_avx512, name: "pack_b_bf16_f32_avx512" },
-            unpacked: false,
+            unpacked: true,
         })
     };
     crate::gemm::Table {
@@ -722,7 +722,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             ukr,
             pack_a: Kernel { f: pack_a_f16_f32_avx512, name: "pack_a_f16_f32_avx512" },
             pack_b: Kernel { f: pack_b_f16_f32_avx512, name: "pack_b_f16_f32_avx512" },
-            unpacked: false,
+            unpacked: true,
         }),
         bgemm,
     }
