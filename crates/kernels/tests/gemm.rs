@@ -193,7 +193,13 @@ fn run_threads<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
         let mut saw_threads = 0;
         for threads in [1, 2, 3, 4] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            for _ in 0..3 {
+            // Three calls per count; more while no second thread has taken
+            // part (on a loaded machine the idle workers may wake too late
+            // to steal from one call).
+            for rep in 0..24 {
+                if rep >= 3 && (threads == 1 || saw_threads > 1) {
+                    break;
+                }
                 let mut c = vec![f32::NAN; m * n];
                 let stats = pool.install(|| {
                     gemm::gemm_on(
