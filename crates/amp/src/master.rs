@@ -60,6 +60,9 @@ pub struct MasterWeights<O> {
     masters: Vec<Var>,
     working: Vec<Var>,
     inner: O,
+    /// Whether the working gradients were moved into the masters since the
+    /// last step (by the scaler's unscale); if not, the step moves them.
+    moved: bool,
 }
 
 impl<O: AmpOptimizer> MasterWeights<O> {
@@ -100,7 +103,7 @@ impl<O: AmpOptimizer> MasterWeights<O> {
         let masters: Vec<Var> = pairs.iter().map(|p| p.master.clone()).collect();
         let working = pairs.iter().map(|p| p.working.clone()).collect();
         let inner = build(masters.clone())?;
-        Ok(MasterWeights { pairs, masters, working, inner })
+        Ok(MasterWeights { pairs, masters, working, inner, moved: false })
     }
 
     /// The FP32 masters, in the order of the parameters given.
@@ -136,7 +139,7 @@ impl<O: AmpOptimizer> MasterWeights<O> {
     /// gradient, if any (the step is applied regardless, as an unscaled
     /// optimizer would).
     pub fn step(&mut self) -> Result<Option<NonFinite>> {
-        let found = self.unscale_grads(1.0)?;
+        let found = if self.moved { None } else { self.unscale_grads(1.0)? };
         self.amp_step()?;
         Ok(found)
     }
@@ -198,11 +201,17 @@ impl<O: AmpOptimizer> AmpOptimizer for MasterWeights<O> {
             }
             mp.set_grad(Some(t))?;
         }
+        self.moved = true;
         Ok(first)
     }
 
-    /// Steps the masters, then writes the new working copies.
+    /// Steps the masters (moving the gradients first if no unscale did),
+    /// then writes the new working copies.
     fn amp_step(&mut self) -> Result<()> {
+        if !self.moved {
+            self.unscale_grads(1.0)?;
+        }
+        self.moved = false;
         self.inner.amp_step()?;
         self.refresh_working()?;
         Ok(())

@@ -148,3 +148,16 @@ fn bf16_working_copies_step_without_a_scaler() {
     assert_eq!(w.value().to_vec_f32().unwrap(), vec![0.75, 3.25]);
     assert_eq!(opt.amp_params().len(), 1);
 }
+
+#[test]
+fn a_disabled_scaler_steps_master_weights_too() {
+    let params = named(&[("w", &[1.0, 3.0])]);
+    let w = params[0].1.clone();
+    let mut opt = MasterWeights::new(params, DType::BF16, build(0.25)).unwrap();
+    let mut scaler = GradScaler::disabled();
+    scaler.scale(&w.mul(&konst(&[1.0, -1.0])).unwrap().sum_all().unwrap()).unwrap().backward().unwrap();
+    assert_eq!(scaler.step(&mut opt).unwrap(), StepOutcome::Applied);
+    scaler.update().unwrap();
+    assert_eq!(opt.masters()[0].value().to_vec_f32().unwrap(), vec![0.75, 3.25]);
+    assert_eq!(w.value().to_vec_f32().unwrap(), vec![0.75, 3.25]);
+}
