@@ -264,3 +264,10 @@ pub fn mixed_values(rng: &mut SplitMix, n: usize) -> Vec<f64> {
         })
         .collect()
 }
+
+/// True when the tests run under qemu-user (the aarch64 test script exports
+/// `AARCH64_QEMU_CPU`), where arithmetic is ~50× slower: big shapes shrink in
+/// depth there, never in the dimensions a test is about.
+pub fn under_emulation() -> bool {
+    std::env::var_os("AARCH64_QEMU_CPU").is_some()
+}
