@@ -153,6 +153,11 @@ impl Param {
         self.read().grad.clone()
     }
 
+    /// Whether the parameter has a gradient.
+    pub fn has_grad(&self) -> bool {
+        self.read().grad.is_some()
+    }
+
     /// Clears the gradient (as PyTorch's `zero_grad(set_to_none=True)`): the
     /// next backward writes a fresh one. The buffer is kept for that write.
     pub fn zero_grad(&self) {

@@ -1,0 +1,72 @@
+//! Layers: the [`Module`] trait, [`Linear`], [`Sequential`], activation
+//! modules, and weight initialisation ([`init`]) from the seeded generator.
+//!
+//! A module's `forward` takes and returns a [`Var`]; its parameters are
+//! `Var`s backed by shared [`Param`](crate::Param) cells, so an optimizer
+//! built from `module.parameters()` updates the module's own weights.
+//! Containers push each child's name on the name scope while it runs, so the
+//! non-finite scan reports an op with the path of the module it ran in
+//! (`"mlp.fc2"`).
+
+mod activation;
+pub mod init;
+mod linear;
+mod sequential;
+
+pub use activation::{Gelu, Relu, Sigmoid, Tanh};
+pub use linear::{Linear, LinearOptions};
+pub use sequential::Sequential;
+
+use crate::error::Result;
+use crate::var::Var;
+
+/// A layer or model: a differentiable function with parameters.
+pub trait Module: Send + Sync {
+    /// Computes the output for input `x`.
+    fn forward(&self, x: &Var) -> Result<Var>;
+
+    /// Every parameter with its dotted path (`"0.weight"`), children's
+    /// included, in a fixed order.
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
+
+    /// Every parameter (handles sharing the module's cells).
+    fn parameters(&self) -> Vec<Var> {
+        self.named_parameters().into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Training (`true`) or evaluation mode for this module and its
+    /// children (dropout and batch norm behave differently). Containers
+    /// forward it to their children.
+    fn set_training(&mut self, _training: bool) {}
+
+    /// Training mode.
+    fn train(&mut self) {
+        self.set_training(true);
+    }
+
+    /// Evaluation mode.
+    fn eval(&mut self) {
+        self.set_training(false);
+    }
+
+    /// Clears every parameter's gradient.
+    fn zero_grad(&self) {
+        for p in self.parameters() {
+            p.zero_grad();
+        }
+    }
+
+    /// Whether this module is an elementwise ReLU, which a preceding layer
+    /// that implements [`Module::forward_relu`] may fuse into itself.
+    fn is_relu(&self) -> bool {
+        false
+    }
+
+    /// `relu(forward(x))` as one op, if this module can fuse it (`Linear`
+    /// does: the bias and ReLU run in the GEMM's store). `None`: it cannot.
+    fn forward_relu(&self, _x: &Var) -> Option<Result<Var>> {
+        None
+    }
+}

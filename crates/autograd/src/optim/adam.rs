@@ -1,0 +1,176 @@
+//! [`Adam`] and [`AdamW`] (decoupled weight decay), as PyTorch's
+//! `torch.optim.Adam`/`AdamW` (non-fused path, no AMSGrad). Moments are f32
+//! whatever the parameter dtype.
+
+use crate::error::{AutogradError, Result};
+use crate::optim::{Optimizer, update};
+use crate::var::Var;
+
+/// Hyper-parameters of [`Adam`] and [`AdamW`] (PyTorch's names).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// β₁, β₂: decay of the first and second moments.
+    pub betas: (f64, f64),
+    /// ε added to the denominator.
+    pub eps: f64,
+    /// Adam: L2 penalty added to the gradient; AdamW: decoupled decay
+    /// `w ← w·(1 − lr·wd)` before the update.
+    pub weight_decay: f64,
+}
+
+impl AdamConfig {
+    /// PyTorch's `Adam` defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no decay.
+    pub fn adam() -> AdamConfig {
+        AdamConfig { lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0 }
+    }
+
+    /// PyTorch's `AdamW` defaults: as Adam with weight decay 0.01.
+    pub fn adamw() -> AdamConfig {
+        AdamConfig { weight_decay: 0.01, ..AdamConfig::adam() }
+    }
+}
+
+/// The state of [`Adam`]/[`AdamW`]: the step count and f32 moments per
+/// parameter (`None` before its first update).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdamState {
+    /// Steps taken, per parameter.
+    pub steps: Vec<u64>,
+    /// First moments.
+    pub exp_avg: Vec<Option<Vec<f32>>>,
+    /// Second moments.
+    pub exp_avg_sq: Vec<Option<Vec<f32>>>,
+}
+
+/// Adam (`weight_decay` is an L2 penalty on the gradient).
+#[derive(Debug)]
+pub struct Adam {
+    inner: AdamCore,
+}
+
+/// AdamW (`weight_decay` decays the weights directly).
+#[derive(Debug)]
+pub struct AdamW {
+    inner: AdamCore,
+}
+
+#[derive(Debug)]
+struct AdamCore {
+    params: Vec<Var>,
+    config: AdamConfig,
+    state: AdamState,
+    decoupled: bool,
+}
+
+impl AdamCore {
+    fn new(op: &'static str, params: Vec<Var>, config: AdamConfig, decoupled: bool) -> Result<AdamCore> {
+        let (b1, b2) = config.betas;
+        let ok = config.lr >= 0.0
+            && config.eps >= 0.0
+            && config.weight_decay >= 0.0
+            && (0.0..1.0).contains(&b1)
+            && (0.0..1.0).contains(&b2);
+        if !ok {
+            return Err(AutogradError::bad(op, format!("invalid hyper-parameters {config:?}")));
+        }
+        if let Some(p) = params.iter().find(|p| !p.is_param()) {
+            return Err(AutogradError::bad(op, format!("a value of shape {:?} that is not a parameter", p.shape())));
+        }
+        let n = params.len();
+        let state = AdamState { steps: vec![0; n], exp_avg: vec![None; n], exp_avg_sq: vec![None; n] };
+        Ok(AdamCore { params, config, state, decoupled })
+    }
+
+    fn step(&mut self) -> Result<()> {
+        let c = self.config;
+        let (b1, b2) = c.betas;
+        for (i, p) in self.params.iter().enumerate() {
+            let Some(param) = p.param().filter(|p| p.has_grad()) else { continue };
+            let st = &mut self.state;
+            param.update(|value, grad| -> Result<()> {
+                let Some(grad) = grad else { return Ok(()) };
+                let g = update::grad_f32(grad)?;
+                st.steps[i] += 1;
+                let t = st.steps[i] as i32;
+                let m = st.exp_avg[i].get_or_insert_with(|| vec![0.0; g.len()]);
+                let v = st.exp_avg_sq[i].get_or_insert_with(|| vec![0.0; g.len()]);
+                let bc1 = 1.0 - b1.powi(t);
+                let bc2 = 1.0 - b2.powi(t);
+                let step_size = (c.lr / bc1) as f32;
+                let bc2_sqrt = bc2.sqrt() as f32;
+                let (decay, l2) = if self.decoupled { (c.lr * c.weight_decay, 0.0) } else { (0.0, c.weight_decay) };
+                update::with_values_f32(value, |w| {
+                    if decay != 0.0 {
+                        let f = (1.0 - decay) as f32;
+                        for x in w.iter_mut() {
+                            *x *= f;
+                        }
+                    }
+                    update::adam(w, &g, m, v, b2 as f32, (1.0 - b1) as f32, (1.0 - b2) as f32, c.eps as f32, l2 as f32, step_size, bc2_sqrt)
+                })
+            })?;
+        }
+        Ok(())
+    }
+
+    fn load_state(&mut self, state: AdamState) -> Result<()> {
+        let n = self.params.len();
+        let fits = |b: &Vec<Option<Vec<f32>>>| {
+            b.len() == n && b.iter().zip(&self.params).all(|(b, p)| b.as_ref().is_none_or(|b| b.len() == p.numel()))
+        };
+        if state.steps.len() != n || !fits(&state.exp_avg) || !fits(&state.exp_avg_sq) {
+            return Err(AutogradError::bad("Adam::load_state", "the state does not match the parameters"));
+        }
+        self.state = state;
+        Ok(())
+    }
+}
+
+macro_rules! adam_api {
+    ($t:ident, $name:literal, $decoupled:expr) => {
+        impl $t {
+            /// An optimizer over `params` (parameter handles: `module.parameters()`).
+            pub fn new(params: Vec<Var>, config: AdamConfig) -> Result<$t> {
+                Ok($t { inner: AdamCore::new($name, params, config, $decoupled)? })
+            }
+
+            /// The hyper-parameters.
+            pub fn config(&self) -> &AdamConfig {
+                &self.inner.config
+            }
+
+            /// The step counts and moments (for checkpoints).
+            pub fn state(&self) -> &AdamState {
+                &self.inner.state
+            }
+
+            /// Restores a state saved by `state()`.
+            pub fn load_state(&mut self, state: AdamState) -> Result<()> {
+                self.inner.load_state(state)
+            }
+        }
+
+        impl Optimizer for $t {
+            fn step(&mut self) -> Result<()> {
+                self.inner.step()
+            }
+
+            fn params(&self) -> &[Var] {
+                &self.inner.params
+            }
+
+            fn lr(&self) -> f64 {
+                self.inner.config.lr
+            }
+
+            fn set_lr(&mut self, lr: f64) {
+                self.inner.config.lr = lr;
+            }
+        }
+    };
+}
+
+adam_api!(Adam, "Adam", false);
+adam_api!(AdamW, "AdamW", true);

@@ -1,0 +1,44 @@
+//! Optimizers ([`Sgd`], [`Adam`], [`AdamW`]), learning-rate schedules
+//! ([`schedule`]) and gradient clipping ([`clip_grad_norm`],
+//! [`clip_grad_value`]).
+//!
+//! Optimizers hold handles to the parameters they update (the cells the
+//! model owns) and keep their state (momentum, moments) in FP32 whatever the
+//! parameter dtype; an f16/bf16 parameter is widened, updated in FP32 and
+//! rounded once. Semantics follow PyTorch's `torch.optim` (non-fused path).
+
+mod adam;
+mod clip;
+pub mod schedule;
+mod sgd;
+mod update;
+
+pub use adam::{Adam, AdamConfig, AdamState, AdamW};
+pub use clip::{clip_grad_norm, clip_grad_value};
+pub use sgd::{Sgd, SgdConfig, SgdState};
+
+use crate::error::Result;
+use crate::var::Var;
+
+/// What every optimizer does.
+pub trait Optimizer {
+    /// Updates every parameter that has a gradient (those without one are
+    /// skipped), then bumps their versions.
+    fn step(&mut self) -> Result<()>;
+
+    /// The parameters it updates.
+    fn params(&self) -> &[Var];
+
+    /// The current learning rate.
+    fn lr(&self) -> f64;
+
+    /// Sets the learning rate (schedules call this before each step).
+    fn set_lr(&mut self, lr: f64);
+
+    /// Clears every parameter's gradient.
+    fn zero_grad(&self) {
+        for p in self.params() {
+            p.zero_grad();
+        }
+    }
+}
