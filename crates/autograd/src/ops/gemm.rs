@@ -3,12 +3,12 @@
 //! copied), gradients accumulate through `beta = 1`, and a linear layer's
 //! bias and ReLU are applied to the product before it is stored.
 //!
-//! f32/f16/bf16 inputs run on `kernels::gemm` (FP32 accumulation); an f16
-//! or bf16 destination gets the FP32 result rounded once. f64 inputs (the
-//! gradient checks) run a plain f64 loop.
+//! f32/f16/bf16 inputs run on `kernels::gemm::gemm_ex` (FP32 accumulation;
+//! an f16 or bf16 destination gets the FP32 result rounded once, in the
+//! micro-kernel's store). f64 inputs (the gradient checks) run a plain f64
+//! loop.
 
 use half::{bf16, f16};
-use mixprec_tensor::kernels::convert;
 use mixprec_tensor::kernels::gemm::{self, Transpose};
 use mixprec_tensor::{DType, Tensor};
 
@@ -68,108 +68,78 @@ pub(crate) struct Epilogue<'a> {
     pub(crate) relu: bool,
 }
 
-fn relu(v: f32) -> f32 {
-    if v > 0.0 || v.is_nan() { v } else { 0.0 }
-}
-
-fn apply_f32(c: &mut [f32], n: usize, bias: Option<&[f32]>, relu_on: bool) {
-    if bias.is_none() && !relu_on {
-        return;
-    }
-    for row in c.chunks_exact_mut(n) {
-        if let Some(b) = bias {
-            for (v, &bj) in row.iter_mut().zip(b) {
-                *v += bj;
-            }
-        }
-        if relu_on {
-            for v in row.iter_mut() {
-                *v = relu(*v);
-            }
-        }
-    }
-}
-
 /// `C = epilogue(op(A)·op(B) + beta·C)`. A and B share a dtype; C is a
 /// contiguous `m × n` tensor of f32 (any input), f64 (f64 input), or the
-/// inputs' f16/bf16 dtype (then `beta` must be 0). C is written in place.
+/// inputs' f16/bf16 dtype (then `beta` must be 0). C is written in place;
+/// the bias and ReLU run in the GEMM's store (`kernels::gemm::gemm_ex`).
 pub(crate) fn gemm_into(a: &Mat, b: &Mat, beta: f32, c: &mut Tensor, epi: Epilogue<'_>) -> Result<()> {
     let (m, k) = a.dims();
     let (k2, n) = b.dims();
-    if k != k2 || c.shape() != [m, n] || a.t.dtype() != b.t.dtype() {
+    let dt = a.t.dtype();
+    let out_ok = c.dtype() == dt || (c.dtype() == DType::F32 && dt != DType::F64);
+    if k != k2 || c.shape() != [m, n] || b.t.dtype() != dt || !out_ok {
         return Err(AutogradError::bad(
             "gemm",
-            format!("op(A) {m}×{k} ({}), op(B) {k2}×{n} ({}), C {:?}", a.t.dtype(), b.t.dtype(), c.shape()),
+            format!("op(A) {m}×{k} ({dt}), op(B) {k2}×{n} ({}), C {:?} ({})", b.t.dtype(), c.shape(), c.dtype()),
         ));
     }
-    let bias32: Option<Vec<f32>> = match epi.bias {
-        Some(bt) if bt.dtype() != DType::F64 => Some(bt.to_vec_f32()?),
-        _ => None,
+    if beta != 0.0 && c.dtype().is_half() {
+        return Err(AutogradError::bad("gemm", "an f16/bf16 destination is written, not accumulated"));
+    }
+    if let Some(bias) = epi.bias
+        && bias.shape() != [n]
+    {
+        return Err(AutogradError::bad("gemm", format!("a bias of shape {:?} for {n} columns", bias.shape())));
+    }
+    if dt == DType::F64 {
+        let bias64 = match epi.bias {
+            Some(bt) => Some(bt.to_vec_f64()?),
+            None => None,
+        };
+        let (Some(av), Some(bv)) = (a.t.as_slice::<f64>(), b.t.as_slice::<f64>()) else {
+            unreachable!("f64 operands are contiguous f64")
+        };
+        let cv = c.data_mut::<f64>()?;
+        f64_gemm(a.trans, b.trans, m, n, k, av, a.ld(), bv, b.ld(), beta as f64, cv, bias64.as_deref(), epi.relu);
+        return Ok(());
+    }
+    let bias32: Option<std::borrow::Cow<'_, [f32]>> = match epi.bias {
+        Some(bt) => Some(match bt.as_slice::<f32>() {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(bt.to_vec_f32()?),
+        }),
+        None => None,
     };
-    let dt = a.t.dtype();
-    match (dt, c.dtype()) {
-        (DType::F64, DType::F64) => {
-            let bias64 = match epi.bias {
-                Some(bt) => Some(bt.to_vec_f64()?),
-                None => None,
-            };
-            let (Some(av), Some(bv)) = (a.t.as_slice::<f64>(), b.t.as_slice::<f64>()) else {
-                unreachable!("f64 operands are contiguous f64")
-            };
-            let cv = c.data_mut::<f64>()?;
-            let (ta, tb, lda, ldb) = (a.trans, b.trans, a.ld(), b.ld());
-            f64_gemm(ta, tb, m, n, k, av, lda, bv, ldb, beta as f64, cv, bias64.as_deref(), epi.relu);
-        }
-        (DType::F32, DType::F32) | (DType::F16, DType::F32) | (DType::BF16, DType::F32) => {
-            let cv = c.data_mut::<f32>()?;
-            gemm_f32(dt, a, b, m, n, k, beta, cv)?;
-            apply_f32(cv, n, bias32.as_deref(), epi.relu);
-        }
-        (DType::F16, DType::F16) | (DType::BF16, DType::BF16) => {
-            if beta != 0.0 {
-                return Err(AutogradError::bad("gemm", "an f16/bf16 destination is written, not accumulated"));
-            }
-            let mut tmp = vec![0.0f32; m * n];
-            gemm_f32(dt, a, b, m, n, k, 0.0, &mut tmp)?;
-            apply_f32(&mut tmp, n, bias32.as_deref(), epi.relu);
-            match dt {
-                DType::F16 => convert::f32_to_f16(&tmp, c.data_mut::<f16>()?),
-                _ => convert::f32_to_bf16(&tmp, c.data_mut::<bf16>()?),
-            }
-        }
-        (x, y) => {
-            return Err(AutogradError::bad("gemm", format!("{x} inputs cannot write a {y} destination")));
-        }
+    let epilogue = gemm::Epilogue { bias: bias32.as_deref(), relu: epi.relu };
+    let out = match c.dtype() {
+        DType::F32 => gemm::Output::F32(c.data_mut::<f32>()?),
+        DType::F16 => gemm::Output::F16(c.data_mut::<f16>()?),
+        _ => gemm::Output::Bf16(c.data_mut::<bf16>()?),
+    };
+    match dt {
+        DType::F32 => run::<f32>(a, b, m, n, k, beta, out, epilogue),
+        DType::F16 => run::<f16>(a, b, m, n, k, beta, out, epilogue),
+        _ => run::<bf16>(a, b, m, n, k, beta, out, epilogue),
     }
     Ok(())
 }
 
-/// `C = op(A)·op(B) + beta·C` with f32 C, for f32/f16/bf16 A and B.
+/// One `gemm_ex` call on operands of element type `T` (checked by the caller).
 #[allow(clippy::too_many_arguments)]
-fn gemm_f32(dt: DType, a: &Mat, b: &Mat, m: usize, n: usize, k: usize, beta: f32, c: &mut [f32]) -> Result<()> {
-    let (lda, ldb) = (a.ld(), b.ld());
-    match dt {
-        DType::F32 => {
-            let (Some(av), Some(bv)) = (a.t.as_slice::<f32>(), b.t.as_slice::<f32>()) else {
-                unreachable!("operands are contiguous")
-            };
-            gemm::sgemm(a.trans, b.trans, m, n, k, 1.0, av, lda, bv, ldb, beta, c, n);
-        }
-        DType::F16 => {
-            let (Some(av), Some(bv)) = (a.t.as_slice::<f16>(), b.t.as_slice::<f16>()) else {
-                unreachable!("operands are contiguous")
-            };
-            gemm::hgemm(a.trans, b.trans, m, n, k, 1.0, av, lda, bv, ldb, beta, c, n);
-        }
-        DType::BF16 => {
-            let (Some(av), Some(bv)) = (a.t.as_slice::<bf16>(), b.t.as_slice::<bf16>()) else {
-                unreachable!("operands are contiguous")
-            };
-            gemm::bgemm(a.trans, b.trans, m, n, k, 1.0, av, lda, bv, ldb, beta, c, n);
-        }
-        DType::F64 => unreachable!("f64 runs f64_gemm"),
-    }
-    Ok(())
+fn run<T: gemm::Element + mixprec_tensor::Element>(
+    a: &Mat,
+    b: &Mat,
+    m: usize,
+    n: usize,
+    k: usize,
+    beta: f32,
+    out: gemm::Output<'_>,
+    epilogue: gemm::Epilogue<'_>,
+) {
+    let (Some(av), Some(bv)) = (a.t.as_slice::<T>(), b.t.as_slice::<T>()) else {
+        unreachable!("operands are contiguous and of the checked dtype")
+    };
+    gemm::gemm_ex(a.trans, b.trans, m, n, k, 1.0, av, a.ld(), bv, b.ld(), beta, out, n, epilogue);
 }
 
 /// The f64 reference (gradient checks): one dot product per element.

@@ -65,6 +65,13 @@ pub(crate) fn sgd(w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first: bool
                 *w -= lr * g;
             }
         }
+        Some(buf) if !first && !nesterov && wd == 0.0 => {
+            // The common case, kept branch-free so it vectorises.
+            for ((w, &g), b) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
+                *b = momentum * *b + keep * g;
+                *w -= lr * *b;
+            }
+        }
         Some(buf) => {
             for ((w, &g), b) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
                 let g = if wd != 0.0 { g + wd * *w } else { g };
