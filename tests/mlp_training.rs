@@ -13,7 +13,10 @@ use mixprec::tensor::{DType, Tensor};
 #[test]
 fn a_two_layer_mlp_learns_xor() {
     let mut rng = Generator::new(1);
-    let model = Sequential::new().push(Linear::new(2, 8, &mut rng).unwrap()).push(Tanh).push(Linear::new(8, 2, &mut rng).unwrap());
+    let model = Sequential::new()
+        .push(Linear::new(2, 8, &mut rng).unwrap())
+        .push(Tanh)
+        .push(Linear::new(8, 2, &mut rng).unwrap());
     let x = Var::new(Tensor::from_vec(vec![0.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0], &[4, 2]).unwrap());
     let y = [0usize, 1, 1, 0];
     let mut opt = Sgd::new(model.parameters(), SgdConfig { lr: 0.1, momentum: 0.9, ..SgdConfig::default() }).unwrap();
@@ -48,7 +51,8 @@ fn the_benchmark_mlp_reaches_97_percent_on_mnist_in_one_epoch() {
         .push(Relu)
         .push(Linear::new(512, 10, &mut rng).unwrap());
     let mut opt = Sgd::new(model.parameters(), SgdConfig { lr: 0.1, momentum: 0.9, ..SgdConfig::default() }).unwrap();
-    let batches = mnist.train.batches(&BatchConfig::new(128).shuffle(true), &mut rng, DType::F32, Normalize::MNIST).unwrap();
+    let batches =
+        mnist.train.batches(&BatchConfig::new(128).shuffle(true), &mut rng, DType::F32, Normalize::MNIST).unwrap();
     let schedule = CosineLr { base: 0.1, min: 0.0, total: batches.len() };
     for (step, batch) in batches.enumerate() {
         opt.set_lr(schedule.lr(step));

@@ -20,7 +20,8 @@ fn linear_uses_pytorch_layout_and_default_init() {
     assert_eq!(w, again.weight.value().to_vec_f64().unwrap());
     let other = Linear::new(100, 7, &mut Generator::new(4)).unwrap();
     assert_ne!(w, other.weight.value().to_vec_f64().unwrap());
-    let h = Linear::with_options(4, 3, LinearOptions { bias: false, dtype: DType::BF16 }, &mut Generator::new(1)).unwrap();
+    let h =
+        Linear::with_options(4, 3, LinearOptions { bias: false, dtype: DType::BF16 }, &mut Generator::new(1)).unwrap();
     assert!(h.bias.is_none() && h.weight.dtype() == DType::BF16);
     assert_eq!(h.named_parameters().len(), 1);
     assert!(Linear::from_tensors(Tensor::zeros(&[3], DType::F32).unwrap(), None).is_err());

@@ -33,7 +33,11 @@ fn make(cfg: &Value, params: Vec<Var>) -> Box<dyn Optimizer> {
             let betas = cfg.get("betas").map_or((0.9, 0.999), |b| (b[0].as_f64().unwrap(), b[1].as_f64().unwrap()));
             let d = if opt == "adamw" { AdamConfig::adamw() } else { AdamConfig::adam() };
             let c = AdamConfig { lr, betas, eps: f("eps", 1e-8), weight_decay: f("weight_decay", d.weight_decay) };
-            if opt == "adamw" { Box::new(AdamW::new(params, c).unwrap()) } else { Box::new(Adam::new(params, c).unwrap()) }
+            if opt == "adamw" {
+                Box::new(AdamW::new(params, c).unwrap())
+            } else {
+                Box::new(Adam::new(params, c).unwrap())
+            }
         }
     }
 }
@@ -123,7 +127,7 @@ fn bad_configurations_are_typed_errors() {
     assert!(Adam::new(vec![w.clone()], AdamConfig { betas: (1.0, 0.9), ..AdamConfig::adam() }).is_err());
     let constant = Var::new(Tensor::from_vec(vec![1.0f32], &[1]).unwrap());
     assert!(Sgd::new(vec![constant], SgdConfig::default()).is_err());
-    assert!(clip_grad_norm(&[w.clone()], -1.0).is_err());
+    assert!(clip_grad_norm(std::slice::from_ref(&w), -1.0).is_err());
 }
 
 #[test]
@@ -148,7 +152,10 @@ fn clipping_by_global_norm_and_by_value() {
     let b = Var::parameter(Tensor::from_vec(vec![0.0f32], &[1]).unwrap().to_dtype(DType::F16).unwrap());
     let set = |ga: Vec<f32>, gb: f32| {
         a.param().unwrap().set_grad(Some(Tensor::from_vec(ga, &[2]).unwrap())).unwrap();
-        b.param().unwrap().set_grad(Some(Tensor::from_vec(vec![gb], &[1]).unwrap().to_dtype(DType::F16).unwrap())).unwrap();
+        b.param()
+            .unwrap()
+            .set_grad(Some(Tensor::from_vec(vec![gb], &[1]).unwrap().to_dtype(DType::F16).unwrap()))
+            .unwrap();
     };
     // ‖(3, 4, 12)‖ = 13; clipped to 6.5 the gradients halve.
     set(vec![3.0, 4.0], 12.0);
@@ -163,7 +170,7 @@ fn clipping_by_global_norm_and_by_value() {
     assert_eq!(a.grad().unwrap().to_vec_f32().unwrap(), vec![3.0, 4.0]);
     // f16 squares cannot overflow the norm: 60000² is far above f16's max.
     set(vec![0.0, 0.0], 60000.0);
-    assert_eq!(clip_grad_norm(&[b.clone()], 1e9).unwrap(), 60000.0);
+    assert_eq!(clip_grad_norm(std::slice::from_ref(&b), 1e9).unwrap(), 60000.0);
     set(vec![-3.0, 0.5], 2.0);
     clip_grad_value(&[a.clone(), b.clone()], 1.0).unwrap();
     assert_eq!(a.grad().unwrap().to_vec_f32().unwrap(), vec![-1.0, 0.5]);

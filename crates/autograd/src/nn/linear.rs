@@ -40,8 +40,19 @@ impl Linear {
 
     /// A layer initialised as PyTorch's `nn.Linear` (Kaiming uniform with
     /// gain √(1/3) for `W`, `U(±1/√in)` for `b`), with these options.
-    pub fn with_options(in_features: usize, out_features: usize, opts: LinearOptions, rng: &mut Generator) -> Result<Linear> {
-        let w = init::kaiming_uniform(&[out_features, in_features], in_features, init::LINEAR_DEFAULT_GAIN, opts.dtype, rng)?;
+    pub fn with_options(
+        in_features: usize,
+        out_features: usize,
+        opts: LinearOptions,
+        rng: &mut Generator,
+    ) -> Result<Linear> {
+        let w = init::kaiming_uniform(
+            &[out_features, in_features],
+            in_features,
+            init::LINEAR_DEFAULT_GAIN,
+            opts.dtype,
+            rng,
+        )?;
         let bound = if in_features == 0 { 0.0 } else { 1.0 / (in_features as f64).sqrt() };
         let b = if opts.bias { Some(init::uniform(&[out_features], -bound, bound, opts.dtype, rng)?) } else { None };
         Linear::from_tensors(w, b)
@@ -50,12 +61,22 @@ impl Linear {
     /// A layer with these parameters (`weight` `[out, in]`, `bias` `[out]`).
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Result<Linear> {
         if weight.rank() != 2 {
-            return Err(TensorError::BadRank { op: "Linear", expected: "a weight of rank 2", shape: weight.shape().to_vec() }.into());
+            return Err(TensorError::BadRank {
+                op: "Linear",
+                expected: "a weight of rank 2",
+                shape: weight.shape().to_vec(),
+            }
+            .into());
         }
         if let Some(b) = &bias
             && b.shape() != [weight.shape()[0]]
         {
-            return Err(TensorError::ShapeMismatch { op: "Linear", lhs: weight.shape().to_vec(), rhs: b.shape().to_vec() }.into());
+            return Err(TensorError::ShapeMismatch {
+                op: "Linear",
+                lhs: weight.shape().to_vec(),
+                rhs: b.shape().to_vec(),
+            }
+            .into());
         }
         Ok(Linear { weight: Var::parameter(weight), bias: bias.map(Var::parameter) })
     }

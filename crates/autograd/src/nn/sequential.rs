@@ -16,7 +16,9 @@ pub struct Sequential {
 
 impl std::fmt::Debug for Sequential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sequential").field("children", &self.children.iter().map(|(n, _)| n).collect::<Vec<_>>()).finish()
+        f.debug_struct("Sequential")
+            .field("children", &self.children.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .finish()
     }
 }
 

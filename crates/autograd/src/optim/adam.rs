@@ -108,7 +108,19 @@ impl AdamCore {
                             *x *= f;
                         }
                     }
-                    update::adam(w, &g, m, v, b2 as f32, (1.0 - b1) as f32, (1.0 - b2) as f32, c.eps as f32, l2 as f32, step_size, bc2_sqrt)
+                    update::adam(
+                        w,
+                        &g,
+                        m,
+                        v,
+                        b2 as f32,
+                        (1.0 - b1) as f32,
+                        (1.0 - b2) as f32,
+                        c.eps as f32,
+                        l2 as f32,
+                        step_size,
+                        bc2_sqrt,
+                    )
                 })
             })?;
         }

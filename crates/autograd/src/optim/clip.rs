@@ -11,13 +11,14 @@ use mixprec_tensor::kernels::reduce::{self, ReduceOp};
 use mixprec_tensor::kernels::slice::Dst;
 
 use crate::error::{AutogradError, Result};
+use crate::optim::non_negative;
 use crate::util;
 use crate::var::Var;
 
 /// Scales the gradients of `params` so their global L2 norm is at most
 /// `max_norm`; returns the norm before clipping.
 pub fn clip_grad_norm(params: &[Var], max_norm: f64) -> Result<f64> {
-    if !(max_norm >= 0.0) {
+    if !non_negative(max_norm) {
         return Err(AutogradError::bad("clip_grad_norm", format!("max_norm {max_norm} must be a non-negative number")));
     }
     let mut sum = 0.0f64;
@@ -44,7 +45,7 @@ pub fn clip_grad_norm(params: &[Var], max_norm: f64) -> Result<f64> {
 
 /// Clamps every gradient element of `params` to `[−clip, clip]`.
 pub fn clip_grad_value(params: &[Var], clip: f64) -> Result<()> {
-    if !(clip >= 0.0) {
+    if !non_negative(clip) {
         return Err(AutogradError::bad("clip_grad_value", format!("clip {clip} must be a non-negative number")));
     }
     for p in params {

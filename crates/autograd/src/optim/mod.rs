@@ -42,3 +42,8 @@ pub trait Optimizer {
         }
     }
 }
+
+/// Whether `x` is a non-negative number (false for NaN).
+pub(crate) fn non_negative(x: f64) -> bool {
+    x >= 0.0
+}

@@ -2,7 +2,7 @@
 //! momentum and L2 weight decay, as PyTorch's `torch.optim.SGD`.
 
 use crate::error::{AutogradError, Result};
-use crate::optim::{Optimizer, update};
+use crate::optim::{Optimizer, non_negative, update};
 use crate::var::Var;
 
 /// Hyper-parameters of [`Sgd`] (PyTorch's names and defaults).
@@ -57,7 +57,7 @@ impl Sgd {
     /// An optimizer over `params` (parameter handles: `module.parameters()`).
     pub fn new(params: Vec<Var>, config: SgdConfig) -> Result<Sgd> {
         let bad = |r: &str| Err(AutogradError::bad("Sgd", r.to_string()));
-        if !(config.lr >= 0.0) || !(config.momentum >= 0.0) || !(config.weight_decay >= 0.0) {
+        if !non_negative(config.lr) || !non_negative(config.momentum) || !non_negative(config.weight_decay) {
             return bad("lr, momentum and weight_decay must be non-negative numbers");
         }
         if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
@@ -102,7 +102,8 @@ impl Optimizer for Sgd {
                 let Some(grad) = grad else { return Ok(()) };
                 let g = update::grad_f32(grad)?;
                 let first = buf.is_none();
-                let b = if mu != 0.0 { Some(buf.get_or_insert_with(|| vec![0.0; g.len()]).as_mut_slice()) } else { None };
+                let b =
+                    if mu != 0.0 { Some(buf.get_or_insert_with(|| vec![0.0; g.len()]).as_mut_slice()) } else { None };
                 update::with_values_f32(value, |w| update::sgd(w, &g, b, first, lr, mu, keep, wd, c.nesterov))
             })?;
         }

@@ -25,7 +25,13 @@ pub(crate) fn grad_f32(g: &Tensor) -> Result<std::borrow::Cow<'_, [f32]>> {
         DType::F32 if g_ok => std::borrow::Cow::Borrowed(g.as_slice::<f32>().unwrap_or(&[])),
         DType::F16 if g_ok => std::borrow::Cow::Owned(widen::<f16>(g)),
         DType::BF16 if g_ok => std::borrow::Cow::Owned(widen::<bf16>(g)),
-        DType::F64 => return Err(AutogradError::UnsupportedDType { op: "optimizer", dtype: DType::F64, reason: "parameters are f32, f16 or bf16" }),
+        DType::F64 => {
+            return Err(AutogradError::UnsupportedDType {
+                op: "optimizer",
+                dtype: DType::F64,
+                reason: "parameters are f32, f16 or bf16",
+            });
+        }
         _ => std::borrow::Cow::Owned(g.contiguous().to_vec_f32()?),
     })
 }
@@ -37,7 +43,13 @@ pub(crate) fn with_values_f32<R>(value: &mut Tensor, f: impl FnOnce(&mut [f32]) 
         DType::F32 => Values::F32(value.data_mut::<f32>()?),
         DType::F16 => Values::Widened(widen::<f16>(&value.contiguous())),
         DType::BF16 => Values::Widened(widen::<bf16>(&value.contiguous())),
-        DType::F64 => return Err(AutogradError::UnsupportedDType { op: "optimizer", dtype: DType::F64, reason: "parameters are f32, f16 or bf16" }),
+        DType::F64 => {
+            return Err(AutogradError::UnsupportedDType {
+                op: "optimizer",
+                dtype: DType::F64,
+                reason: "parameters are f32, f16 or bf16",
+            });
+        }
     };
     match vals {
         Values::F32(v) => Ok(f(v)),
@@ -57,7 +69,17 @@ pub(crate) fn with_values_f32<R>(value: &mut Tensor, f: impl FnOnce(&mut [f32]) 
 /// `g ← g + wd·w`; `b ← first ? g : μ·b + keep·g`;
 /// `g ← nesterov ? g + μ·b : b`; `w ← w − lr·g`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sgd(w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first: bool, lr: f32, momentum: f32, keep: f32, wd: f32, nesterov: bool) {
+pub(crate) fn sgd(
+    w: &mut [f32],
+    g: &[f32],
+    buf: Option<&mut [f32]>,
+    first: bool,
+    lr: f32,
+    momentum: f32,
+    keep: f32,
+    wd: f32,
+    nesterov: bool,
+) {
     match buf {
         None => {
             for (w, &g) in w.iter_mut().zip(g) {
@@ -90,7 +112,19 @@ pub(crate) fn sgd(w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first: bool
 /// `m ← m + c1·(g − m)`; `v ← β₂·v + c2·g·g`;
 /// `w ← w + (−step_size·m) / (√v / bc2_sqrt + ε)`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn adam(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], beta2: f32, c1: f32, c2: f32, eps: f32, wd: f32, step_size: f32, bc2_sqrt: f32) {
+pub(crate) fn adam(
+    w: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    beta2: f32,
+    c1: f32,
+    c2: f32,
+    eps: f32,
+    wd: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+) {
     for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let g = if wd != 0.0 { g + wd * *w } else { g };
         *m += c1 * (g - *m);
