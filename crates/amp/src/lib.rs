@@ -5,6 +5,7 @@
 //!   [`autocast`]/[`autocast_guard`] run a region under a mode's op lists.
 //! - [`MasterWeights`]: f16/bf16 working copies with FP32 masters.
 //! - [`F16Underflow`]: how many FP32 values an f16 cast flushes to zero.
+//! - [`WithPrecision`]: a module run in another precision than its model.
 //! - [`op_lists`]: the rule of every op, as data.
 //! - [`GradScaler`]: loss scaling with PyTorch's API, on the state machine
 //!   of [`scaler`].
@@ -14,6 +15,7 @@ pub use mixprec_autograd as autograd;
 pub mod error;
 pub mod grad_scaler;
 pub mod master;
+pub mod module;
 pub mod op_lists;
 pub mod precision;
 pub mod scaler;
@@ -22,5 +24,6 @@ pub mod underflow;
 pub use error::{AmpError, Result};
 pub use grad_scaler::{AmpOptimizer, GradScaler, NonFinite, NonFiniteKind, ScalerSnapshot, StepOutcome};
 pub use master::{MasterWeights, convert_params, is_norm_param};
+pub use module::WithPrecision;
 pub use precision::{Precision, autocast, autocast_guard};
 pub use underflow::F16Underflow;
