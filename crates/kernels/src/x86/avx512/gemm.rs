@@ -22,7 +22,7 @@ use crate::gemm::{APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev,
 pub const MR: usize = 14;
 /// Columns of the register block (two zmm).
 pub const NR: usize = 32;
-const L: usize = 16;
+pub(crate) const L: usize = 16;
 
 /// Lane mask for `cols` valid lanes of vector `v` (zero when none).
 #[inline(always)]
@@ -97,7 +97,7 @@ fn f32_to_bf16_rne(v: __m512) -> __m256i {
 /// before the depth loop, so the store does not wait on memory: C was last
 /// touched a whole block of B ago and has left L1 and often L2.
 #[inline(always)]
-fn prefetch_tile<const M: usize, const NV: usize>(out: &TileOut<'_>) {
+pub(crate) fn prefetch_tile<const M: usize, const NV: usize>(out: &TileOut<'_>) {
     fn rows<T, const M: usize, const NV: usize>(p: *const T, ld: usize) {
         let bytes = NV * L * core::mem::size_of::<T>();
         for i in 0..M {
@@ -120,7 +120,11 @@ fn prefetch_tile<const M: usize, const NV: usize>(out: &TileOut<'_>) {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
 #[inline]
-unsafe fn store_tile<const M: usize, const NV: usize>(acc: &[[__m512; NV]; M], n: usize, out: &mut TileOut<'_>) {
+pub(crate) unsafe fn store_tile<const M: usize, const NV: usize>(
+    acc: &[[__m512; NV]; M],
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
     let alpha = _mm512_set1_ps(out.alpha);
     for (i, row) in acc.iter().enumerate() {
         for (v, &a) in row.iter().enumerate() {
@@ -199,7 +203,7 @@ static F32_GRID: [[[[UkrRaw<f32>; 2]; MR]; 2]; 2] = [
 ];
 
 /// Operands as raw parts: `(a, rs, cs, a_packed, b, ldb, b_packed)`.
-fn raw_parts<P>(t: &MicroTile<'_, P>) -> (*const P, usize, usize, bool, *const P, usize, bool) {
+pub(crate) fn raw_parts<P>(t: &MicroTile<'_, P>) -> (*const P, usize, usize, bool, *const P, usize, bool) {
     let (a, rs, cs, ap) = match t.a {
         APanel::Packed(d) => (d.as_ptr(), 1, t.m, true),
         APanel::Strided { data, rs, cs } => (data.as_ptr(), rs, cs, false),
