@@ -9,12 +9,20 @@
 //! (`"mlp.fc2"`).
 
 mod activation;
+mod conv;
+mod embedding;
 pub mod init;
 mod linear;
+mod lstm;
+mod norm;
 mod sequential;
 
 pub use activation::{Gelu, Relu, Sigmoid, Tanh};
+pub use conv::{AvgPool2d, Conv2d, MaxPool2d};
+pub use embedding::{Dropout, Embedding};
 pub use linear::{Linear, LinearOptions};
+pub use lstm::LSTM;
+pub use norm::{BatchNorm2d, LayerNorm};
 pub use sequential::Sequential;
 
 use crate::error::Result;

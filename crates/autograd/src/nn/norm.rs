@@ -1,0 +1,97 @@
+//! [`BatchNorm2d`] and [`LayerNorm`]: PyTorch's layers (γ = 1, β = 0 at
+//! start; batch norm's running statistics updated in training, used in
+//! evaluation).
+
+use std::sync::Mutex;
+
+use mixprec_tensor::{DType, Tensor};
+
+use crate::error::Result;
+use crate::nn::Module;
+use crate::ops::RunningStats;
+use crate::var::Var;
+
+/// Batch normalization over `[N, C, H, W]` (any rank ≥ 2 works).
+#[derive(Debug)]
+pub struct BatchNorm2d {
+    /// γ, `[C]`.
+    pub weight: Var,
+    /// β, `[C]`.
+    pub bias: Var,
+    /// The running mean and variance (FP32), updated by training forwards.
+    pub running: Mutex<RunningStats>,
+    /// Weight of the newest batch in the running statistics.
+    pub momentum: f64,
+    /// Added to the variance.
+    pub eps: f64,
+    training: bool,
+}
+
+impl BatchNorm2d {
+    /// `C` channels, momentum 0.1, ε = 1e-5, training mode.
+    pub fn new(channels: usize) -> Result<BatchNorm2d> {
+        Ok(BatchNorm2d {
+            weight: Var::parameter(Tensor::ones(&[channels], DType::F32)?),
+            bias: Var::parameter(Tensor::zeros(&[channels], DType::F32)?),
+            running: Mutex::new(RunningStats::new(channels)?),
+            momentum: 0.1,
+            eps: 1e-5,
+            training: true,
+        })
+    }
+
+    /// A copy of the running statistics.
+    pub fn running_stats(&self) -> RunningStats {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Module for BatchNorm2d {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        x.batch_norm(Some(&self.weight), Some(&self.bias), Some(&mut running), self.training, self.momentum, self.eps)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        vec![("weight".to_string(), self.weight.clone()), ("bias".to_string(), self.bias.clone())]
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}
+
+/// Layer normalization over the trailing `normalized_shape` axes.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    /// The normalized trailing shape.
+    pub normalized_shape: Vec<usize>,
+    /// γ, of `normalized_shape`.
+    pub weight: Var,
+    /// β, of `normalized_shape`.
+    pub bias: Var,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    /// γ = 1, β = 0 of `normalized_shape`, ε = 1e-5.
+    pub fn new(normalized_shape: &[usize]) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            normalized_shape: normalized_shape.to_vec(),
+            weight: Var::parameter(Tensor::ones(normalized_shape, DType::F32)?),
+            bias: Var::parameter(Tensor::zeros(normalized_shape, DType::F32)?),
+            eps: 1e-5,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        x.layer_norm(&self.normalized_shape, Some(&self.weight), Some(&self.bias), self.eps)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        vec![("weight".to_string(), self.weight.clone()), ("bias".to_string(), self.bias.clone())]
+    }
+}
