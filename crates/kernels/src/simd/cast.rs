@@ -43,6 +43,13 @@ pub(crate) fn cast<S: Simd, A: Elem, B: Elem>(s: S, src: &[A], dst: &mut [B]) {
     }
 }
 
+/// `dst[i] = B(src[i])` with ordinary stores and no alignment step: for
+/// the short blocks other kernels stage through f32 buffers.
+#[inline(always)]
+pub(crate) fn convert<S: Simd, A: Elem, B: Elem>(s: S, src: &[A], dst: &mut [B]) {
+    run::<S, A, B, false>(s, src, dst)
+}
+
 #[inline(always)]
 fn run<S: Simd, A: Elem, B: Elem, const STREAM: bool>(s: S, src: &[A], dst: &mut [B]) {
     let mut sc = src.chunks_exact(S::LANES);

@@ -14,6 +14,8 @@
 
 pub(crate) mod amp;
 pub(crate) mod cast;
+pub(crate) mod ew;
+pub(crate) mod math;
 
 use half::{bf16, f16};
 
@@ -31,7 +33,6 @@ pub(crate) const MAX_LANES: usize = 16;
 ///   (x86's rule): a NaN in either operand returns `b`;
 /// - comparisons are ordered (false when either operand is NaN);
 /// - `mul_add` is fused (one rounding).
-#[expect(dead_code, reason = "the arithmetic the elementwise kernels need, ahead of them")]
 pub(crate) trait Simd: Copy {
     /// f32 lanes per vector.
     const LANES: usize;
@@ -39,6 +40,8 @@ pub(crate) trait Simd: Copy {
     type F: Copy;
     /// A per-lane boolean mask.
     type M: Copy;
+    /// `LANES` i32 (for the bit manipulation of `exp` and `ln`).
+    type I: Copy;
 
     /// Every lane `x`.
     fn splat(self, x: f32) -> Self::F;
@@ -138,11 +141,48 @@ pub(crate) trait Simd: Copy {
     fn max(self, a: Self::F, b: Self::F) -> Self::F;
     /// `|a|` (clears the sign bit, NaN stays NaN).
     fn abs(self, a: Self::F) -> Self::F;
+    /// `-a` (flips the sign bit).
+    fn neg(self, a: Self::F) -> Self::F;
+    /// `√a`, correctly rounded.
+    fn sqrt(self, a: Self::F) -> Self::F;
+    /// `c - a * b` with one rounding.
+    fn neg_mul_add(self, a: Self::F, b: Self::F, c: Self::F) -> Self::F;
+    /// `a * b - c` with one rounding.
+    fn mul_sub(self, a: Self::F, b: Self::F, c: Self::F) -> Self::F;
+    /// `a` rounded to an integral value, ties to even.
+    fn round(self, a: Self::F) -> Self::F;
+
+    /// The bits of `a`.
+    fn to_bits(self, a: Self::F) -> Self::I;
+    /// The f32 lanes with bits `a`.
+    fn bits_to_float(self, a: Self::I) -> Self::F;
+    /// Every lane `x`.
+    fn splat_i(self, x: i32) -> Self::I;
+    /// `a` (integral, in i32 range) converted exactly.
+    fn to_int(self, a: Self::F) -> Self::I;
+    /// `a` converted to f32 (exact below 2^24).
+    fn to_float(self, a: Self::I) -> Self::F;
+    /// `a + b` (wrapping).
+    fn add_i(self, a: Self::I, b: Self::I) -> Self::I;
+    /// `a & b`.
+    fn and_i(self, a: Self::I, b: Self::I) -> Self::I;
+    /// `a | b`.
+    fn or_i(self, a: Self::I, b: Self::I) -> Self::I;
+    /// `a << 23` (an exponent into place).
+    fn shl23(self, a: Self::I) -> Self::I;
+    /// `a >> 23`, logical (the exponent field out of place).
+    fn shr23(self, a: Self::I) -> Self::I;
 
     /// Lanes where `a < b` (ordered).
     fn lt(self, a: Self::F, b: Self::F) -> Self::M;
     /// Lanes where `a <= b` (ordered).
     fn le(self, a: Self::F, b: Self::F) -> Self::M;
+    /// Lanes where `a == b` (ordered: NaN is unequal to everything).
+    fn eq(self, a: Self::F, b: Self::F) -> Self::M;
+    /// Lanes that hold NaN.
+    fn is_nan(self, a: Self::F) -> Self::M;
+    /// Lane-wise `!a`.
+    fn not(self, a: Self::M) -> Self::M;
     /// Lanes that hold ±Inf or NaN.
     fn non_finite(self, a: Self::F) -> Self::M;
     /// Lanes `< n` (the valid lanes of a tail of `n < LANES`).

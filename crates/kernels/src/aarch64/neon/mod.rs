@@ -11,7 +11,9 @@ use half::{bf16, f16};
 
 use crate::aarch64::entries;
 use crate::dispatch::{Features, Kernels, kernel};
-use crate::simd::{amp, cast};
+use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
+use crate::simd::{amp, cast, ew};
+use crate::slice::{Dst, Src};
 
 entries! {
     features = "neon", token = Neon;
@@ -27,6 +29,11 @@ entries! {
     fn master_to_f16_neon(m: &[f32], out: &mut [f16]) -> bool = amp::copy_master::<Neon, f16>;
     fn master_to_bf16_neon(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<Neon, bf16>;
     fn sum_squares_neon(x: &[&[f32]]) -> f32 = amp::sum_squares::<Neon>;
+    fn binary_neon(op: BinaryOp, rows: usize, n: usize, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::binary::<Neon>;
+    fn binary_assign_neon(op: BinaryOp, rows: usize, n: usize, acc: Dst<'_>, b: Operand<'_>) = ew::binary_assign::<Neon>;
+    fn unary_neon(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<Neon>;
+    fn unary_grad_neon(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<Neon>;
+    fn select_neon(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<Neon>;
 }
 
 /// Overrides the entries this path implements.
@@ -43,4 +50,9 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.amp.master_to_f16 = kernel!(master_to_f16_neon);
     k.amp.master_to_bf16 = kernel!(master_to_bf16_neon);
     k.amp.sum_squares = kernel!(sum_squares_neon);
+    k.ew.binary = kernel!(binary_neon);
+    k.ew.binary_assign = kernel!(binary_assign_neon);
+    k.ew.unary = kernel!(unary_neon);
+    k.ew.unary_grad = kernel!(unary_grad_neon);
+    k.ew.select = kernel!(select_neon);
 }

@@ -29,6 +29,10 @@ impl Neon {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct F8(pub(crate) float32x4_t, pub(crate) float32x4_t);
 
+/// 8 i32 lanes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct I8(pub(crate) int32x4_t, pub(crate) int32x4_t);
+
 /// 8 lane masks (all ones or all zeros per lane).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct M8(pub(crate) uint32x4_t, pub(crate) uint32x4_t);
@@ -65,6 +69,7 @@ impl Simd for Neon {
     const LANES: usize = 8;
     type F = F8;
     type M = M8;
+    type I = I8;
 
     #[inline(always)]
     fn load_f32(self, s: &[f32]) -> F8 {
@@ -145,6 +150,28 @@ impl Simd for Neon {
         fn max(a: F8, b: F8) -> F8 =
             F8(vbslq_f32(vcgtq_f32(a.0, b.0), a.0, b.0), vbslq_f32(vcgtq_f32(a.1, b.1), a.1, b.1));
         fn abs(a: F8) -> F8 = F8(vabsq_f32(a.0), vabsq_f32(a.1));
+        fn neg(a: F8) -> F8 = F8(vnegq_f32(a.0), vnegq_f32(a.1));
+        fn sqrt(a: F8) -> F8 = F8(vsqrtq_f32(a.0), vsqrtq_f32(a.1));
+        fn neg_mul_add(a: F8, b: F8, c: F8) -> F8 = F8(vfmsq_f32(c.0, a.0, b.0), vfmsq_f32(c.1, a.1, b.1));
+        fn mul_sub(a: F8, b: F8, c: F8) -> F8 =
+            F8(vnegq_f32(vfmsq_f32(c.0, a.0, b.0)), vnegq_f32(vfmsq_f32(c.1, a.1, b.1)));
+        fn round(a: F8) -> F8 = F8(vrndnq_f32(a.0), vrndnq_f32(a.1));
+        fn to_bits(a: F8) -> I8 = I8(vreinterpretq_s32_f32(a.0), vreinterpretq_s32_f32(a.1));
+        fn bits_to_float(a: I8) -> F8 = F8(vreinterpretq_f32_s32(a.0), vreinterpretq_f32_s32(a.1));
+        fn splat_i(x: i32) -> I8 = I8(vdupq_n_s32(x), vdupq_n_s32(x));
+        fn to_int(a: F8) -> I8 = I8(vcvtnq_s32_f32(a.0), vcvtnq_s32_f32(a.1));
+        fn to_float(a: I8) -> F8 = F8(vcvtq_f32_s32(a.0), vcvtq_f32_s32(a.1));
+        fn add_i(a: I8, b: I8) -> I8 = I8(vaddq_s32(a.0, b.0), vaddq_s32(a.1, b.1));
+        fn and_i(a: I8, b: I8) -> I8 = I8(vandq_s32(a.0, b.0), vandq_s32(a.1, b.1));
+        fn or_i(a: I8, b: I8) -> I8 = I8(vorrq_s32(a.0, b.0), vorrq_s32(a.1, b.1));
+        fn shl23(a: I8) -> I8 = I8(vshlq_n_s32::<23>(a.0), vshlq_n_s32::<23>(a.1));
+        fn shr23(a: I8) -> I8 = I8(
+            vreinterpretq_s32_u32(vshrq_n_u32::<23>(vreinterpretq_u32_s32(a.0))),
+            vreinterpretq_s32_u32(vshrq_n_u32::<23>(vreinterpretq_u32_s32(a.1))),
+        );
+        fn eq(a: F8, b: F8) -> M8 = M8(vceqq_f32(a.0, b.0), vceqq_f32(a.1, b.1));
+        fn is_nan(a: F8) -> M8 = M8(vmvnq_u32(vceqq_f32(a.0, a.0)), vmvnq_u32(vceqq_f32(a.1, a.1)));
+        fn not(a: M8) -> M8 = M8(vmvnq_u32(a.0), vmvnq_u32(a.1));
         fn lt(a: F8, b: F8) -> M8 = M8(vcltq_f32(a.0, b.0), vcltq_f32(a.1, b.1));
         fn le(a: F8, b: F8) -> M8 = M8(vcleq_f32(a.0, b.0), vcleq_f32(a.1, b.1));
         // |a| <= f32::MAX is false exactly for ±Inf and NaN.

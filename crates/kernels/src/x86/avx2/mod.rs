@@ -10,7 +10,9 @@ pub(crate) use simd::Avx2;
 use half::{bf16, f16};
 
 use crate::dispatch::{Features, Kernels, kernel};
-use crate::simd::{amp, cast};
+use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
+use crate::simd::{amp, cast, ew};
+use crate::slice::{Dst, Src};
 use crate::x86::entries;
 
 entries! {
@@ -27,6 +29,11 @@ entries! {
     fn master_to_f16_avx2(m: &[f32], out: &mut [f16]) -> bool = amp::copy_master::<Avx2, f16>;
     fn master_to_bf16_avx2(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<Avx2, bf16>;
     fn sum_squares_avx2(x: &[&[f32]]) -> f32 = amp::sum_squares::<Avx2>;
+    fn binary_avx2(op: BinaryOp, rows: usize, n: usize, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::binary::<Avx2>;
+    fn binary_assign_avx2(op: BinaryOp, rows: usize, n: usize, acc: Dst<'_>, b: Operand<'_>) = ew::binary_assign::<Avx2>;
+    fn unary_avx2(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<Avx2>;
+    fn unary_grad_avx2(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<Avx2>;
+    fn select_avx2(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<Avx2>;
 }
 
 /// Overrides the entries this path implements.
@@ -44,4 +51,9 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.amp.master_to_f16 = kernel!(master_to_f16_avx2);
     k.amp.master_to_bf16 = kernel!(master_to_bf16_avx2);
     k.amp.sum_squares = kernel!(sum_squares_avx2);
+    k.ew.binary = kernel!(binary_avx2);
+    k.ew.binary_assign = kernel!(binary_assign_avx2);
+    k.ew.unary = kernel!(unary_avx2);
+    k.ew.unary_grad = kernel!(unary_grad_avx2);
+    k.ew.select = kernel!(select_avx2);
 }

@@ -56,6 +56,7 @@ impl Simd for Avx2 {
     const LANES: usize = 8;
     type F = __m256;
     type M = __m256;
+    type I = __m256i;
 
     #[inline(always)]
     fn load_f32(self, s: &[f32]) -> __m256 {
@@ -177,6 +178,24 @@ impl Simd for Avx2 {
             _mm256_set1_epi32(n.min(8) as i32),
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         ));
+        fn neg(a: __m256) -> __m256 = _mm256_xor_ps(a, _mm256_set1_ps(-0.0));
+        fn sqrt(a: __m256) -> __m256 = _mm256_sqrt_ps(a);
+        fn neg_mul_add(a: __m256, b: __m256, c: __m256) -> __m256 = _mm256_fnmadd_ps(a, b, c);
+        fn mul_sub(a: __m256, b: __m256, c: __m256) -> __m256 = _mm256_fmsub_ps(a, b, c);
+        fn round(a: __m256) -> __m256 = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a);
+        fn to_bits(a: __m256) -> __m256i = _mm256_castps_si256(a);
+        fn bits_to_float(a: __m256i) -> __m256 = _mm256_castsi256_ps(a);
+        fn splat_i(x: i32) -> __m256i = _mm256_set1_epi32(x);
+        fn to_int(a: __m256) -> __m256i = _mm256_cvtps_epi32(a);
+        fn to_float(a: __m256i) -> __m256 = _mm256_cvtepi32_ps(a);
+        fn add_i(a: __m256i, b: __m256i) -> __m256i = _mm256_add_epi32(a, b);
+        fn and_i(a: __m256i, b: __m256i) -> __m256i = _mm256_and_si256(a, b);
+        fn or_i(a: __m256i, b: __m256i) -> __m256i = _mm256_or_si256(a, b);
+        fn shl23(a: __m256i) -> __m256i = _mm256_slli_epi32::<23>(a);
+        fn shr23(a: __m256i) -> __m256i = _mm256_srli_epi32::<23>(a);
+        fn eq(a: __m256, b: __m256) -> __m256 = _mm256_cmp_ps::<_CMP_EQ_OQ>(a, b);
+        fn is_nan(a: __m256) -> __m256 = _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a);
+        fn not(a: __m256) -> __m256 = _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
         fn or(a: __m256, b: __m256) -> __m256 = _mm256_or_ps(a, b);
         fn and(a: __m256, b: __m256) -> __m256 = _mm256_and_ps(a, b);
         fn none() -> __m256 = _mm256_setzero_ps();

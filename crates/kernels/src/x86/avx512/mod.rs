@@ -11,7 +11,9 @@ pub(crate) use simd::Avx512;
 use half::{bf16, f16};
 
 use crate::dispatch::{Features, Kernels, kernel};
-use crate::simd::{amp, cast};
+use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
+use crate::simd::{amp, cast, ew};
+use crate::slice::{Dst, Src};
 use crate::x86::entries;
 
 type V4 = Avx512<false>;
@@ -31,6 +33,11 @@ entries! {
     fn master_to_f16_avx512(m: &[f32], out: &mut [f16]) -> bool = amp::copy_master::<V4, f16>;
     fn master_to_bf16_avx512(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<V4, bf16>;
     fn sum_squares_avx512(x: &[&[f32]]) -> f32 = amp::sum_squares::<V4>;
+    fn binary_avx512(op: BinaryOp, rows: usize, n: usize, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::binary::<V4>;
+    fn binary_assign_avx512(op: BinaryOp, rows: usize, n: usize, acc: Dst<'_>, b: Operand<'_>) = ew::binary_assign::<V4>;
+    fn unary_avx512(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<V4>;
+    fn unary_grad_avx512(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<V4>;
+    fn select_avx512(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<V4>;
 }
 
 entries! {
@@ -54,6 +61,11 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.amp.master_to_f16 = kernel!(master_to_f16_avx512);
     k.amp.master_to_bf16 = kernel!(master_to_bf16_avx512);
     k.amp.sum_squares = kernel!(sum_squares_avx512);
+    k.ew.binary = kernel!(binary_avx512);
+    k.ew.binary_assign = kernel!(binary_assign_avx512);
+    k.ew.unary = kernel!(unary_avx512);
+    k.ew.unary_grad = kernel!(unary_grad_avx512);
+    k.ew.select = kernel!(select_avx512);
     if features.bf16 {
         k.convert.f32_to_bf16 = kernel!(f32_to_bf16_avx512_bf16);
         k.amp.master_to_bf16 = kernel!(master_to_bf16_avx512_bf16);

@@ -81,6 +81,7 @@ impl<const BF16: bool> Simd for Avx512<BF16> {
     const LANES: usize = 16;
     type F = __m512;
     type M = __mmask16;
+    type I = __m512i;
 
     #[inline(always)]
     fn load_f32(self, s: &[f32]) -> __m512 {
@@ -221,6 +222,23 @@ impl<const BF16: bool> Simd for Avx512<BF16> {
         fn min(a: __m512, b: __m512) -> __m512 = _mm512_min_ps(a, b);
         fn max(a: __m512, b: __m512) -> __m512 = _mm512_max_ps(a, b);
         fn abs(a: __m512) -> __m512 = _mm512_abs_ps(a);
+        fn neg(a: __m512) -> __m512 = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(i32::MIN)));
+        fn sqrt(a: __m512) -> __m512 = _mm512_sqrt_ps(a);
+        fn neg_mul_add(a: __m512, b: __m512, c: __m512) -> __m512 = _mm512_fnmadd_ps(a, b, c);
+        fn mul_sub(a: __m512, b: __m512, c: __m512) -> __m512 = _mm512_fmsub_ps(a, b, c);
+        fn round(a: __m512) -> __m512 = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a);
+        fn to_bits(a: __m512) -> __m512i = _mm512_castps_si512(a);
+        fn bits_to_float(a: __m512i) -> __m512 = _mm512_castsi512_ps(a);
+        fn splat_i(x: i32) -> __m512i = _mm512_set1_epi32(x);
+        fn to_int(a: __m512) -> __m512i = _mm512_cvtps_epi32(a);
+        fn to_float(a: __m512i) -> __m512 = _mm512_cvtepi32_ps(a);
+        fn add_i(a: __m512i, b: __m512i) -> __m512i = _mm512_add_epi32(a, b);
+        fn and_i(a: __m512i, b: __m512i) -> __m512i = _mm512_and_si512(a, b);
+        fn or_i(a: __m512i, b: __m512i) -> __m512i = _mm512_or_si512(a, b);
+        fn shl23(a: __m512i) -> __m512i = _mm512_slli_epi32::<23>(a);
+        fn shr23(a: __m512i) -> __m512i = _mm512_srli_epi32::<23>(a);
+        fn eq(a: __m512, b: __m512) -> __mmask16 = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(a, b);
+        fn is_nan(a: __m512) -> __mmask16 = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a);
         fn lt(a: __m512, b: __m512) -> __mmask16 = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b);
         fn le(a: __m512, b: __m512) -> __mmask16 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(a, b);
         // fpclass 0x99: QNaN | +Inf | -Inf | SNaN.
@@ -249,6 +267,10 @@ impl<const BF16: bool> Simd for Avx512<BF16> {
     #[inline(always)]
     fn none(self) -> __mmask16 {
         0
+    }
+    #[inline(always)]
+    fn not(self, a: __mmask16) -> __mmask16 {
+        !a
     }
     #[inline(always)]
     fn any(self, m: __mmask16) -> bool {
