@@ -68,6 +68,12 @@ kernel_table! {
         softmax_cols: fn(SoftmaxOp, Src<'_>, usize, usize, Dst<'_>),
         /// Softmax backward along each row, from the gradient and the forward output.
         softmax_grad_rows: fn(SoftmaxOp, Src<'_>, Src<'_>, usize, usize, Dst<'_>),
+        /// `Σ a·b`.
+        dot: fn(Src<'_>, Src<'_>) -> f64,
+        /// Mean and biased variance of each row.
+        moments_rows: fn(Src<'_>, usize, usize, Dst<'_>, Dst<'_>),
+        /// Mean and biased variance of each column.
+        moments_cols: fn(Src<'_>, usize, usize, Dst<'_>, Dst<'_>),
     }
 }
 
@@ -146,4 +152,35 @@ pub fn softmax_grad_rows(op: SoftmaxOp, g: Src<'_>, y: Src<'_>, rows: usize, n: 
     check("softmax_grad_rows", &g, rows, n, out.len(), rows * n);
     assert_eq!(y.len(), rows * n, "reduce::softmax_grad_rows: y holds {} elements, needs {}", y.len(), rows * n);
     (active().reduce.softmax_grad_rows.f)(op, g, y, rows, n, out)
+}
+
+/// `Σ a[i]·b[i]`, FP32 accumulation for f32/f16/bf16 inputs (f64 if either
+/// is f64), returned exactly as f64. NaN propagates; `Inf·0` is NaN.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn dot(a: Src<'_>, b: Src<'_>) -> f64 {
+    assert_eq!(a.len(), b.len(), "reduce::dot: a holds {} elements, b {}", a.len(), b.len());
+    (active().reduce.dot.f)(a, b)
+}
+
+/// Mean and biased (population) variance `Σ(x − mean)²/n` of each row, in
+/// two passes (no cancellation from `E[x²] − E[x]²`); NaN for `n == 0`.
+///
+/// # Panics
+/// If `x` does not hold `rows × n` elements or `mean`/`var` do not hold `rows`.
+pub fn moments_rows(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) {
+    check("moments_rows", &x, rows, n, mean.len(), rows);
+    assert_eq!(var.len(), rows, "reduce::moments_rows: var holds {} elements, needs {rows}", var.len());
+    (active().reduce.moments_rows.f)(x, rows, n, mean, var)
+}
+
+/// Mean and biased variance of each column (as [`moments_rows`]).
+///
+/// # Panics
+/// If `x` does not hold `rows × n` elements or `mean`/`var` do not hold `n`.
+pub fn moments_cols(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) {
+    check("moments_cols", &x, rows, n, mean.len(), n);
+    assert_eq!(var.len(), n, "reduce::moments_cols: var holds {} elements, needs {n}", var.len());
+    (active().reduce.moments_cols.f)(x, rows, n, mean, var)
 }

@@ -47,6 +47,9 @@ pub(crate) fn table() -> Kernels {
             softmax_rows: kernel!(reduce::softmax_rows_scalar),
             softmax_cols: kernel!(reduce::softmax_cols_scalar),
             softmax_grad_rows: kernel!(reduce::softmax_grad_rows_scalar),
+            dot: kernel!(reduce::dot_scalar),
+            moments_rows: kernel!(reduce::moments_rows_scalar),
+            moments_cols: kernel!(reduce::moments_cols_scalar),
         },
     }
 }

@@ -45,6 +45,8 @@ pub trait Acc:
     fn maximum(self, o: Self) -> Self;
     /// IEEE `minimum`.
     fn minimum(self, o: Self) -> Self;
+    /// The value as f64 (exact).
+    fn widen(self) -> f64;
 }
 
 macro_rules! acc {
@@ -87,6 +89,10 @@ macro_rules! acc {
             #[inline]
             fn minimum(self, o: Self) -> Self {
                 crate::ew::minimum(self as f64, o as f64) as $t
+            }
+            #[inline]
+            fn widen(self) -> f64 {
+                self as f64
             }
         }
     };
@@ -345,6 +351,77 @@ pub fn softmax_grad_rows_scalar(op: SoftmaxOp, g: Src<'_>, y: Src<'_>, rows: usi
                 T::store(&mut out, i * n + j, &gb[..c]);
                 j += c;
             }
+        }
+    })
+}
+
+/// Reference of [`crate::reduce::dot`]: one accumulator, in order.
+pub fn dot_scalar(a: Src<'_>, b: Src<'_>) -> f64 {
+    assert_eq!(a.len(), b.len(), "reduce::dot: a holds {} elements, b {}", a.len(), b.len());
+    with_acc!(&[a.elem(), b.elem()], crate::slice::Elem::F32, T => {
+        let (mut x, mut y) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
+        let mut acc = T::ZERO;
+        let mut j = 0;
+        while j < a.len() {
+            let c = CHUNK.min(a.len() - j);
+            T::load(&a, j, &mut x[..c]);
+            T::load(&b, j, &mut y[..c]);
+            for (&p, &q) in x[..c].iter().zip(&y[..c]) {
+                acc += p * q;
+            }
+            j += c;
+        }
+        T::widen(acc)
+    })
+}
+
+fn moments_line<T: Acc>(x: &Src<'_>, first: usize, stride: usize, len: usize) -> (T, T) {
+    let (mut buf, mut tmp) = ([T::ZERO; CHUNK], [T::ZERO; 1]);
+    let mut sum = T::ZERO;
+    let mut j = 0;
+    while j < len {
+        let c = CHUNK.min(len - j);
+        load_line(x, first + j * stride, stride, &mut buf[..c], &mut tmp);
+        for &v in &buf[..c] {
+            sum += v;
+        }
+        j += c;
+    }
+    let mean = sum / T::from_usize(len);
+    let mut ss = T::ZERO;
+    j = 0;
+    while j < len {
+        let c = CHUNK.min(len - j);
+        load_line(x, first + j * stride, stride, &mut buf[..c], &mut tmp);
+        for &v in &buf[..c] {
+            let d = v - mean;
+            ss += d * d;
+        }
+        j += c;
+    }
+    (mean, ss / T::from_usize(len))
+}
+
+/// Reference of [`crate::reduce::moments_rows`] (two passes, in order).
+pub fn moments_rows_scalar(x: Src<'_>, rows: usize, n: usize, mut mean: Dst<'_>, mut var: Dst<'_>) {
+    let out = if mean.elem() == crate::slice::Elem::F64 { mean.elem() } else { var.elem() };
+    with_acc!(&[x.elem()], out, T => {
+        for i in 0..rows {
+            let (m, v) = moments_line::<T>(&x, i * n, 1, n);
+            T::store(&mut mean, i, &[m]);
+            T::store(&mut var, i, &[v]);
+        }
+    })
+}
+
+/// Reference of [`crate::reduce::moments_cols`].
+pub fn moments_cols_scalar(x: Src<'_>, rows: usize, n: usize, mut mean: Dst<'_>, mut var: Dst<'_>) {
+    let out = if mean.elem() == crate::slice::Elem::F64 { mean.elem() } else { var.elem() };
+    with_acc!(&[x.elem()], out, T => {
+        for j in 0..n {
+            let (m, v) = moments_line::<T>(&x, j, n, rows);
+            T::store(&mut mean, j, &[m]);
+            T::store(&mut var, j, &[v]);
         }
     })
 }

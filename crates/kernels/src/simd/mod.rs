@@ -16,6 +16,7 @@ pub(crate) mod amp;
 pub(crate) mod cast;
 pub(crate) mod ew;
 pub(crate) mod math;
+pub(crate) mod reduce;
 
 use half::{bf16, f16};
 

@@ -12,7 +12,8 @@ use half::{bf16, f16};
 use crate::aarch64::entries;
 use crate::dispatch::{Features, Kernels, kernel};
 use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
-use crate::simd::{amp, cast, ew};
+use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
+use crate::simd::{amp, cast, ew, reduce};
 use crate::slice::{Dst, Src};
 
 entries! {
@@ -34,6 +35,16 @@ entries! {
     fn unary_neon(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<Neon>;
     fn unary_grad_neon(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<Neon>;
     fn select_neon(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<Neon>;
+    fn reduce_rows_neon(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::rows::<Neon>;
+    fn reduce_cols_neon(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<Neon>;
+    fn arg_rows_neon(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<Neon>;
+    fn arg_cols_neon(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_cols::<Neon>;
+    fn softmax_rows_neon(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_rows::<Neon>;
+    fn softmax_cols_neon(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_cols::<Neon>;
+    fn softmax_grad_rows_neon(op: SoftmaxOp, g: Src<'_>, y: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_grad_rows::<Neon>;
+    fn dot_neon(a: Src<'_>, b: Src<'_>) -> f64 = reduce::dot::<Neon>;
+    fn moments_rows_neon(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_rows::<Neon>;
+    fn moments_cols_neon(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_cols::<Neon>;
 }
 
 /// Overrides the entries this path implements.
@@ -55,4 +66,14 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.ew.unary = kernel!(unary_neon);
     k.ew.unary_grad = kernel!(unary_grad_neon);
     k.ew.select = kernel!(select_neon);
+    k.reduce.rows = kernel!(reduce_rows_neon);
+    k.reduce.cols = kernel!(reduce_cols_neon);
+    k.reduce.arg_rows = kernel!(arg_rows_neon);
+    k.reduce.arg_cols = kernel!(arg_cols_neon);
+    k.reduce.softmax_rows = kernel!(softmax_rows_neon);
+    k.reduce.softmax_cols = kernel!(softmax_cols_neon);
+    k.reduce.softmax_grad_rows = kernel!(softmax_grad_rows_neon);
+    k.reduce.dot = kernel!(dot_neon);
+    k.reduce.moments_rows = kernel!(moments_rows_neon);
+    k.reduce.moments_cols = kernel!(moments_cols_neon);
 }

@@ -11,7 +11,8 @@ use half::{bf16, f16};
 
 use crate::dispatch::{Features, Kernels, kernel};
 use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
-use crate::simd::{amp, cast, ew};
+use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
+use crate::simd::{amp, cast, ew, reduce};
 use crate::slice::{Dst, Src};
 use crate::x86::entries;
 
@@ -34,6 +35,16 @@ entries! {
     fn unary_avx2(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<Avx2>;
     fn unary_grad_avx2(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<Avx2>;
     fn select_avx2(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<Avx2>;
+    fn reduce_rows_avx2(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::rows::<Avx2>;
+    fn reduce_cols_avx2(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<Avx2>;
+    fn arg_rows_avx2(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<Avx2>;
+    fn arg_cols_avx2(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_cols::<Avx2>;
+    fn softmax_rows_avx2(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_rows::<Avx2>;
+    fn softmax_cols_avx2(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_cols::<Avx2>;
+    fn softmax_grad_rows_avx2(op: SoftmaxOp, g: Src<'_>, y: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_grad_rows::<Avx2>;
+    fn dot_avx2(a: Src<'_>, b: Src<'_>) -> f64 = reduce::dot::<Avx2>;
+    fn moments_rows_avx2(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_rows::<Avx2>;
+    fn moments_cols_avx2(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_cols::<Avx2>;
 }
 
 /// Overrides the entries this path implements.
@@ -56,4 +67,14 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.ew.unary = kernel!(unary_avx2);
     k.ew.unary_grad = kernel!(unary_grad_avx2);
     k.ew.select = kernel!(select_avx2);
+    k.reduce.rows = kernel!(reduce_rows_avx2);
+    k.reduce.cols = kernel!(reduce_cols_avx2);
+    k.reduce.arg_rows = kernel!(arg_rows_avx2);
+    k.reduce.arg_cols = kernel!(arg_cols_avx2);
+    k.reduce.softmax_rows = kernel!(softmax_rows_avx2);
+    k.reduce.softmax_cols = kernel!(softmax_cols_avx2);
+    k.reduce.softmax_grad_rows = kernel!(softmax_grad_rows_avx2);
+    k.reduce.dot = kernel!(dot_avx2);
+    k.reduce.moments_rows = kernel!(moments_rows_avx2);
+    k.reduce.moments_cols = kernel!(moments_cols_avx2);
 }

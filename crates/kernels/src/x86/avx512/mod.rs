@@ -12,7 +12,8 @@ use half::{bf16, f16};
 
 use crate::dispatch::{Features, Kernels, kernel};
 use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
-use crate::simd::{amp, cast, ew};
+use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
+use crate::simd::{amp, cast, ew, reduce};
 use crate::slice::{Dst, Src};
 use crate::x86::entries;
 
@@ -38,6 +39,16 @@ entries! {
     fn unary_avx512(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<V4>;
     fn unary_grad_avx512(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<V4>;
     fn select_avx512(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<V4>;
+    fn reduce_rows_avx512(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::rows::<V4>;
+    fn reduce_cols_avx512(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<V4>;
+    fn arg_rows_avx512(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<V4>;
+    fn arg_cols_avx512(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_cols::<V4>;
+    fn softmax_rows_avx512(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_rows::<V4>;
+    fn softmax_cols_avx512(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_cols::<V4>;
+    fn softmax_grad_rows_avx512(op: SoftmaxOp, g: Src<'_>, y: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_grad_rows::<V4>;
+    fn dot_avx512(a: Src<'_>, b: Src<'_>) -> f64 = reduce::dot::<V4>;
+    fn moments_rows_avx512(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_rows::<V4>;
+    fn moments_cols_avx512(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_cols::<V4>;
 }
 
 entries! {
@@ -66,6 +77,16 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.ew.unary = kernel!(unary_avx512);
     k.ew.unary_grad = kernel!(unary_grad_avx512);
     k.ew.select = kernel!(select_avx512);
+    k.reduce.rows = kernel!(reduce_rows_avx512);
+    k.reduce.cols = kernel!(reduce_cols_avx512);
+    k.reduce.arg_rows = kernel!(arg_rows_avx512);
+    k.reduce.arg_cols = kernel!(arg_cols_avx512);
+    k.reduce.softmax_rows = kernel!(softmax_rows_avx512);
+    k.reduce.softmax_cols = kernel!(softmax_cols_avx512);
+    k.reduce.softmax_grad_rows = kernel!(softmax_grad_rows_avx512);
+    k.reduce.dot = kernel!(dot_avx512);
+    k.reduce.moments_rows = kernel!(moments_rows_avx512);
+    k.reduce.moments_cols = kernel!(moments_cols_avx512);
     if features.bf16 {
         k.convert.f32_to_bf16 = kernel!(f32_to_bf16_avx512_bf16);
         k.amp.master_to_bf16 = kernel!(master_to_bf16_avx512_bf16);
