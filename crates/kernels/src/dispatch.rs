@@ -301,6 +301,10 @@ pub struct Kernels {
     pub ew: crate::ew::Table,
     /// Reductions and softmax along rows or columns.
     pub reduce: crate::reduce::Table,
+    /// Loss functions.
+    pub loss: crate::loss::Table,
+    /// Optimizer updates on FP32 master weights.
+    pub optim: crate::optim::Table,
 }
 
 impl Kernels {
@@ -319,12 +323,14 @@ impl Kernels {
 
     /// `(family.kernel, implementation)` for every entry.
     pub fn entries(&self) -> Vec<(String, &'static str)> {
-        let families: [(&str, Vec<(&'static str, &'static str)>); 5] = [
+        let families: [(&str, Vec<(&'static str, &'static str)>); 7] = [
             ("convert", self.convert.entries()),
             ("amp", self.amp.entries()),
             ("gemm", self.gemm.entries()),
             ("ew", self.ew.entries()),
             ("reduce", self.reduce.entries()),
+            ("loss", self.loss.entries()),
+            ("optim", self.optim.entries()),
         ];
         families
             .into_iter()

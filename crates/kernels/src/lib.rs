@@ -20,6 +20,8 @@ pub mod convert;
 pub mod dispatch;
 pub mod ew;
 pub mod gemm;
+pub mod loss;
+pub mod optim;
 pub mod reduce;
 pub mod scalar;
 mod simd;

@@ -6,6 +6,8 @@ pub mod amp;
 pub mod convert;
 pub mod ew;
 pub mod gemm;
+pub mod loss;
+pub mod optim;
 pub mod reduce;
 
 use crate::dispatch::{Features, Isa, Kernels, kernel};
@@ -51,5 +53,10 @@ pub(crate) fn table() -> Kernels {
             moments_rows: kernel!(reduce::moments_rows_scalar),
             moments_cols: kernel!(reduce::moments_cols_scalar),
         },
+        loss: crate::loss::Table {
+            cross_entropy: kernel!(loss::cross_entropy_scalar),
+            cross_entropy_grad: kernel!(loss::cross_entropy_grad_scalar),
+        },
+        optim: crate::optim::Table { sgd: kernel!(optim::sgd_scalar), adam: kernel!(optim::adam_scalar) },
     }
 }

@@ -102,7 +102,7 @@ acc!(f32, load_f32, store_f32, |x: f32| (x as f64).exp() as f32, |x: f32| (x as 
 acc!(f64, load_f64, store_f64, f64::exp, f64::ln);
 
 /// Runs `$body` with `$T` the accumulation type of these slices.
-macro_rules! with_acc {
+macro_rules! with_acc_impl {
     ($srcs:expr, $dst:expr, $T:ident => $body:expr) => {
         if computes_in_f64($srcs, $dst) {
             type $T = f64;
@@ -113,6 +113,7 @@ macro_rules! with_acc {
         }
     };
 }
+pub(crate) use with_acc_impl as with_acc;
 
 #[inline]
 fn identity<T: Acc>(op: ReduceOp) -> T {

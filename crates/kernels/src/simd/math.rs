@@ -43,18 +43,18 @@ const LN_P: [f32; 9] = [
 /// `tanh x = x + x³·T(x²)` on `|x| < 0.625`.
 const TANH_T: [f32; 6] = [0.002_292_744_8, -0.008_343_945, 0.021_768_918, -0.053_959_258, 0.133_333_04, -0.333_333_34];
 
-/// `(1 + 2a)·erfcx(a) − 1` as a polynomial in `q = (a − 2)/(a + 2)`, `a ∈ [0, 10.6]`.
+/// `(1 + 2a)·erfcx(a) − 1` as a polynomial in `q = (a − 2)/(a + 2)`, `a ∈ [0, 14.2]`.
 const ERFCX_P: [f32; 11] = [
-    2.811_13e-5,
-    -3.597_449_4e-4,
-    -0.001_249_709_2,
-    0.001_271_256_1,
-    0.008_634_911,
-    -0.008_044_954,
-    -0.054_204_26,
-    0.164_053_37,
-    -0.166_031_44,
-    -0.092_763_91,
+    6.300_271e-5,
+    -2.949_124_3e-4,
+    -0.001_256_345,
+    0.001_206_107_7,
+    0.008_619_714,
+    -0.008_023_252,
+    -0.054_197_855,
+    0.164_050_68,
+    -0.166_032_09,
+    -0.092_763_82,
     0.276_978_4,
 ];
 
@@ -373,7 +373,7 @@ pub(crate) fn gelu_erf<S: Simd>(s: S, x: S::F) -> S::F {
 /// zero (`a < 1.2`), and `1/2 + x·W(x²)` replaces `1 − e^(−a²)·F` for `x ∈ (0, 0.8)`.
 #[inline(always)]
 pub(crate) fn gelu_erf_grad<S: Simd>(s: S, g: S::F, x: S::F) -> S::F {
-    let xc = s.min(s.max(x, s.splat(-16.0)), s.splat(16.0));
+    let xc = s.min(s.max(x, s.splat(-20.0)), s.splat(20.0));
     let ErfParts { a, al, y, s2, s2l, .. } = erf_parts(s, xc);
     // F(a + al): near A0 as u·H(u) with u exact in double-float, else
     // erfcx/2 − (a + al)/√π + al·(a·y − 2/√π).
@@ -391,8 +391,8 @@ pub(crate) fn gelu_erf_grad<S: Simd>(s: S, g: S::F, x: S::F) -> S::F {
     let d_small = s.mul_add(xc, w, s.splat(0.5));
     let d_pos = s.select(s.lt(xc, s.splat(0.8)), d_small, s.sub(s.splat(1.0), mul_exp(s, f, e)));
     let r = s.select(s.lt(s.splat(0.0), xc), s.mul(g, d_pos), scaled_mul_exp(s, g, f, e));
-    let r = s.select(s.lt(s.splat(16.0), x), g, r);
-    let r = s.select(s.lt(x, s.splat(-16.0)), s.mul(g, s.splat(0.0)), r);
+    let r = s.select(s.lt(s.splat(20.0), x), g, r);
+    let r = s.select(s.lt(x, s.splat(-20.0)), times_negative_tiny(s, g), r);
     s.select(s.is_nan(x), x, r)
 }
 
@@ -420,7 +420,8 @@ pub(crate) fn gelu_tanh_grad<S: Simd>(s: S, g: S::F, x: S::F) -> S::F {
     let xtl = s.add(xte, s.mul_add(s.splat(-2.0), cxl, t3l));
     // t ≥ 0.
     let b_pos = s.mul_add(s.div(s.add(xt, xtl), d), big_e, one);
-    let r_pos = s.div(s.mul(g, b_pos), d);
+    // B/d ≤ 1.13 first: g·B could overflow where g·B/d does not.
+    let r_pos = s.mul(g, s.div(b_pos, d));
     // t < 0: B/d, far from B's zero as N/d², near it as u·H(u)/d.
     let (nh, ne) = two_sum(s, d, xt);
     let nl = s.add(ne, s.add(xtl, dl));
@@ -436,6 +437,14 @@ pub(crate) fn gelu_tanh_grad<S: Simd>(s: S, g: S::F, x: S::F) -> S::F {
     let r_neg = scaled_mul_exp(s, g, s.select(near, bd_near, bd_far), e);
     let r = s.select(neg, r_neg, r_pos);
     let r = s.select(s.lt(s.splat(20.0), x), g, r);
-    let r = s.select(s.lt(x, s.splat(-20.0)), s.mul(g, s.splat(0.0)), r);
+    let r = s.select(s.lt(x, s.splat(-20.0)), times_negative_tiny(s, g), r);
     s.select(s.is_nan(x), x, r)
+}
+
+/// `g·d` for a derivative `d < 0` too small for any f32: `∓0` for finite
+/// `g`, `∓Inf` for infinite `g`, NaN for NaN.
+#[inline(always)]
+fn times_negative_tiny<S: Simd>(s: S, g: S::F) -> S::F {
+    let ng = s.neg(g);
+    s.select(s.non_finite(g), ng, s.mul(ng, s.splat(0.0)))
 }

@@ -15,7 +15,9 @@
 pub(crate) mod amp;
 pub(crate) mod cast;
 pub(crate) mod ew;
+pub(crate) mod loss;
 pub(crate) mod math;
+pub(crate) mod optim;
 pub(crate) mod reduce;
 
 use half::{bf16, f16};

@@ -90,7 +90,7 @@ fn lanes<S: Simd>(s: S, v: S::F) -> ([f32; 16], usize) {
     (out, S::LANES)
 }
 
-fn fold_extreme(vals: &[f32], max: bool) -> f32 {
+pub(crate) fn fold_extreme(vals: &[f32], max: bool) -> f32 {
     let pick = |a: f32, b: f32| crate::ew::maximum(a as f64, b as f64) as f32;
     let pick_min = |a: f32, b: f32| crate::ew::minimum(a as f64, b as f64) as f32;
     vals.iter().copied().reduce(|a, b| if max { pick(a, b) } else { pick_min(a, b) }).unwrap_or(0.0)
@@ -315,7 +315,7 @@ pub(crate) fn arg_cols<S: Simd>(s: S, op: ArgOp, x: Src<'_>, rows: usize, n: usi
 
 /// Max of `x` (IEEE: NaN wins).
 #[inline(always)]
-fn row_max<S: Simd>(s: S, x: &[f32]) -> f32 {
+pub(crate) fn row_max<S: Simd>(s: S, x: &[f32]) -> f32 {
     let mut acc = Acc::new(s, f32::NEG_INFINITY);
     acc.fold(s, x, f32::NEG_INFINITY, |a, v| extreme(s, a, v, true));
     let (l, k) = lanes(s, acc.combine(|a, b| extreme(s, a, b, true)));
@@ -324,7 +324,7 @@ fn row_max<S: Simd>(s: S, x: &[f32]) -> f32 {
 
 /// `Σ e^(x − m)`, and (softmax) `out = e^(x − m)` on the way.
 #[inline(always)]
-fn sum_exp<S: Simd>(s: S, x: &[f32], m: f32, mut out: Option<&mut [f32]>) -> f32 {
+pub(crate) fn sum_exp<S: Simd>(s: S, x: &[f32], m: f32, mut out: Option<&mut [f32]>) -> f32 {
     let (l, n) = (S::LANES, x.len());
     let mv = s.splat(m);
     let mut acc = [s.splat(0.0); 2];
@@ -354,7 +354,7 @@ fn sum_exp<S: Simd>(s: S, x: &[f32], m: f32, mut out: Option<&mut [f32]>) -> f32
 
 /// `ln v` of one f32 through the vector routine (no libm).
 #[inline(always)]
-fn ln1<S: Simd>(s: S, v: f32) -> f32 {
+pub(crate) fn ln1<S: Simd>(s: S, v: f32) -> f32 {
     lanes(s, math::ln(s, s.splat(v))).0[0]
 }
 

@@ -12,8 +12,9 @@ use half::{bf16, f16};
 use crate::aarch64::entries;
 use crate::dispatch::{Features, Kernels, kernel};
 use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
+use crate::optim::{AdamStep, Sgd};
 use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
-use crate::simd::{amp, cast, ew, reduce};
+use crate::simd::{amp, cast, ew, loss, optim, reduce};
 use crate::slice::{Dst, Src};
 
 entries! {
@@ -45,6 +46,10 @@ entries! {
     fn dot_neon(a: Src<'_>, b: Src<'_>) -> f64 = reduce::dot::<Neon>;
     fn moments_rows_neon(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_rows::<Neon>;
     fn moments_cols_neon(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_cols::<Neon>;
+    fn cross_entropy_neon(x: Src<'_>, rows: usize, n: usize, t: &[usize], loss: Dst<'_>, lse: Dst<'_>) = loss::cross_entropy::<Neon>;
+    fn cross_entropy_grad_neon(x: Src<'_>, rows: usize, n: usize, t: &[usize], lse: Src<'_>, g: Src<'_>, grad: Dst<'_>) = loss::cross_entropy_grad::<Neon>;
+    fn sgd_neon(p: &Sgd, w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd::<Neon>;
+    fn adam_neon(a: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam::<Neon>;
 }
 
 /// Overrides the entries this path implements.
@@ -76,4 +81,8 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.reduce.dot = kernel!(dot_neon);
     k.reduce.moments_rows = kernel!(moments_rows_neon);
     k.reduce.moments_cols = kernel!(moments_cols_neon);
+    k.loss.cross_entropy = kernel!(cross_entropy_neon);
+    k.loss.cross_entropy_grad = kernel!(cross_entropy_grad_neon);
+    k.optim.sgd = kernel!(sgd_neon);
+    k.optim.adam = kernel!(adam_neon);
 }

@@ -11,8 +11,9 @@ use half::{bf16, f16};
 
 use crate::dispatch::{Features, Kernels, kernel};
 use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
+use crate::optim::{AdamStep, Sgd};
 use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
-use crate::simd::{amp, cast, ew, reduce};
+use crate::simd::{amp, cast, ew, loss, optim, reduce};
 use crate::slice::{Dst, Src};
 use crate::x86::entries;
 
@@ -45,6 +46,10 @@ entries! {
     fn dot_avx2(a: Src<'_>, b: Src<'_>) -> f64 = reduce::dot::<Avx2>;
     fn moments_rows_avx2(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_rows::<Avx2>;
     fn moments_cols_avx2(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_cols::<Avx2>;
+    fn cross_entropy_avx2(x: Src<'_>, rows: usize, n: usize, t: &[usize], loss: Dst<'_>, lse: Dst<'_>) = loss::cross_entropy::<Avx2>;
+    fn cross_entropy_grad_avx2(x: Src<'_>, rows: usize, n: usize, t: &[usize], lse: Src<'_>, g: Src<'_>, grad: Dst<'_>) = loss::cross_entropy_grad::<Avx2>;
+    fn sgd_avx2(p: &Sgd, w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd::<Avx2>;
+    fn adam_avx2(a: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam::<Avx2>;
 }
 
 /// Overrides the entries this path implements.
@@ -77,4 +82,8 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.reduce.dot = kernel!(dot_avx2);
     k.reduce.moments_rows = kernel!(moments_rows_avx2);
     k.reduce.moments_cols = kernel!(moments_cols_avx2);
+    k.loss.cross_entropy = kernel!(cross_entropy_avx2);
+    k.loss.cross_entropy_grad = kernel!(cross_entropy_grad_avx2);
+    k.optim.sgd = kernel!(sgd_avx2);
+    k.optim.adam = kernel!(adam_avx2);
 }

@@ -12,8 +12,9 @@ use half::{bf16, f16};
 
 use crate::dispatch::{Features, Kernels, kernel};
 use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
+use crate::optim::{AdamStep, Sgd};
 use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
-use crate::simd::{amp, cast, ew, reduce};
+use crate::simd::{amp, cast, ew, loss, optim, reduce};
 use crate::slice::{Dst, Src};
 use crate::x86::entries;
 
@@ -49,6 +50,10 @@ entries! {
     fn dot_avx512(a: Src<'_>, b: Src<'_>) -> f64 = reduce::dot::<V4>;
     fn moments_rows_avx512(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_rows::<V4>;
     fn moments_cols_avx512(x: Src<'_>, rows: usize, n: usize, mean: Dst<'_>, var: Dst<'_>) = reduce::moments_cols::<V4>;
+    fn cross_entropy_avx512(x: Src<'_>, rows: usize, n: usize, t: &[usize], loss: Dst<'_>, lse: Dst<'_>) = loss::cross_entropy::<V4>;
+    fn cross_entropy_grad_avx512(x: Src<'_>, rows: usize, n: usize, t: &[usize], lse: Src<'_>, g: Src<'_>, grad: Dst<'_>) = loss::cross_entropy_grad::<V4>;
+    fn sgd_avx512(p: &Sgd, w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd::<V4>;
+    fn adam_avx512(a: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam::<V4>;
 }
 
 entries! {
@@ -87,6 +92,10 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.reduce.dot = kernel!(dot_avx512);
     k.reduce.moments_rows = kernel!(moments_rows_avx512);
     k.reduce.moments_cols = kernel!(moments_cols_avx512);
+    k.loss.cross_entropy = kernel!(cross_entropy_avx512);
+    k.loss.cross_entropy_grad = kernel!(cross_entropy_grad_avx512);
+    k.optim.sgd = kernel!(sgd_avx512);
+    k.optim.adam = kernel!(adam_avx512);
     if features.bf16 {
         k.convert.f32_to_bf16 = kernel!(f32_to_bf16_avx512_bf16);
         k.amp.master_to_bf16 = kernel!(master_to_bf16_avx512_bf16);

@@ -45,19 +45,27 @@ fn tail_mask(n: usize) -> __mmask16 {
 }
 
 /// Rounds 16 f32 lanes to bf16 bits in integer arithmetic (ties to even,
-/// subnormals kept, NaN → quiet NaN).
+/// subnormals kept, NaN → quiet NaN), one result in the low half of each
+/// 32-bit lane.
 #[inline(always)]
-fn bf16_bits_int<const BF16: bool>(_: Avx512<BF16>, v: __m512) -> __m256i {
-    // SAFETY: AVX-512 F/BW present (token); registers only.
+fn bf16_lanes_int<const BF16: bool>(_: Avx512<BF16>, v: __m512) -> __m512i {
+    // SAFETY: AVX-512F present (token); registers only.
     unsafe {
         let b = _mm512_castps_si512(v);
         let hi = _mm512_srli_epi32::<16>(b);
         let lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
         let r = _mm512_srli_epi32::<16>(_mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x7FFF)), lsb));
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-        let r = _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(0x40));
-        _mm512_cvtepi32_epi16(r)
+        _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(0x40))
     }
+}
+
+/// [`bf16_lanes_int`] packed to 16 × u16.
+#[inline(always)]
+fn bf16_bits_int<const BF16: bool>(t: Avx512<BF16>, v: __m512) -> __m256i {
+    let r = bf16_lanes_int(t, v);
+    // SAFETY: AVX-512F present (token); registers only.
+    unsafe { _mm512_cvtepi32_epi16(r) }
 }
 
 /// Rounds 16 f32 lanes to bf16 bits, bit-identical to [`bf16_bits_int`].
@@ -170,9 +178,20 @@ impl<const BF16: bool> Simd for Avx512<BF16> {
     #[inline(always)]
     fn store_bf16_partial(self, d: &mut [bf16], v: __m512) {
         assert!(d.len() < 16);
-        let h = bf16_bits(self, v);
-        // SAFETY: AVX-512 BW/VL present (token); masked-off lanes are not accessed.
-        unsafe { _mm256_mask_storeu_epi16(d.as_mut_ptr().cast(), tail_mask(d.len()), h) }
+        let m = tail_mask(d.len());
+        if BF16 {
+            let h = bf16_bits(self, v);
+            // SAFETY: AVX-512 BW/VL present (token); masked-off lanes are not accessed.
+            unsafe { _mm256_mask_storeu_epi16(d.as_mut_ptr().cast(), m, h) }
+        } else {
+            // The truncating masked store (`vpmovdw` to memory): a masked
+            // `_mm256_mask_storeu_epi16` of `_mm512_cvtepi32_epi16`'s result
+            // with a constant one-lane mask was compiled into a 32-bit scalar
+            // store that clobbered the next element.
+            let r = bf16_lanes_int(self, v);
+            // SAFETY: AVX-512F present (token); masked-off lanes are not accessed.
+            unsafe { _mm512_mask_cvtepi32_storeu_epi16(d.as_mut_ptr().cast(), m, r) }
+        }
     }
 
     #[inline(always)]

@@ -1,0 +1,142 @@
+//! Optimizer update kernels on FP32 master weights, with PyTorch's
+//! semantics: SGD (momentum, dampening, Nesterov, L2 weight decay) and
+//! Adam/AdamW. Each optionally writes the f16/bf16 working copy of the
+//! updated weights in the same pass (the paper's step 10).
+//!
+//! Every path evaluates the same sequence of FP32 operations (FMA where
+//! written below) with the same scalar constants, so all paths give
+//! bit-identical weights, moments and copies. NaN and ±Inf propagate as
+//! IEEE arithmetic says (the loss scaler skips steps whose gradients hold
+//! them before any update runs).
+
+use crate::dispatch::{active, kernel_table};
+use crate::slice::Dst;
+
+/// SGD hyper-parameters (PyTorch's `torch.optim.SGD`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum factor (0: plain SGD, no buffer).
+    pub momentum: f32,
+    /// Dampening of the momentum update.
+    pub dampening: f32,
+    /// L2 penalty added to the gradient: `d = g + weight_decay·w`.
+    pub weight_decay: f32,
+    /// Nesterov momentum: step along `d + momentum·buf`.
+    pub nesterov: bool,
+}
+
+/// Adam/AdamW hyper-parameters (PyTorch's `torch.optim.Adam`/`AdamW`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adam {
+    /// Learning rate.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Added to the denominator.
+    pub eps: f32,
+    /// Weight decay: L2 (added to the gradient) for Adam, decoupled
+    /// (`w ← w·(1 − lr·weight_decay)`) for AdamW.
+    pub weight_decay: f32,
+    /// AdamW's decoupled weight decay.
+    pub decoupled: bool,
+}
+
+/// The scalars of one Adam step, computed once (in f64, rounded to f32) so
+/// every path uses the same ones: `step_size = lr/(1 − β1^t)`, `rbc2 =
+/// 1/√(1 − β2^t)`, `decay = 1 − lr·weight_decay` (AdamW) and the
+/// complements `1 − β1`, `1 − β2`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    /// `lr/(1 − β1^t)`.
+    pub step_size: f32,
+    /// `1/√(1 − β2^t)`.
+    pub rbc2: f32,
+    /// `1 − lr·weight_decay` for AdamW, 1 otherwise.
+    pub decay: f32,
+    /// `weight_decay` for Adam's L2 term, 0 otherwise.
+    pub l2: f32,
+    /// `1 − β1`.
+    pub one_minus_beta1: f32,
+    /// `1 − β2`.
+    pub one_minus_beta2: f32,
+    /// `β2`.
+    pub beta2: f32,
+    /// `ε`.
+    pub eps: f32,
+}
+
+impl Adam {
+    /// The scalars of step `t` (1 for the first step).
+    ///
+    /// # Panics
+    /// If `t` is 0.
+    pub fn step(&self, t: u64) -> AdamStep {
+        assert!(t >= 1, "optim::Adam::step: steps count from 1");
+        let t = t.min(i32::MAX as u64) as i32;
+        let bc1 = 1.0 - (self.beta1 as f64).powi(t);
+        let bc2 = 1.0 - (self.beta2 as f64).powi(t);
+        AdamStep {
+            step_size: (self.lr as f64 / bc1) as f32,
+            rbc2: (1.0 / bc2.sqrt()) as f32,
+            decay: if self.decoupled { (1.0 - self.lr as f64 * self.weight_decay as f64) as f32 } else { 1.0 },
+            l2: if self.decoupled { 0.0 } else { self.weight_decay },
+            one_minus_beta1: (1.0 - self.beta1 as f64) as f32,
+            one_minus_beta2: (1.0 - self.beta2 as f64) as f32,
+            beta2: self.beta2,
+            eps: self.eps,
+        }
+    }
+}
+
+kernel_table! {
+    /// The optimizer kernels of one ISA path.
+    pub struct Table {
+        /// One SGD step.
+        sgd: fn(&Sgd, &mut [f32], &[f32], Option<&mut [f32]>, bool, Option<Dst<'_>>),
+        /// One Adam/AdamW step.
+        adam: fn(&AdamStep, &mut [f32], &[f32], &mut [f32], &mut [f32], Option<Dst<'_>>),
+    }
+}
+
+pub(crate) fn check_copy(what: &str, n: usize, copy: &Option<Dst<'_>>) {
+    if let Some(c) = copy {
+        assert_eq!(c.len(), n, "optim::{what}: the working copy holds {} elements, the weights {n}", c.len());
+    }
+}
+
+/// One SGD step on `w` from gradient `g`, as PyTorch:
+/// `d = fma(wd, w, g)`; with momentum, `buf = d` on the first step, else
+/// `buf = fma(momentum, buf, (1 − dampening)·d)`, then `d = fma(momentum,
+/// buf, d)` (Nesterov) or `d = buf`; finally `w = fma(−lr, d, w)`. With
+/// `copy`, also writes the updated weights rounded to its type.
+///
+/// # Panics
+/// If the lengths differ, or `buf` is `None` while `momentum != 0`.
+pub fn sgd(p: &Sgd, w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first_step: bool, copy: Option<Dst<'_>>) {
+    assert_eq!(w.len(), g.len(), "optim::sgd: weights and gradients lengths differ");
+    if p.momentum != 0.0 {
+        let b = buf.as_ref().expect("optim::sgd: momentum needs a buffer");
+        assert_eq!(b.len(), w.len(), "optim::sgd: momentum buffer and weights lengths differ");
+    }
+    check_copy("sgd", w.len(), &copy);
+    (active().optim.sgd.f)(p, w, g, buf, first_step, copy)
+}
+
+/// One Adam/AdamW step (scalars from [`Adam::step`]), as PyTorch:
+/// `w = decay·w` (AdamW), `g' = fma(l2, w, g)` (Adam), `m = fma(1 − β1,
+/// g' − m, m)`, `v = fma((1 − β2)·g', g', β2·v)`, `w = fma(−step_size,
+/// m/fma(√v, rbc2, ε), w)`. With `copy`, also writes the updated weights
+/// rounded to its type.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn adam(st: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) {
+    let n = w.len();
+    assert!(g.len() == n && m.len() == n && v.len() == n, "optim::adam: weights, gradients and moments lengths differ");
+    check_copy("adam", n, &copy);
+    (active().optim.adam.f)(st, w, g, m, v, copy)
+}
