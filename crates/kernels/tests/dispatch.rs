@@ -4,8 +4,6 @@
 
 use mixprec_kernels::{Isa, dispatch_report, features};
 
-const SIMD: &[Isa] = &[Isa::Avx2, Isa::Avx512, Isa::Avx512Fp16, Isa::Neon];
-
 /// Kernels whose SIMD implementations have not landed yet, as `(kernel or
 /// "family." prefix, paths)`. Each listed kernel must still be scalar there:
 /// once a path implements it the test fails until the entry is narrowed or

@@ -66,7 +66,7 @@ fn values(rng: &mut SplitMix, n: usize, special_every: u32, scale: f64) -> Vec<f
     (0..n)
         .map(|_| {
             let r = rng.next_u32();
-            if special_every > 0 && r % special_every == 0 {
+            if special_every > 0 && r.is_multiple_of(special_every) {
                 SPECIAL[(r >> 8) as usize % SPECIAL.len()]
             } else {
                 rng.next_f32() as f64 * scale * 2f64.powi((r >> 12) as i32 % 8 - 4)
@@ -389,8 +389,8 @@ proptest! {
                         }
                         let m = line.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                         let s: f64 = line.iter().map(|v| (v - m).exp()).sum();
-                        for q in 0..len {
-                            let d = line[q] - m;
+                        for (q, &xq) in line.iter().enumerate() {
+                            let d = xq - m;
                             let (y, b) = match op {
                                 SoftmaxOp::Softmax => { let y = d.exp() / s; (y, (2.0 * len as f64 + 6.0 + d.abs()) * U * y) }
                                 SoftmaxOp::LogSoftmax => (d - s.ln(), (2.0 * len as f64 + 6.0) * U + 2.0 * U * (d.abs() + s.ln().abs())),

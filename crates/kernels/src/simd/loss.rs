@@ -59,6 +59,7 @@ pub(crate) fn cross_entropy<S: Simd>(
 /// `p = e^(x − lse)` into a block buffer, the target lane zeroed before the
 /// `Σ_{j≠t} p` accumulation, `g·p` written, then the target's `−g·Σ`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn cross_entropy_grad<S: Simd>(
     s: S,
     logits: Src<'_>,
