@@ -441,10 +441,11 @@ pub(crate) fn gelu_tanh_grad<S: Simd>(s: S, g: S::F, x: S::F) -> S::F {
     s.select(s.is_nan(x), x, r)
 }
 
-/// `g·d` for a derivative `d < 0` too small for any f32: `∓0` for finite
-/// `g`, `∓Inf` for infinite `g`, NaN for NaN.
+/// `g·d` where `d < 0` is below any f32 for every `g` (`|x| > 20`): the
+/// derivative is taken as `−0`, so an infinite `g` gives NaN (`Inf·0`), as
+/// in PyTorch's FP32 kernels and in the f64 reference once its own
+/// exponential underflows.
 #[inline(always)]
 fn times_negative_tiny<S: Simd>(s: S, g: S::F) -> S::F {
-    let ng = s.neg(g);
-    s.select(s.non_finite(g), ng, s.mul(ng, s.splat(0.0)))
+    s.mul(g, s.splat(-0.0))
 }
