@@ -2,12 +2,14 @@
 //! with its sub-features masked, e.g. `avx512[-bf16]`), next to peers built
 //! for the default target like us: `half`'s slice conversions, and
 //! `copy_nonoverlapping` of as many bytes as the kernel reads and writes (the
-//! bandwidth reference). One thread. Throughput is in elements; a row's bytes
-//! per second are its elements per second times the bytes it moves per
-//! element (docs/kernels.md gives both).
+//! bandwidth reference). One thread. Throughput is in elements, except the
+//! optimizer group (bytes read + written); a cast row's bytes per second are
+//! its elements per second times the bytes it moves per element
+//! (docs/kernels.md gives both).
 //!
-//! `cargo bench --bench kernels -- <filter>`; the sizes span L2 (64K), L3
-//! (1M) and DRAM (16M elements).
+//! `cargo bench --bench kernels -- <filter>`; cast sizes span L2 (64K), L3
+//! (1M) and DRAM (16M elements). Groups: `cast_*`, `amp`, `ew/*`,
+//! `reduce/*`, `log_softmax_rows_1024`, `cross_entropy/*`, `optim/1M`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -17,6 +19,10 @@ use criterion::{
 };
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
+use mixprec_kernels::ew::{BinaryOp, GradOp, Operand, UnaryOp};
+use mixprec_kernels::optim::{Adam, Sgd};
+use mixprec_kernels::reduce::{ReduceOp, SoftmaxOp};
+use mixprec_kernels::slice::{Dst, Src};
 use mixprec_kernels::{FeatureMask, Isa, Kernels, features, table, table_masked};
 
 const SIZES: [usize; 3] = [1 << 16, 1 << 20, 1 << 24];
@@ -157,5 +163,196 @@ fn amp(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, casts, amp);
+/// Elementwise rows: f32 and f16 operands (f16 results for f16), 64K and 1M elements.
+fn elementwise(c: &mut Criterion) {
+    for &n in &[1usize << 16, 1 << 20] {
+        let a = values(n, 3);
+        let b = values(n, 4);
+        let ah: Vec<f16> = a.iter().map(|&v| f16::from_f32(v)).collect();
+        let bh: Vec<f16> = b.iter().map(|&v| f16::from_f32(v)).collect();
+        let (mut o32, mut o16) = (vec![0.0f32; n], vec![f16::ZERO; n]);
+        let mut g = c.benchmark_group(format!("ew/{}", if n < 1 << 20 { "64K" } else { "1M" }));
+        config(&mut g, n);
+        for k in paths() {
+            let l = k.label();
+            g.bench_function(format!("add_f32/{l}"), |bch| {
+                bch.iter(|| {
+                    (k.ew.binary.f)(
+                        BinaryOp::Add,
+                        1,
+                        n,
+                        Operand::Full(Src::F32(&a)),
+                        Operand::Full(Src::F32(&b)),
+                        Dst::F32(&mut o32),
+                    )
+                })
+            });
+            g.bench_function(format!("add_f16/{l}"), |bch| {
+                bch.iter(|| {
+                    (k.ew.binary.f)(
+                        BinaryOp::Add,
+                        1,
+                        n,
+                        Operand::Full(Src::F16(&ah)),
+                        Operand::Full(Src::F16(&bh)),
+                        Dst::F16(&mut o16),
+                    )
+                })
+            });
+            g.bench_function(format!("mul_f16_f32_to_f32/{l}"), |bch| {
+                bch.iter(|| {
+                    (k.ew.binary.f)(
+                        BinaryOp::Mul,
+                        1,
+                        n,
+                        Operand::Full(Src::F16(&ah)),
+                        Operand::Full(Src::F32(&b)),
+                        Dst::F32(&mut o32),
+                    )
+                })
+            });
+            for (name, op) in [
+                ("relu", UnaryOp::Relu),
+                ("exp", UnaryOp::Exp),
+                ("tanh", UnaryOp::Tanh),
+                ("gelu", UnaryOp::GeluErf),
+                ("gelu_tanh", UnaryOp::GeluTanh),
+            ] {
+                g.bench_function(format!("{name}_f32/{l}"), |bch| {
+                    bch.iter(|| (k.ew.unary.f)(op, Src::F32(&a), Dst::F32(&mut o32)))
+                });
+                g.bench_function(format!("{name}_f16/{l}"), |bch| {
+                    bch.iter(|| (k.ew.unary.f)(op, Src::F16(&ah), Dst::F16(&mut o16)))
+                });
+            }
+            g.bench_function(format!("gelu_grad_f32/{l}"), |bch| {
+                bch.iter(|| (k.ew.unary_grad.f)(GradOp::GeluErf, Src::F32(&b), Src::F32(&a), Dst::F32(&mut o32)))
+            });
+        }
+        g.finish();
+    }
+}
+
+/// Row reductions, dot and softmax over 1024-element rows (1M elements).
+fn reductions(c: &mut Criterion) {
+    let (rows, n) = (1024usize, 1024usize);
+    let x = values(rows * n, 5);
+    let y = values(rows * n, 6);
+    let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+    let yh: Vec<f16> = y.iter().map(|&v| f16::from_f32(v)).collect();
+    let (mut r32, mut o32, mut o16) = (vec![0.0f32; rows], vec![0.0f32; rows * n], vec![f16::ZERO; rows * n]);
+    let mut g = c.benchmark_group("reduce/1Kx1K");
+    config(&mut g, rows * n);
+    for k in paths() {
+        let l = k.label();
+        g.bench_function(format!("sum_rows_f32/{l}"), |b| {
+            b.iter(|| (k.reduce.rows.f)(ReduceOp::Sum, Src::F32(&x), rows, n, Dst::F32(&mut r32)))
+        });
+        g.bench_function(format!("sum_rows_f16/{l}"), |b| {
+            b.iter(|| (k.reduce.rows.f)(ReduceOp::Sum, Src::F16(&xh), rows, n, Dst::F32(&mut r32)))
+        });
+        g.bench_function(format!("max_rows_f32/{l}"), |b| {
+            b.iter(|| (k.reduce.rows.f)(ReduceOp::Max, Src::F32(&x), rows, n, Dst::F32(&mut r32)))
+        });
+        g.bench_function(format!("dot_f32/{l}"), |b| b.iter(|| (k.reduce.dot.f)(Src::F32(&x), Src::F32(&y))));
+        g.bench_function(format!("dot_f16/{l}"), |b| b.iter(|| (k.reduce.dot.f)(Src::F16(&xh), Src::F16(&yh))));
+        g.bench_function(format!("softmax_rows_f32/{l}"), |b| {
+            b.iter(|| (k.reduce.softmax_rows.f)(SoftmaxOp::Softmax, Src::F32(&x), rows, n, Dst::F32(&mut o32)))
+        });
+        g.bench_function(format!("softmax_rows_f16/{l}"), |b| {
+            b.iter(|| (k.reduce.softmax_rows.f)(SoftmaxOp::Softmax, Src::F16(&xh), rows, n, Dst::F16(&mut o16)))
+        });
+    }
+    g.finish();
+}
+
+/// The log-softmax target: rows of 1024 f16 values against the same
+/// op on f32 rows (256 rows: both fit in L2, so the kernels, not DRAM, are timed).
+fn log_softmax(c: &mut Criterion) {
+    let (rows, n) = (256usize, 1024usize);
+    let x = values(rows * n, 7);
+    let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+    let (mut o32, mut o16) = (vec![0.0f32; rows * n], vec![f16::ZERO; rows * n]);
+    let mut g = c.benchmark_group("log_softmax_rows_1024");
+    config(&mut g, rows * n);
+    for k in paths() {
+        let l = k.label();
+        g.bench_function(format!("f32/{l}"), |b| {
+            b.iter(|| (k.reduce.softmax_rows.f)(SoftmaxOp::LogSoftmax, Src::F32(&x), rows, n, Dst::F32(&mut o32)))
+        });
+        g.bench_function(format!("f16/{l}"), |b| {
+            b.iter(|| (k.reduce.softmax_rows.f)(SoftmaxOp::LogSoftmax, Src::F16(&xh), rows, n, Dst::F16(&mut o16)))
+        });
+    }
+    g.finish();
+}
+
+/// Cross-entropy forward + backward for the MLP's output (128 × 10) and a
+/// character vocabulary (32·64 rows × 65).
+fn cross_entropy(c: &mut Criterion) {
+    for (rows, n) in [(128usize, 10usize), (2048, 65)] {
+        let x = values(rows * n, 8);
+        let t: Vec<usize> = (0..rows).map(|i| (i * 7) % n).collect();
+        let (mut loss, mut lse, mut grad) = (vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows * n]);
+        let mut g = c.benchmark_group(format!("cross_entropy/{rows}x{n}"));
+        config(&mut g, rows * n);
+        for k in paths() {
+            g.bench_function(format!("fwd_bwd_f32/{}", k.label()), |b| {
+                b.iter(|| {
+                    (k.loss.cross_entropy.f)(Src::F32(&x), rows, n, &t, Dst::F32(&mut loss), Dst::F32(&mut lse));
+                    let g = [1.0 / rows as f32];
+                    (k.loss.cross_entropy_grad.f)(
+                        Src::F32(&x),
+                        rows,
+                        n,
+                        &t,
+                        Src::F32(&lse),
+                        Src::F32(&g),
+                        Dst::F32(&mut grad),
+                    );
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+/// Optimizer updates on 1M FP32 parameters. The AdamW row moves 30 bytes per
+/// parameter (reads w, g, m, v; writes w, m, v and the f16 copy); its
+/// reference is a copy of 15 bytes per parameter (30 read + written).
+fn optimizers(c: &mut Criterion) {
+    let n = 1 << 20;
+    let g0 = values(n, 9).iter().map(|v| v * 1e-2).collect::<Vec<f32>>();
+    let mut g = c.benchmark_group("optim/1M");
+    g.throughput(Throughput::Bytes(30 * n as u64));
+    g.sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    let a = Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, decoupled: true };
+    let st = a.step(10);
+    for k in paths() {
+        let (mut w, mut m, mut v, mut h) = (values(n, 10), vec![0.0f32; n], vec![0.0f32; n], vec![f16::ZERO; n]);
+        g.bench_function(format!("adamw_f16_copy/{}", k.label()), |b| {
+            b.iter(|| (k.optim.adam.f)(&st, &mut w, black_box(&g0), &mut m, &mut v, Some(Dst::F16(&mut h))))
+        });
+    }
+    let src = vec![0x5Au8; 15 * n];
+    let mut dst = vec![0u8; 15 * n];
+    g.bench_function("copy_nonoverlapping", |b| {
+        b.iter(|| {
+            // SAFETY: two distinct allocations of 15n bytes each.
+            unsafe { std::ptr::copy_nonoverlapping(black_box(src.as_ptr()), dst.as_mut_ptr(), 15 * n) };
+            black_box(&mut dst);
+        })
+    });
+    g.throughput(Throughput::Bytes(20 * n as u64));
+    let p = Sgd { lr: 0.01, momentum: 0.9, dampening: 0.0, weight_decay: 1e-4, nesterov: true };
+    for k in paths() {
+        let (mut w, mut buf, mut h) = (values(n, 11), vec![0.0f32; n], vec![f16::ZERO; n]);
+        g.bench_function(format!("sgd_nesterov_f16_copy/{}", k.label()), |b| {
+            b.iter(|| (k.optim.sgd.f)(&p, &mut w, black_box(&g0), Some(&mut buf), false, Some(Dst::F16(&mut h))))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, casts, amp, elementwise, reductions, log_softmax, cross_entropy, optimizers);
 criterion_main!(benches);

@@ -1,8 +1,10 @@
 //! The `neon` path: Advanced SIMD, 8 f32 lanes per vector (two registers);
-//! FP16 arithmetic and FHM where present.
+//! native FP16 arithmetic and `fmlal` dot products where FEAT_FP16/FHM are
+//! present (`fp16.rs`).
 //! `install` overrides the entries of the table this path implements; the
 //! kernels are the generic bodies of `crate::simd` on the [`Neon`] token.
 
+mod fp16;
 mod simd;
 
 pub(crate) use simd::Neon;
@@ -53,7 +55,7 @@ entries! {
 }
 
 /// Overrides the entries this path implements.
-pub(crate) fn install(k: &mut Kernels, _features: Features) {
+pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.convert.f32_to_f16 = kernel!(f32_to_f16_neon);
     k.convert.f16_to_f32 = kernel!(f16_to_f32_neon);
     k.convert.f32_to_bf16 = kernel!(f32_to_bf16_neon);
@@ -85,4 +87,11 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.loss.cross_entropy_grad = kernel!(cross_entropy_grad_neon);
     k.optim.sgd = kernel!(sgd_neon);
     k.optim.adam = kernel!(adam_neon);
+    if features.fp16 {
+        k.ew.binary = kernel!(fp16::binary_neon_fp16);
+        k.ew.unary = kernel!(fp16::unary_neon_fp16);
+    }
+    if features.fhm {
+        k.reduce.dot = kernel!(fp16::dot_neon_fhm);
+    }
 }
