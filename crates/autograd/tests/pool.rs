@@ -9,7 +9,10 @@ use mixprec_tensor::{DType, Tensor};
 
 fn model() -> Sequential {
     let mut rng = Generator::new(2);
-    Sequential::new().push(Linear::new(64, 256, &mut rng).unwrap()).push(Relu).push(Linear::new(256, 4, &mut rng).unwrap())
+    Sequential::new()
+        .push(Linear::new(64, 256, &mut rng).unwrap())
+        .push(Relu)
+        .push(Linear::new(256, 4, &mut rng).unwrap())
 }
 
 #[test]
@@ -19,7 +22,8 @@ fn cached_buffers_never_alias_live_values() {
     let targets: Vec<usize> = (0..96).map(|i| i % 4).collect();
     pool::clear();
     // A hidden activation the caller keeps past backward.
-    let h = Sequential::new().push(Linear::new(64, 256, &mut Generator::new(2)).unwrap()).push(Relu).forward(&x).unwrap();
+    let h =
+        Sequential::new().push(Linear::new(64, 256, &mut Generator::new(2)).unwrap()).push(Relu).forward(&x).unwrap();
     let kept = h.value().to_vec_f32().unwrap();
     let run = || {
         m.zero_grad();
