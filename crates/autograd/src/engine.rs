@@ -15,7 +15,7 @@ use crate::error::{AutogradError, Result};
 use crate::graph::{Edge, Grads, Node};
 use crate::param::GradBuffer;
 use crate::var::Var;
-use crate::{scan, util};
+use crate::{pool, scan, util};
 
 /// Options of [`Var::backward_with`].
 #[derive(Clone, Debug, Default)]
@@ -67,7 +67,7 @@ impl Slots {
                 f(GradBuffer::Existing(acc))
             }
             None => {
-                let mut buf = Tensor::zeros(shape, dtype)?;
+                let mut buf = pool::take(shape, dtype)?;
                 f(GradBuffer::Fresh(&mut buf))?;
                 *slot = Some(buf);
                 Ok(())
@@ -124,6 +124,7 @@ pub(crate) fn backward(root: &Var, opts: BackwardOptions) -> Result<()> {
             let mut grads = Grads { op: node.op, inputs: &node.inputs, slots: &mut slots };
             rule.backward(&g, &mut grads)?;
         }
+        pool::give(g);
         if !opts.retain_graph && node.saves {
             node.release();
         }

@@ -16,7 +16,7 @@ use mixprec_tensor::{DType, Tensor};
 use crate::error::{AutogradError, Result};
 use crate::param::{GradBuffer, Param};
 use crate::var::Var;
-use crate::{mode, saved, scan, util};
+use crate::{mode, pool, saved, scan, util};
 
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
 
@@ -88,11 +88,18 @@ impl Node {
         self.rule.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Drops the rule and the tensors it saved (after a backward pass).
+    /// Drops the rule and the tensors it saved (after a backward pass); the
+    /// saved buffers nothing else holds go to the buffer cache.
     pub(crate) fn release(&self) {
         let rule = self.rule().take();
         if let Some(rule) = rule {
-            saved::unregister(&rule.saved());
+            let saved: Vec<Tensor> = rule.saved().into_iter().cloned().collect();
+            let refs: Vec<&Tensor> = saved.iter().collect();
+            saved::unregister(&refs);
+            drop(rule);
+            for t in saved {
+                pool::give(t);
+            }
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod param;
+pub mod pool;
 pub mod registry;
 pub mod saved;
 pub mod scan;

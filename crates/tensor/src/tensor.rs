@@ -163,6 +163,14 @@ impl Tensor {
         Arc::as_ptr(&self.storage) as usize
     }
 
+    /// Whether in-place writes (`data_mut`, `fill_`, the `*_` ops) go
+    /// straight to this tensor's buffer: no other handle shares the storage
+    /// and the tensor covers all of it, contiguous. Otherwise they copy first.
+    pub fn is_exclusive(&self) -> bool {
+        let whole = self.is_contiguous() && self.layout.offset() == 0 && self.numel() == self.storage.len();
+        whole && Arc::strong_count(&self.storage) == 1
+    }
+
     /// Bytes of the elements this tensor shows (`numel × size`).
     pub fn nbytes(&self) -> usize {
         self.numel() * self.dtype().size_in_bytes()

@@ -15,6 +15,7 @@ use mixprec_tensor::{DType, Tensor};
 use crate::error::{AutogradError, Result};
 use crate::graph::Grads;
 use crate::param::GradBuffer;
+use crate::pool;
 
 /// A 2-D operand as GEMM reads it: a row-major matrix and whether to use
 /// it transposed.
@@ -182,7 +183,7 @@ fn f64_gemm(
 pub(crate) fn gemm_new(a: &Mat, b: &Mat, dtype: DType, epi: Epilogue<'_>) -> Result<Tensor> {
     let (m, _) = a.dims();
     let (_, n) = b.dims();
-    let mut c = Tensor::zeros(&[m, n], dtype)?;
+    let mut c = pool::take(&[m, n], dtype)?;
     gemm_into(a, b, 0.0, &mut c, epi)?;
     Ok(c)
 }

@@ -9,7 +9,7 @@
 //! `dX = G·W`, `dW = Gᵀ·X` (accumulated into the weight's gradient with
 //! `beta = 1`), `db = Σ_rows G`. `x`'s leading axes fold into GEMM rows.
 
-use mixprec_tensor::kernels::ew::GradOp;
+use mixprec_tensor::kernels::ew::{self, GradOp};
 use mixprec_tensor::kernels::gemm::Transpose;
 use mixprec_tensor::{DType, Tensor, TensorError};
 
@@ -17,7 +17,8 @@ use crate::autocast::cast_inputs;
 use crate::error::Result;
 use crate::graph::{Backward, Grads, record};
 use crate::ops::gemm::{Epilogue, Mat, accumulate_product, gemm_new};
-use crate::util::reshaped;
+use crate::pool;
+use crate::util::{self, reshaped};
 use crate::var::Var;
 
 impl Var {
@@ -91,6 +92,19 @@ fn linear(x: &Var, w: &Var, b: Option<&Var>, relu: bool) -> Result<Var> {
     }))
 }
 
+/// `g·1[y > 0]` into a buffer from the cache (one pass).
+fn relu_mask(g: &Tensor, y: &Tensor) -> Result<Tensor> {
+    if g.dtype() == y.dtype()
+        && g.shape() == y.shape()
+        && let (Some(gs), Some(ys)) = (util::src(g), util::src(y))
+    {
+        let mut out = pool::take(g.shape(), g.dtype())?;
+        ew::unary_grad(GradOp::Relu, gs, ys, util::dst(&mut out)?);
+        return Ok(out);
+    }
+    Ok(Tensor::unary_grad(GradOp::Relu, g, y)?)
+}
+
 struct LinearBackward {
     /// `X` as `[rows, in]` (kept if the weight needs a gradient).
     x: Option<Tensor>,
@@ -107,7 +121,7 @@ impl Backward for LinearBackward {
         let g = if g.dtype() == self.dtype { g.clone() } else { g.to_dtype(self.dtype)? };
         // G = dy·1[y > 0] for linear_relu.
         let g = match &self.y {
-            Some(y) => Tensor::unary_grad(GradOp::Relu, &g, y)?,
+            Some(y) => relu_mask(&g, y)?,
             None => g,
         };
         let out = *g.shape().last().unwrap_or(&1);
@@ -129,6 +143,8 @@ impl Backward for LinearBackward {
             // db = Σ_rows G
             grads.accumulate(2, reshaped(&g, &[self.rows, out])?.sum(0, false)?)?;
         }
+        drop(gm);
+        pool::give(g);
         Ok(())
     }
 
