@@ -51,18 +51,34 @@ fn trajectories_match_pytorch() {
         let name = run["config"]["name"].as_str().unwrap();
         let w = Var::parameter(Tensor::from_vec(init.clone(), &[init.len()]).unwrap());
         let mut opt = make(&run["config"], vec![w.clone()]);
+        // Elements where PyTorch's CPU sqrt (MKL) of the second moment was
+        // not correctly rounded at this or an earlier step; ours is, so only
+        // these may differ, by an ulp or two (in practice rarely: a root one
+        // ulp off seldom moves the rounded update).
+        let mut off_root = vec![false; init.len()];
+        let (mut exact, mut total) = (0usize, 0usize);
         for (step, (g, want)) in grads.iter().zip(run["values"].as_array().unwrap()).enumerate() {
             opt.set_lr(run["lrs"][step].as_f64().unwrap());
             w.param().unwrap().set_grad(Some(Tensor::from_vec(g.clone(), &[g.len()]).unwrap())).unwrap();
             opt.step().unwrap();
+            if let Some(off) = run.get("sqrt_off") {
+                for i in off[step].as_array().unwrap() {
+                    off_root[i.as_u64().unwrap() as usize] = true;
+                }
+            }
             let got = w.value().to_vec_f32().unwrap();
             for (i, (a, b)) in got.iter().zip(f32s(want)).enumerate() {
-                // The update follows PyTorch's operation order and rounding
-                // of scalar coefficients, so the values match bit for bit.
+                // The update follows PyTorch's operations, their order and
+                // fusion, and its rounding of scalar coefficients, so the
+                // values match bit for bit.
                 let ulps = (a.to_bits() as i64 - b.to_bits() as i64).abs();
-                assert!(ulps == 0, "{name}, step {step}, element {i}: {a} vs PyTorch's {b} ({ulps} ulp)");
+                let allowed = if off_root[i] { 2 } else { 0 };
+                assert!(ulps <= allowed, "{name}, step {step}, element {i}: {a} vs PyTorch's {b} ({ulps} ulp)");
+                exact += usize::from(ulps == 0);
+                total += 1;
             }
         }
+        assert!(exact * 100 >= total * 97, "{name}: only {exact} of {total} values bit-identical to PyTorch's");
     }
 }
 

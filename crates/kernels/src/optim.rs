@@ -45,16 +45,16 @@ pub struct Adam {
     pub decoupled: bool,
 }
 
-/// The scalars of one Adam step, computed once (in f64, rounded to f32) so
-/// every path uses the same ones: `step_size = lr/(1 − β1^t)`, `rbc2 =
-/// 1/√(1 − β2^t)`, `decay = 1 − lr·weight_decay` (AdamW) and the
-/// complements `1 − β1`, `1 − β2`.
+/// The scalars of one Adam step, computed once in f64 and rounded to f32
+/// (as PyTorch passes its Python-float scalars to its kernels) so every path
+/// uses the same ones: `step_size = lr/(1 − β1^t)`, `bc2_sqrt = √(1 − β2^t)`,
+/// `decay = 1 − lr·weight_decay` (AdamW) and the complements `1 − β1`, `1 − β2`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
     /// `lr/(1 − β1^t)`.
     pub step_size: f32,
-    /// `1/√(1 − β2^t)`.
-    pub rbc2: f32,
+    /// `√(1 − β2^t)`: the second moment's root is divided by it.
+    pub bc2_sqrt: f32,
     /// `1 − lr·weight_decay` for AdamW, 1 otherwise.
     pub decay: f32,
     /// `weight_decay` for Adam's L2 term, 0 otherwise.
@@ -70,24 +70,38 @@ pub struct AdamStep {
 }
 
 impl Adam {
-    /// The scalars of step `t` (1 for the first step).
+    /// The scalars of step `t` (1 for the first step), from the f32
+    /// hyper-parameters; [`AdamStep::new`] takes them in f64.
     ///
     /// # Panics
     /// If `t` is 0.
     pub fn step(&self, t: u64) -> AdamStep {
+        let w = |x: f32| x as f64;
+        AdamStep::new(w(self.lr), w(self.beta1), w(self.beta2), w(self.eps), w(self.weight_decay), self.decoupled, t)
+    }
+}
+
+impl AdamStep {
+    /// The scalars of step `t` (1 for the first step) from f64
+    /// hyper-parameters, each derived in f64 and rounded once to f32, as
+    /// PyTorch's `torch.optim.Adam`/`AdamW` derive them from Python floats.
+    ///
+    /// # Panics
+    /// If `t` is 0.
+    pub fn new(lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64, decoupled: bool, t: u64) -> AdamStep {
         assert!(t >= 1, "optim::Adam::step: steps count from 1");
         let t = t.min(i32::MAX as u64) as i32;
-        let bc1 = 1.0 - (self.beta1 as f64).powi(t);
-        let bc2 = 1.0 - (self.beta2 as f64).powi(t);
+        let bc1 = 1.0 - beta1.powi(t);
+        let bc2 = 1.0 - beta2.powi(t);
         AdamStep {
-            step_size: (self.lr as f64 / bc1) as f32,
-            rbc2: (1.0 / bc2.sqrt()) as f32,
-            decay: if self.decoupled { (1.0 - self.lr as f64 * self.weight_decay as f64) as f32 } else { 1.0 },
-            l2: if self.decoupled { 0.0 } else { self.weight_decay },
-            one_minus_beta1: (1.0 - self.beta1 as f64) as f32,
-            one_minus_beta2: (1.0 - self.beta2 as f64) as f32,
-            beta2: self.beta2,
-            eps: self.eps,
+            step_size: (lr / bc1) as f32,
+            bc2_sqrt: bc2.sqrt() as f32,
+            decay: if decoupled { (1.0 - lr * weight_decay) as f32 } else { 1.0 },
+            l2: if decoupled { 0.0 } else { weight_decay as f32 },
+            one_minus_beta1: (1.0 - beta1) as f32,
+            one_minus_beta2: (1.0 - beta2) as f32,
+            beta2: beta2 as f32,
+            eps: eps as f32,
         }
     }
 }
@@ -108,9 +122,11 @@ pub(crate) fn check_copy(what: &str, n: usize, copy: &Option<Dst<'_>>) {
     }
 }
 
-/// One SGD step on `w` from gradient `g`, as PyTorch:
-/// `d = fma(wd, w, g)`; with momentum, `buf = d` on the first step, else
-/// `buf = fma(momentum, buf, (1 − dampening)·d)`, then `d = fma(momentum,
+/// One SGD step on `w` from gradient `g`, in the operations and order of
+/// PyTorch's `torch.optim.SGD` on AVX2/AVX-512 (`add(alpha)` is an FMA,
+/// `mul_` rounds): `d = fma(wd, w, g)`; with momentum, `buf = d` on the
+/// first step, else `buf = fma(keep, d, momentum·buf)` with `keep = 1 −
+/// dampening` computed in f64 and rounded once, then `d = fma(momentum,
 /// buf, d)` (Nesterov) or `d = buf`; finally `w = fma(−lr, d, w)`. With
 /// `copy`, also writes the updated weights rounded to its type.
 ///
@@ -126,11 +142,16 @@ pub fn sgd(p: &Sgd, w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first_ste
     (active().optim.sgd.f)(p, w, g, buf, first_step, copy)
 }
 
-/// One Adam/AdamW step (scalars from [`Adam::step`]), as PyTorch:
-/// `w = decay·w` (AdamW), `g' = fma(l2, w, g)` (Adam), `m = fma(1 − β1,
-/// g' − m, m)`, `v = fma((1 − β2)·g', g', β2·v)`, `w = fma(−step_size,
-/// m/fma(√v, rbc2, ε), w)`. With `copy`, also writes the updated weights
-/// rounded to its type.
+/// One Adam/AdamW step (scalars from [`AdamStep::new`]), in the operations
+/// and order of PyTorch's `torch.optim.Adam`/`AdamW` (single-tensor path)
+/// on AVX2/AVX-512: `w = decay·w` (AdamW), `g' = fma(l2, w, g)` (Adam),
+/// `m = fma(1 − β1, g' − m, m)` (`lerp`; when `1 − β1 ≥ 0.5`, `fma(−β1,
+/// g' − m, g')`), `v = fma((1 − β2)·g', g', β2·v)` (`mul_`, `addcmul_`),
+/// `den = √v / bc2_sqrt + ε`, `w = w + (−step_size·m)/den` (`addcdiv_`),
+/// each operation rounded to f32. With `copy`, also writes the updated
+/// weights rounded to its type. The square root is correctly rounded;
+/// PyTorch's CPU `sqrt` (MKL) is not always, so its results can differ
+/// from these where its root is one ulp off.
 ///
 /// # Panics
 /// If the lengths differ.

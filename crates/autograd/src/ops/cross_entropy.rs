@@ -20,7 +20,10 @@ use crate::autocast::cast_inputs;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
 use crate::ops::Reduction;
+use crate::pool;
+use crate::util::{dst, src};
 use crate::var::Var;
+use mixprec_tensor::kernels::loss as kloss;
 
 /// Options of [`Var::cross_entropy`] and [`Var::nll_loss`] (PyTorch's).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -36,7 +39,7 @@ pub struct CrossEntropy {
 
 /// Logits viewed as `rows × classes` with the class axis last.
 struct Rows {
-    /// `[rows, C]`, contiguous, in the compute dtype.
+    /// `[rows, C]`, contiguous, in the logits' dtype.
     x: Tensor,
     rows: usize,
     classes: usize,
@@ -76,14 +79,17 @@ fn as_rows(op: &'static str, logits: &Tensor, targets: &[usize], opts: &CrossEnt
     if !(0.0..=1.0).contains(&opts.label_smoothing) {
         return Err(AutogradError::bad(op, format!("label_smoothing {} is outside [0, 1]", opts.label_smoothing)));
     }
-    let compute = if logits.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
-    let x = x.to_dtype(compute)?.contiguous().reshape(&[rows, classes])?;
+    let x = x.contiguous().reshape(&[rows, classes])?;
     Ok(Rows { x, rows, classes, positions })
 }
 
 /// A `[rows, C]` gradient back to the logits' shape and dtype.
 fn from_rows(d: Vec<f64>, rows: &RowsMeta) -> Result<Tensor> {
-    let t = Tensor::from_vec(d, &[rows.rows, rows.classes])?.to_dtype(rows.dtype)?;
+    to_shape(Tensor::from_vec(d, &[rows.rows, rows.classes])?.to_dtype(rows.dtype)?, rows)
+}
+
+/// A `[rows, C]` tensor back to the logits' shape (class axis 1).
+fn to_shape(t: Tensor, rows: &RowsMeta) -> Result<Tensor> {
     let r = rows.shape.len();
     Ok(match r {
         1 => t.reshape(&rows.shape)?,
@@ -132,26 +138,42 @@ impl Var {
         let [x] = cast_inputs("cross_entropy", [self])?;
         let xv = x.value();
         let r = as_rows("cross_entropy", &xv, targets, &opts)?;
-        let logp = r.x.log_softmax(-1)?;
-        let lp = logp.to_vec_f64()?;
-        let (c, eps) = (r.classes, opts.label_smoothing);
-        let mut losses = vec![0.0f64; r.rows];
-        let mut counted = 0usize;
-        for (i, (&t, loss)) in targets.iter().zip(losses.iter_mut()).enumerate() {
-            if Some(t) == opts.ignore_index {
-                continue;
+        let (rows, c, eps) = (r.rows, r.classes, opts.label_smoothing);
+        if c == 0 && rows > 0 {
+            return Err(AutogradError::bad("cross_entropy", "logits with no classes"));
+        }
+        let ignored = |t: usize| Some(t) == opts.ignore_index;
+        // Ignored positions run as class 0 and are zeroed after.
+        let kept: Vec<usize> = targets.iter().map(|&t| if ignored(t) { 0 } else { t }).collect();
+        let acc = if xv.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
+        let (mut loss, mut lse) = (Tensor::zeros(&[rows], acc)?, Tensor::zeros(&[rows], acc)?);
+        let Some(xs) = src(&r.x) else { unreachable!("as_rows gives a contiguous tensor") };
+        kloss::cross_entropy(xs, rows, c, &kept, dst(&mut loss)?, dst(&mut lse)?);
+        let mut losses = loss.to_vec_f64()?;
+        if eps > 0.0 {
+            // −Σ_c q_c·log p_c = (1−ε)·(lse − x_t) + ε·(lse − mean_c x_c)
+            let (xf, lf) = (r.x.to_vec_f64()?, lse.to_vec_f64()?);
+            for (i, l) in losses.iter_mut().enumerate() {
+                let mean = xf[i * c..(i + 1) * c].iter().sum::<f64>() / c as f64;
+                *l = (1.0 - eps) * *l + eps * (lf[i] - mean);
             }
-            counted += 1;
-            let row = &lp[i * c..(i + 1) * c];
-            let nll = -row[t];
-            *loss = if eps == 0.0 { nll } else { (1.0 - eps) * nll - eps / c as f64 * row.iter().sum::<f64>() };
+        }
+        let mut counted = 0usize;
+        for (l, &t) in losses.iter_mut().zip(targets) {
+            if ignored(t) {
+                *l = 0.0;
+            } else {
+                counted += 1;
+            }
         }
         let (y, scale) = reduce(losses, &r.positions, counted, opts.reduction, xv.dtype())?;
-        let meta = RowsMeta { rows: r.rows, classes: c, shape: xv.shape().to_vec(), dtype: xv.dtype() };
+        let meta = RowsMeta { rows, classes: c, shape: xv.shape().to_vec(), dtype: xv.dtype() };
         Ok(record("cross_entropy", &[&x], y, |_| CrossEntropyBackward {
-            logp,
-            targets: targets.to_vec(),
-            opts,
+            logits: r.x,
+            lse,
+            targets: kept,
+            ignored: targets.iter().map(|&t| ignored(t)).collect(),
+            eps,
             scale,
             meta,
         }))
@@ -192,38 +214,65 @@ fn row_scales(g: &Tensor, rows: usize, scale: f64) -> Result<Vec<f64>> {
 }
 
 struct CrossEntropyBackward {
-    /// `[rows, C]` log-probabilities in the compute dtype.
-    logp: Tensor,
+    /// `[rows, C]` logits in their dtype.
+    logits: Tensor,
+    /// Per-row log-sum-exp (f32, f64 for f64 logits).
+    lse: Tensor,
+    /// Targets, ignored positions replaced by class 0.
     targets: Vec<usize>,
-    opts: CrossEntropy,
+    ignored: Vec<bool>,
+    eps: f64,
     scale: f64,
     meta: RowsMeta,
 }
 
 impl Backward for CrossEntropyBackward {
-    // dxᵢ_c = gᵢ·s·(pᵢ_c − (1−ε)·1[c = yᵢ] − ε/C)
+    // dxᵢ_c = gᵢ·s·(pᵢ_c − (1−ε)·1[c = yᵢ] − ε/C): the kernel's
+    // gᵢ·s·(pᵢ_c − 1[c = yᵢ]) plus gᵢ·s·ε·(1[c = yᵢ] − 1/C) with smoothing.
     fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<()> {
         let m = &self.meta;
-        let gs = row_scales(g, m.rows, self.scale)?;
-        let mut d = self.logp.exp()?.to_vec_f64()?;
-        let (c, eps) = (m.classes, self.opts.label_smoothing);
-        let smooth = eps / c as f64;
-        for (i, (&t, &gi)) in self.targets.iter().zip(&gs).enumerate() {
-            let row = &mut d[i * c..(i + 1) * c];
-            if Some(t) == self.opts.ignore_index {
-                row.fill(0.0);
-                continue;
-            }
-            row[t] -= 1.0 - eps;
-            for v in row.iter_mut() {
-                *v = (*v - smooth) * gi;
+        let (rows, c) = (m.rows, m.classes);
+        let mut gs = row_scales(g, rows, self.scale)?;
+        for (gi, &ign) in gs.iter_mut().zip(&self.ignored) {
+            if ign {
+                *gi = 0.0;
             }
         }
-        grads.accumulate(0, from_rows(d, m)?)
+        let acc = self.lse.dtype();
+        let gt = Tensor::from_vec(gs.clone(), &[rows])?.to_dtype(acc)?;
+        // With smoothing the correction is added in the accumulation type
+        // and the sum rounded once to the logits' dtype.
+        let out_dtype = if self.eps > 0.0 { acc } else { m.dtype };
+        let mut d = pool::take(&[rows, c], out_dtype)?;
+        let (Some(xs), Some(ls), Some(gsrc)) = (src(&self.logits), src(&self.lse), src(&gt)) else {
+            unreachable!("saved tensors are contiguous")
+        };
+        kloss::cross_entropy_grad(xs, rows, c, &self.targets, ls, gsrc, dst(&mut d)?);
+        let any_ignored = self.ignored.iter().any(|&i| i);
+        if self.eps > 0.0 || any_ignored {
+            let mut dv = d.to_vec_f64()?;
+            for (i, (&t, &gi)) in self.targets.iter().zip(&gs).enumerate() {
+                let row = &mut dv[i * c..(i + 1) * c];
+                if self.ignored[i] {
+                    // Zero even where the logits are not finite (0·NaN).
+                    row.fill(0.0);
+                    continue;
+                }
+                if self.eps > 0.0 {
+                    let smooth = gi * self.eps / c as f64;
+                    for v in row.iter_mut() {
+                        *v -= smooth;
+                    }
+                    row[t] += gi * self.eps;
+                }
+            }
+            return grads.accumulate(0, from_rows(dv, m)?);
+        }
+        grads.accumulate(0, to_shape(d, m)?)
     }
 
     fn saved(&self) -> Vec<&Tensor> {
-        vec![&self.logp]
+        vec![&self.logits, &self.lse]
     }
 }
 

@@ -2,6 +2,8 @@
 //! `torch.optim.Adam`/`AdamW` (non-fused path, no AMSGrad). Moments are f32
 //! whatever the parameter dtype.
 
+use mixprec_tensor::kernels::optim as kernel;
+
 use crate::error::{AutogradError, Result};
 use crate::optim::{Optimizer, update};
 use crate::var::Var;
@@ -86,6 +88,7 @@ impl AdamCore {
     fn step(&mut self) -> Result<()> {
         let c = self.config;
         let (b1, b2) = c.betas;
+        let decoupled = self.decoupled;
         for (i, p) in self.params.iter().enumerate() {
             let Some(param) = p.param().filter(|p| p.has_grad()) else { continue };
             let st = &mut self.state;
@@ -93,35 +96,11 @@ impl AdamCore {
                 let Some(grad) = grad else { return Ok(()) };
                 let g = update::grad_f32(grad)?;
                 st.steps[i] += 1;
-                let t = st.steps[i] as i32;
+                let t = st.steps[i];
                 let m = st.exp_avg[i].get_or_insert_with(|| vec![0.0; g.len()]);
                 let v = st.exp_avg_sq[i].get_or_insert_with(|| vec![0.0; g.len()]);
-                let bc1 = 1.0 - b1.powi(t);
-                let bc2 = 1.0 - b2.powi(t);
-                let step_size = (c.lr / bc1) as f32;
-                let bc2_sqrt = bc2.sqrt() as f32;
-                let (decay, l2) = if self.decoupled { (c.lr * c.weight_decay, 0.0) } else { (0.0, c.weight_decay) };
-                update::with_values_f32(value, |w| {
-                    if decay != 0.0 {
-                        let f = (1.0 - decay) as f32;
-                        for x in w.iter_mut() {
-                            *x *= f;
-                        }
-                    }
-                    update::adam(
-                        w,
-                        &g,
-                        m,
-                        v,
-                        b2 as f32,
-                        (1.0 - b1) as f32,
-                        (1.0 - b2) as f32,
-                        c.eps as f32,
-                        l2 as f32,
-                        step_size,
-                        bc2_sqrt,
-                    )
-                })
+                let st = kernel::AdamStep::new(c.lr, b1, b2, c.eps, c.weight_decay, decoupled, t);
+                update::apply(value, |w, copy| kernel::adam(&st, w, &g, m, v, copy))
             })?;
         }
         Ok(())

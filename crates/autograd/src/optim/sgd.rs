@@ -1,6 +1,8 @@
 //! [`Sgd`]: stochastic gradient descent with momentum, dampening, Nesterov
 //! momentum and L2 weight decay, as PyTorch's `torch.optim.SGD`.
 
+use mixprec_tensor::kernels::optim as kernel;
+
 use crate::error::{AutogradError, Result};
 use crate::optim::{Optimizer, non_negative, update};
 use crate::var::Var;
@@ -95,16 +97,25 @@ impl Sgd {
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
         let c = self.config;
-        let (lr, mu, keep, wd) = (c.lr as f32, c.momentum as f32, (1.0 - c.dampening) as f32, c.weight_decay as f32);
+        let k = kernel::Sgd {
+            lr: c.lr as f32,
+            momentum: c.momentum as f32,
+            dampening: c.dampening as f32,
+            weight_decay: c.weight_decay as f32,
+            nesterov: c.nesterov,
+        };
         for (p, buf) in self.params.iter().zip(self.state.momentum.iter_mut()) {
             let Some(param) = p.param().filter(|p| p.has_grad()) else { continue };
             param.update(|value, grad| -> Result<()> {
                 let Some(grad) = grad else { return Ok(()) };
                 let g = update::grad_f32(grad)?;
                 let first = buf.is_none();
-                let b =
-                    if mu != 0.0 { Some(buf.get_or_insert_with(|| vec![0.0; g.len()]).as_mut_slice()) } else { None };
-                update::with_values_f32(value, |w| update::sgd(w, &g, b, first, lr, mu, keep, wd, c.nesterov))
+                let b = if k.momentum != 0.0 {
+                    Some(buf.get_or_insert_with(|| vec![0.0; g.len()]).as_mut_slice())
+                } else {
+                    None
+                };
+                update::apply(value, |w, copy| kernel::sgd(&k, w, &g, b, first, copy))
             })?;
         }
         Ok(())

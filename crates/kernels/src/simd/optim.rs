@@ -52,7 +52,7 @@ fn sgd_body<S: Simd, B: Elem>(
     mut copy: Option<&mut [B]>,
 ) {
     let (wd, mom, keep, lr) =
-        (s.splat(p.weight_decay), s.splat(p.momentum), s.splat(1.0 - p.dampening), s.splat(-p.lr));
+        (s.splat(p.weight_decay), s.splat(p.momentum), s.splat((1.0 - p.dampening as f64) as f32), s.splat(-p.lr));
     let (use_wd, use_mom) = (p.weight_decay != 0.0, p.momentum != 0.0);
     let n = w.len();
     let mut k = 0;
@@ -65,7 +65,7 @@ fn sgd_body<S: Simd, B: Elem>(
         }
         if use_mom {
             let b = buf.as_deref_mut().expect("optim::sgd: momentum needs a buffer");
-            let bv = if first { d } else { s.mul_add(mom, ld(s, b, k, tail), s.mul(keep, d)) };
+            let bv = if first { d } else { s.mul_add(keep, d, s.mul(mom, ld(s, b, k, tail))) };
             st(s, b, k, tail, bv);
             d = if p.nesterov { s.mul_add(mom, bv, d) } else { bv };
         }
@@ -103,7 +103,8 @@ fn adam_body<S: Simd, B: Elem>(
 ) {
     let (decay, l2) = (s.splat(a.decay), s.splat(a.l2));
     let (b1c, b2c, b2) = (s.splat(a.one_minus_beta1), s.splat(a.one_minus_beta2), s.splat(a.beta2));
-    let (rbc2, eps, step) = (s.splat(a.rbc2), s.splat(a.eps), s.splat(-a.step_size));
+    let (bc2_sqrt, eps, step) = (s.splat(a.bc2_sqrt), s.splat(a.eps), s.splat(-a.step_size));
+    let (small, big) = (a.one_minus_beta1.abs() < 0.5, s.splat(a.one_minus_beta1 - 1.0));
     let (use_decay, use_l2) = (a.decay != 1.0, a.l2 != 0.0);
     let n = w.len();
     let mut k = 0;
@@ -118,10 +119,10 @@ fn adam_body<S: Simd, B: Elem>(
             gv = s.mul_add(l2, wv, gv);
         }
         let mv = ld(s, m, k, tail);
-        let mv = s.mul_add(b1c, s.sub(gv, mv), mv);
+        let mv = if small { s.mul_add(b1c, s.sub(gv, mv), mv) } else { s.mul_add(big, s.sub(gv, mv), gv) };
         let vv = s.mul_add(s.mul(b2c, gv), gv, s.mul(b2, ld(s, v, k, tail)));
-        let den = s.mul_add(s.sqrt(vv), rbc2, eps);
-        let wn = s.mul_add(step, s.div(mv, den), wv);
+        let den = s.add(s.div(s.sqrt(vv), bc2_sqrt), eps);
+        let wn = s.add(wv, s.div(s.mul(step, mv), den));
         st(s, m, k, tail, mv);
         st(s, v, k, tail, vv);
         st(s, w, k, tail, wn);
