@@ -34,6 +34,7 @@ pub const LOW_PRECISION: &[&str] = &[
     "linear_relu",
     "lstm",
     "lstm_cell",
+    "lstm_recurrence",
     "matmul",
     "mm",
     "rnn",

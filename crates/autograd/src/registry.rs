@@ -31,6 +31,7 @@ pub const OPS: &[&str] = &[
     "log_softmax",
     "lstm",
     "lstm_cell",
+    "lstm_recurrence",
     "matmul",
     "max",
     "max_pool2d",

@@ -3,19 +3,26 @@
 //! dilation per axis; `y` is `[N, O, OH, OW]` with
 //! `OH = (H + 2·ph − dh·(KH − 1) − 1) / sh + 1` (likewise `OW`).
 //!
-//! Lowered to GEMM through im2col, one image at a time: `cols_n` is
-//! `[C·KH·KW, OH·OW]` (padding reads as zero), and with `W` as
+//! Lowered to GEMM through im2col over groups of images: for a group the
+//! columns `cols` are `[C·KH·KW, images·OH·OW]` (padding reads as zero; the
+//! group is sized so they stay near 4 MiB of f32), and with `W` as
 //! `[O, C·KH·KW]`:
-//! - `Y_n = W·cols_n + b` (f16/bf16 inputs through hgemm/bgemm, FP32
-//!   accumulation, one rounding of the result);
-//! - `dW = Σ_n dY_n·cols_nᵀ`, `db = Σ_{n,p} dY_n[:, p]`;
-//! - `dx_n = col2im(Wᵀ·dY_n)` (overlapping windows add).
+//! - `Y = W·cols + b`, one GEMM per group (f16/bf16 inputs through
+//!   hgemm/bgemm, FP32 accumulation, one rounding of the result);
+//! - `dW += dY·colsᵀ` per group in order, `db = Σ_{n,p} dY_n[:, p]` (row
+//!   sums by the reduction kernels);
+//! - `dx = col2im(Wᵀ·dY)` (overlapping windows add).
 //!
-//! The backward saves `x` and `W` (not the columns: they are rebuilt per
-//! image, so the saved bytes are the input's, as PyTorch's).
+//! im2col, col2im and the layout changes run in parallel over column rows
+//! or images on the current rayon pool; each element is computed by one
+//! task in a fixed order, so results do not depend on the thread count.
+//! The backward saves `x` and `W` (not the columns: they are rebuilt, so
+//! the saved bytes are the input's, as PyTorch's).
 
 use mixprec_tensor::kernels::gemm::Transpose;
-use mixprec_tensor::{Tensor, TensorError};
+use mixprec_tensor::kernels::reduce::{self, ReduceOp};
+use mixprec_tensor::{Element, Tensor, TensorError};
+use rayon::prelude::*;
 
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
@@ -118,45 +125,78 @@ impl Geom {
     }
 }
 
-/// `cols[(c·KH + i)·KW + j, oy·OW + ox] = x[c, iy, ix]` (0 in the padding)
-/// for one image `x` of `[C, H, W]`.
-fn im2col<T: Copy>(x: &[T], g: &Geom, zero: T, cols: &mut [T]) {
-    let l = g.l();
-    for c in 0..g.c {
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let row = &mut cols[((c * g.kh + i) * g.kw + j) * l..][..l];
-                for oy in 0..g.oh {
-                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    let Some(iy) = g.iy(oy, i) else {
-                        out.fill(zero);
-                        continue;
-                    };
-                    let src = &plane[iy * g.w..(iy + 1) * g.w];
-                    for (ox, v) in out.iter_mut().enumerate() {
+/// The output columns `[lo, hi)` whose input column `ox·SW + j·DW − PW`
+/// lies inside the row, for stride 1 (a contiguous run), and the input
+/// column of `lo`.
+#[inline]
+fn run(g: &Geom, j: usize) -> (usize, usize, usize) {
+    let off = j * g.dw;
+    let lo = g.pw.saturating_sub(off).min(g.ow);
+    let hi = (g.w + g.pw).saturating_sub(off).min(g.ow).max(lo);
+    (lo, hi, (lo + off).saturating_sub(g.pw))
+}
+
+/// Images per group: enough columns for one large GEMM, few enough that
+/// the columns stay near 4 MiB of f32.
+fn group(g: &Geom) -> usize {
+    const TARGET: usize = 1 << 20;
+    (TARGET / (g.k() * g.l()).max(1)).clamp(1, g.n.max(1))
+}
+
+/// im2col of images `n0..n0 + cnt` of `x` (`[N, C, H, W]`):
+/// `cols[(c·KH + i)·KW + j, q·L + oy·OW + ox] = x[n0 + q, c, iy, ix]` (0 in
+/// the padding), in parallel over column rows.
+fn im2col<T: Copy + Send + Sync>(x: &[T], g: &Geom, zero: T, n0: usize, cnt: usize, cols: &mut [T]) {
+    let (l, hw) = (g.l(), g.h * g.w);
+    let width = cnt * l;
+    cols[..g.k() * width].par_chunks_mut(width.max(1)).enumerate().for_each(|(r, row)| {
+        let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
+        let (lo, hi, start) = run(g, j);
+        for (q, out) in row.chunks_exact_mut(l).enumerate() {
+            let img = &x[((n0 + q) * g.c + c) * hw..][..hw];
+            for (oy, o) in out.chunks_exact_mut(g.ow).enumerate() {
+                let Some(iy) = g.iy(oy, i) else {
+                    o.fill(zero);
+                    continue;
+                };
+                let src = &img[iy * g.w..(iy + 1) * g.w];
+                if g.sw == 1 {
+                    o[..lo].fill(zero);
+                    o[hi..].fill(zero);
+                    o[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                } else {
+                    for (ox, v) in o.iter_mut().enumerate() {
                         *v = g.ix(ox, j).map_or(zero, |ix| src[ix]);
                     }
                 }
             }
         }
-    }
+    });
 }
 
-/// The adjoint of [`im2col`]: `dx[c, iy, ix] += dcols[…]` for one image.
-fn col2im<A: Real>(dcols: &[A], g: &Geom, dx: &mut [A]) {
+/// The adjoint of [`im2col`] for one image: `dx[c, iy, ix] += dcols[…]`,
+/// reading that image's columns `at..at + L` of rows of length `ld`.
+fn col2im<A: Real>(dcols: &[A], ld: usize, at: usize, g: &Geom, dx: &mut [A]) {
     let l = g.l();
     for c in 0..g.c {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &dcols[((c * g.kh + i) * g.kw + j) * l..][..l];
+                let (lo, hi, start) = run(g, j);
+                let row = &dcols[((c * g.kh + i) * g.kw + j) * ld + at..][..l];
                 for oy in 0..g.oh {
                     let Some(iy) = g.iy(oy, i) else { continue };
                     let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    for (ox, &v) in row[oy * g.ow..(oy + 1) * g.ow].iter().enumerate() {
-                        if let Some(ix) = g.ix(ox, j) {
-                            dst[ix] += v;
+                    let src = &row[oy * g.ow..(oy + 1) * g.ow];
+                    if g.sw == 1 {
+                        for (d, &v) in dst[start..start + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                            *d += v;
+                        }
+                    } else {
+                        for (ox, &v) in src.iter().enumerate() {
+                            if let Some(ix) = g.ix(ox, j) {
+                                dst[ix] += v;
+                            }
                         }
                     }
                 }
@@ -167,18 +207,27 @@ fn col2im<A: Real>(dcols: &[A], g: &Geom, dx: &mut [A]) {
 
 /// `y_n = W·cols_n (+ b)` for every image, in the accumulation type.
 fn forward<T: Elem>(x: &[T], w: &[T], b: Option<&[T::Acc]>, g: &Geom, o: usize) -> Vec<T::Acc> {
-    let (k, l) = (g.k(), g.l());
-    let mut cols = vec![T::ZERO; k * l];
-    let mut y = vec![T::Acc::default(); g.n * o * l];
-    for n in 0..g.n {
-        im2col(&x[n * g.c * g.h * g.w..(n + 1) * g.c * g.h * g.w], g, T::ZERO, &mut cols);
-        let yn = &mut y[n * o * l..(n + 1) * o * l];
-        T::gemm(Transpose::No, Transpose::No, o, l, k, w, k, &cols, l, T::Acc::default(), yn);
-        if let Some(b) = b {
-            for (row, &bo) in yn.chunks_exact_mut(l.max(1)).zip(b) {
-                row.iter_mut().for_each(|v| *v += bo);
+    let (k, l, per) = (g.k(), g.l(), group(g));
+    let zero = T::Acc::default();
+    let mut cols = vec![T::ZERO; k * per * l];
+    let mut yc = vec![zero; o * per * l];
+    let mut y = vec![zero; g.n * o * l];
+    for n0 in (0..g.n).step_by(per) {
+        let cnt = per.min(g.n - n0);
+        let width = cnt * l;
+        im2col(x, g, T::ZERO, n0, cnt, &mut cols);
+        T::gemm(Transpose::No, Transpose::No, o, width, k, w, k, &cols[..k * width], width, zero, &mut yc[..o * width]);
+        // [O, images·L] → [images, O, L], adding the bias.
+        let yc = &yc;
+        y[n0 * o * l..(n0 + cnt) * o * l].par_chunks_mut(o * l).enumerate().for_each(|(q, yn)| {
+            for (oc, dst) in yn.chunks_exact_mut(l).enumerate() {
+                let src = &yc[oc * width + q * l..][..l];
+                match b {
+                    Some(b) => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b[oc]),
+                    None => dst.copy_from_slice(src),
+                }
             }
-        }
+        });
     }
     y
 }
@@ -187,30 +236,47 @@ fn forward<T: Elem>(x: &[T], w: &[T], b: Option<&[T::Acc]>, g: &Geom, o: usize) 
 type ConvGrads<A> = (Option<Vec<A>>, Option<Vec<A>>, Option<Vec<A>>);
 
 fn backward<T: Elem>(x: &[T], w: &[T], gy: &[T], g: &Geom, o: usize, want: [bool; 3]) -> ConvGrads<T::Acc> {
-    let (k, l) = (g.k(), g.l());
-    let zero = T::Acc::default();
+    let (k, l, per) = (g.k(), g.l(), group(g));
+    let (zero, one) = (T::Acc::default(), T::Acc::of(1.0));
     let plane = g.c * g.h * g.w;
     let mut dx = want[0].then(|| vec![zero; g.n * plane]);
     let mut dw = want[1].then(|| vec![zero; o * k]);
-    let mut cols = vec![T::ZERO; if want[1] { k * l } else { 0 }];
-    let mut dcols = vec![zero; if want[0] { k * l } else { 0 }];
-    for n in 0..g.n {
-        let gn = &gy[n * o * l..(n + 1) * o * l];
+    let mut cols = vec![T::ZERO; if want[1] { k * per * l } else { 0 }];
+    let mut dcols = vec![zero; if want[0] { k * per * l } else { 0 }];
+    let mut gc = vec![T::ZERO; if want[0] || want[1] { o * per * l } else { 0 }];
+    for n0 in (0..g.n).step_by(per) {
+        if !(want[0] || want[1]) {
+            break;
+        }
+        let cnt = per.min(g.n - n0);
+        let width = cnt * l;
+        // dY of the group as [O, images·L].
+        gc[..o * width].par_chunks_mut(width).enumerate().for_each(|(oc, row)| {
+            for (q, dst) in row.chunks_exact_mut(l).enumerate() {
+                dst.copy_from_slice(&gy[((n0 + q) * o + oc) * l..][..l]);
+            }
+        });
+        let gcs = &gc[..o * width];
         if let Some(dw) = dw.as_mut() {
-            // dW += dY_n·cols_nᵀ
-            im2col(&x[n * plane..(n + 1) * plane], g, T::ZERO, &mut cols);
-            T::gemm(Transpose::No, Transpose::Yes, o, k, l, gn, l, &cols, l, T::Acc::of(1.0), dw);
+            // dW += dY·colsᵀ
+            im2col(x, g, T::ZERO, n0, cnt, &mut cols);
+            T::gemm(Transpose::No, Transpose::Yes, o, k, width, gcs, width, &cols[..k * width], width, one, dw);
         }
         if let Some(dx) = dx.as_mut() {
-            // dcols = Wᵀ·dY_n, scattered back onto the image
-            T::gemm(Transpose::Yes, Transpose::No, k, l, o, w, k, gn, l, zero, &mut dcols);
-            col2im(&dcols, g, &mut dx[n * plane..(n + 1) * plane]);
+            // dcols = Wᵀ·dY, scattered back onto each image
+            T::gemm(Transpose::Yes, Transpose::No, k, width, o, w, k, gcs, width, zero, &mut dcols[..k * width]);
+            let dcols = &dcols;
+            dx[n0 * plane..(n0 + cnt) * plane]
+                .par_chunks_mut(plane.max(1))
+                .enumerate()
+                .for_each(|(q, dxn)| col2im(dcols, width, q * l, g, dxn));
         }
     }
     let db = want[2].then(|| {
+        let mut sums = vec![zero; g.n * o];
+        reduce::reduce_rows(ReduceOp::Sum, Element::src(gy), g.n * o, l, Element::dst(&mut sums[..]));
         let mut db = vec![zero; o];
-        for (i, row) in gy.chunks_exact(l.max(1)).enumerate() {
-            let s = row.iter().fold(zero, |s, &v| s + v.acc());
+        for (i, &s) in sums.iter().enumerate() {
             db[i % o] += s;
         }
         db

@@ -1,7 +1,5 @@
 //! `lstm_cell` and the multi-layer `lstm` over a sequence (PyTorch's
-//! `nn.LSTMCell` / `nn.LSTM` math, gate order i, f, g, o), composed from
-//! the tape's primitives (linear, narrow, sigmoid, tanh, mul, add), so the
-//! backward is theirs and the gradchecks cover the composition:
+//! `nn.LSTMCell` / `nn.LSTM` math, gate order i, f, g, o):
 //!
 //! ```text
 //! [i f g o] = x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh
@@ -9,14 +7,27 @@
 //! c' = f·c + i·g;  h' = o·tanh(c')
 //! ```
 //!
-//! Over a sequence `[T, B, I]`, each layer's input projection runs as one
-//! GEMM over all `T·B` rows; only the recurrent product `h·W_hhᵀ` runs per
-//! step. Layer `l + 1` reads layer `l`'s outputs.
+//! Each layer's input projection runs as one `linear` over all `T·B` rows;
+//! the recurrence over the `T` steps is one tape node (`lstm_recurrence`):
+//! per step one GEMM for the four gates of the whole batch, the gate
+//! nonlinearities and `tanh(c')` through the SIMD elementwise kernels and
+//! the cell update in one pass; its backward walks the steps in reverse
+//! with one GEMM per step for `dh`, then one GEMM over all steps for
+//! `dW_hh`. Layer `l + 1` reads layer `l`'s outputs. Gate activations,
+//! cells and `tanh(c)` are kept in the accumulation type (f32; f64 for
+//! f64), hidden states in the compute dtype.
+
+use mixprec_tensor::kernels::ew::{self, UnaryOp};
+use mixprec_tensor::kernels::gemm::Transpose;
+use mixprec_tensor::{Element, Tensor, TensorError};
 
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
+use crate::graph::{Backward, Grads, record};
+use crate::ops::elem::{Elem, Real, dispatch, elems, tensor};
+use crate::ops::gemm::{Mat, accumulate_product};
+use crate::util::reshaped;
 use crate::var::Var;
-use mixprec_tensor::TensorError;
 
 /// One LSTM layer's parameters in PyTorch's layout: `w_ih` `[4H, I]`,
 /// `w_hh` `[4H, H]`, biases `[4H]` (gate blocks i, f, g, o).
@@ -64,17 +75,6 @@ impl LstmParams {
     }
 }
 
-/// `(h', c')` from the summed pre-activations `[B, 4H]` and `c`.
-fn gates_to_state(gates: &Var, c: &Var, h: usize) -> Result<(Var, Var)> {
-    let i = gates.narrow(1, 0, h)?.sigmoid()?;
-    let f = gates.narrow(1, h, h)?.sigmoid()?;
-    let g = gates.narrow(1, 2 * h, h)?.tanh()?;
-    let o = gates.narrow(1, 3 * h, h)?.sigmoid()?;
-    let c2 = f.mul(c)?.add(&i.mul(&g)?)?;
-    let h2 = o.mul(&c2.tanh()?)?;
-    Ok((h2, c2))
-}
-
 impl Var {
     /// One LSTM step (PyTorch's `LSTMCell`): `self` is `[B, I]`, `h` and
     /// `c` are `[B, H]`; returns `(h', c')`.
@@ -98,8 +98,9 @@ impl Var {
                 ),
             ));
         }
-        let gates = x.linear(&p.w_ih, p.b_ih.as_ref())?.add(&h.linear(&p.w_hh, p.b_hh.as_ref())?)?;
-        gates_to_state(&gates, c, hs)
+        let proj = x.linear(&p.w_ih, p.b_ih.as_ref())?.reshape(&[1, b, 4 * hs])?;
+        let y = recurrence(&proj, &p.w_hh, p.b_hh.as_ref(), h, c)?;
+        Ok((y.narrow(0, 0, 1)?.reshape(&[b, hs])?, y.narrow(0, 1, 1)?.reshape(&[b, hs])?))
     }
 }
 
@@ -154,27 +155,248 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
                 (h0.narrow(0, li, 1)?.reshape(&[b, hs])?, c0.narrow(0, li, 1)?.reshape(&[b, hs])?)
             }
             None => {
-                let z = Var::constant(mixprec_tensor::Tensor::zeros(&[b, hs], input.dtype())?);
+                let z = Var::constant(Tensor::zeros(&[b, hs], input.dtype())?);
                 (z.clone(), z)
             }
         };
+        if t == 0 {
+            input = Var::constant(Tensor::zeros(&[0, b, hs], input.dtype())?);
+            hn.push(h);
+            cn.push(c);
+            continue;
+        }
         // The input projection of every step at once: one GEMM of T·B rows.
         let proj = input.reshape(&[t * b, is])?.linear(&p.w_ih, p.b_ih.as_ref())?.reshape(&[t, b, 4 * hs])?;
-        let mut outs = Vec::with_capacity(t);
-        for step in 0..t {
-            let gates = proj.narrow(0, step, 1)?.reshape(&[b, 4 * hs])?.add(&h.linear(&p.w_hh, p.b_hh.as_ref())?)?;
-            (h, c) = gates_to_state(&gates, &c, hs)?;
-            outs.push(h.clone());
-        }
-        let refs: Vec<&Var> = outs.iter().collect();
-        input = if t == 0 {
-            Var::constant(mixprec_tensor::Tensor::zeros(&[0, b, hs], input.dtype())?)
-        } else {
-            Var::stack(&refs, 0)?
-        };
+        let y = recurrence(&proj, &p.w_hh, p.b_hh.as_ref(), &h, &c)?;
+        (h, c) = (y.narrow(0, t - 1, 1)?.reshape(&[b, hs])?, y.narrow(0, t, 1)?.reshape(&[b, hs])?);
+        input = y.narrow(0, 0, t)?;
         hn.push(h);
         cn.push(c);
     }
     let (hr, cr): (Vec<&Var>, Vec<&Var>) = (hn.iter().collect(), cn.iter().collect());
     Ok((input, Var::stack(&hr, 0)?, Var::stack(&cr, 0)?))
+}
+
+/// One layer's recurrence as one tape node: from the input projections
+/// `proj` `[T, B, 4H]` (`x·W_ihᵀ + b_ih`, `T ≥ 1`), `w_hh`, `b_hh` and the
+/// initial `h0`, `c0` `[B, H]`, the tensor `[T + 1, B, H]` holding
+/// `h_1 … h_T` then `c_T`.
+fn recurrence(proj: &Var, w_hh: &Var, b_hh: Option<&Var>, h0: &Var, c0: &Var) -> Result<Var> {
+    const OP: &str = "lstm_recurrence";
+    let dtype = proj.dtype();
+    let (t, b, g4) = match proj.shape() {
+        &[t, b, g4] if t > 0 && g4 % 4 == 0 => (t, b, g4),
+        s => return Err(AutogradError::bad(OP, format!("projections of shape {s:?}, want [T ≥ 1, B, 4H]"))),
+    };
+    let hs = g4 / 4;
+    let value = |v: &Var| -> Result<Tensor> { Ok(v.value().to_dtype(dtype)?.contiguous()) };
+    let (pv, wv, h0v, c0v) = (value(proj)?, value(w_hh)?, value(h0)?, value(c0)?);
+    let bv = b_hh.map(value).transpose()?;
+    if wv.shape() != [g4, hs] || h0v.shape() != [b, hs] || c0v.shape() != [b, hs] {
+        return Err(AutogradError::bad(
+            OP,
+            format!(
+                "w_hh {:?}, h0 {:?}, c0 {:?} for [T, B, 4H] = {:?}",
+                wv.shape(),
+                h0v.shape(),
+                c0v.shape(),
+                [t, b, g4]
+            ),
+        ));
+    }
+    let dims = Dims { t, b, hs };
+    let fwd = dispatch!(dtype, T => forward::<T>(
+        elems(&pv),
+        elems(&wv),
+        bv.as_ref().map(|b| elems::<T>(b)),
+        elems(&h0v),
+        elems(&c0v),
+        dims,
+    ))?;
+    let mut inputs = vec![proj, w_hh];
+    inputs.extend(b_hh);
+    inputs.push(h0);
+    inputs.push(c0);
+    let Forward { y, saved } = fwd;
+    Ok(record(OP, &inputs, y, |_| RecurrenceBackward { saved, w: wv, has_bias: b_hh.is_some(), dims }))
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    t: usize,
+    b: usize,
+    hs: usize,
+}
+
+/// What the backward reads: gate activations `[T, B, 4H]`, cells
+/// `c_0 … c_T` `[T + 1, B, H]` and `tanh(c_1 … c_T)` `[T, B, H]` in the
+/// accumulation type; the hidden states `h_0 … h_{T−1}` `[T, B, H]` that
+/// entered each step, in the compute dtype.
+struct Saved {
+    act: Tensor,
+    cells: Tensor,
+    tanh_c: Tensor,
+    h_prev: Tensor,
+}
+
+struct Forward {
+    y: Tensor,
+    saved: Saved,
+}
+
+fn forward<T: Elem>(proj: &[T], w: &[T], bias: Option<&[T]>, h0: &[T], c0: &[T], d: Dims) -> Result<Forward> {
+    let Dims { t, b, hs } = d;
+    let (g4, bh) = (4 * hs, b * hs);
+    let zero = T::Acc::default();
+    let mut y = vec![T::from_acc(zero); (t + 1) * bh];
+    let mut act = vec![zero; t * b * g4];
+    let mut cells = vec![zero; (t + 1) * bh];
+    let mut tanh_c = vec![zero; t * bh];
+    let mut h_prev = vec![T::from_acc(zero); t * bh];
+    for (c, &x) in cells.iter_mut().zip(c0) {
+        *c = x.acc();
+    }
+    h_prev[..bh].copy_from_slice(h0);
+    let mut pre = vec![zero; b * g4];
+    for s in 0..t {
+        // pre = proj_s + b_hh + h_{s−1}·W_hhᵀ: the four gates of the batch in one GEMM.
+        for (r, row) in pre.chunks_exact_mut(g4).enumerate() {
+            let p = &proj[(s * b + r) * g4..(s * b + r + 1) * g4];
+            match bias {
+                Some(bb) => row.iter_mut().zip(p).zip(bb).for_each(|((o, &x), &y)| *o = x.acc() + y.acc()),
+                None => row.iter_mut().zip(p).for_each(|(o, &x)| *o = x.acc()),
+            }
+        }
+        T::gemm(
+            Transpose::No,
+            Transpose::Yes,
+            b,
+            g4,
+            hs,
+            &h_prev[s * bh..(s + 1) * bh],
+            hs,
+            w,
+            hs,
+            T::Acc::of(1.0),
+            &mut pre,
+        );
+        let a_s = &mut act[s * b * g4..(s + 1) * b * g4];
+        for (pr, ar) in pre.chunks_exact(g4).zip(a_s.chunks_exact_mut(g4)) {
+            let (ar_if, rest) = ar.split_at_mut(2 * hs);
+            let (ar_g, ar_o) = rest.split_at_mut(hs);
+            ew::unary(UnaryOp::Sigmoid, Element::src(&pr[..2 * hs]), Element::dst(ar_if));
+            ew::unary(UnaryOp::Tanh, Element::src(&pr[2 * hs..3 * hs]), Element::dst(ar_g));
+            ew::unary(UnaryOp::Sigmoid, Element::src(&pr[3 * hs..]), Element::dst(ar_o));
+        }
+        // c_s = f·c_{s−1} + i·g
+        let (before, after) = cells.split_at_mut((s + 1) * bh);
+        let (c_old, c_new) = (&before[s * bh..], &mut after[..bh]);
+        for (r, ar) in a_s.chunks_exact(g4).enumerate() {
+            let (i, f, g) = (&ar[..hs], &ar[hs..2 * hs], &ar[2 * hs..3 * hs]);
+            let (co, cn) = (&c_old[r * hs..(r + 1) * hs], &mut c_new[r * hs..(r + 1) * hs]);
+            for j in 0..hs {
+                cn[j] = f[j] * co[j] + i[j] * g[j];
+            }
+        }
+        let tc = &mut tanh_c[s * bh..(s + 1) * bh];
+        ew::unary(UnaryOp::Tanh, Element::src(&*c_new), Element::dst(tc));
+        // h_s = o·tanh(c_s)
+        let ys = &mut y[s * bh..(s + 1) * bh];
+        for (r, ar) in a_s.chunks_exact(g4).enumerate() {
+            let o = &ar[3 * hs..];
+            for j in 0..hs {
+                ys[r * hs + j] = T::from_acc(o[j] * tc[r * hs + j]);
+            }
+        }
+        if s + 1 < t {
+            h_prev[(s + 1) * bh..(s + 2) * bh].copy_from_slice(&y[s * bh..(s + 1) * bh]);
+        }
+    }
+    for (o, &c) in y[t * bh..].iter_mut().zip(&cells[t * bh..]) {
+        *o = T::from_acc(c);
+    }
+    Ok(Forward {
+        y: tensor(y, &[t + 1, b, hs])?,
+        saved: Saved {
+            act: tensor(act, &[t, b, g4])?,
+            cells: tensor(cells, &[t + 1, b, hs])?,
+            tanh_c: tensor(tanh_c, &[t, b, hs])?,
+            h_prev: tensor(h_prev, &[t * b, hs])?,
+        },
+    })
+}
+
+/// The gradients of the pre-activations `[T, B, 4H]` (compute dtype), `h0`
+/// and `c0` (accumulation type), from `dy` `[T + 1, B, H]`.
+fn backward<T: Elem>(dy: &[T], sv: &Saved, w: &[T], d: Dims) -> Result<(Tensor, Tensor, Tensor)> {
+    let Dims { t, b, hs } = d;
+    let (g4, bh) = (4 * hs, b * hs);
+    let (act, cells, tanh_c) = (elems::<T::Acc>(&sv.act), elems::<T::Acc>(&sv.cells), elems::<T::Acc>(&sv.tanh_c));
+    let (zero, one) = (T::Acc::default(), T::Acc::of(1.0));
+    let mut dgates = vec![T::from_acc(zero); t * b * g4];
+    let mut dh_next = vec![zero; bh];
+    let mut dc: Vec<T::Acc> = dy[t * bh..].iter().map(|x| x.acc()).collect();
+    for s in (0..t).rev() {
+        let (a_s, tc, c_old, dys) =
+            (&act[s * b * g4..], &tanh_c[s * bh..], &cells[s * bh..(s + 1) * bh], &dy[s * bh..(s + 1) * bh]);
+        let dg_s = &mut dgates[s * b * g4..(s + 1) * b * g4];
+        for (r, dg) in dg_s.chunks_exact_mut(g4).enumerate() {
+            let ar = &a_s[r * g4..(r + 1) * g4];
+            for j in 0..hs {
+                let k = r * hs + j;
+                let (i, f, g, o) = (ar[j], ar[hs + j], ar[2 * hs + j], ar[3 * hs + j]);
+                let dh = dys[k].acc() + dh_next[k];
+                let tcv = tc[k];
+                let dcv = dc[k] + dh * o * (one - tcv * tcv);
+                dg[j] = T::from_acc(dcv * g * (i * (one - i)));
+                dg[hs + j] = T::from_acc(dcv * c_old[k] * (f * (one - f)));
+                dg[2 * hs + j] = T::from_acc(dcv * i * (one - g * g));
+                dg[3 * hs + j] = T::from_acc(dh * tcv * (o * (one - o)));
+                dc[k] = dcv * f;
+            }
+        }
+        // dh_{s−1} = dG_s·W_hh
+        T::gemm(Transpose::No, Transpose::No, b, hs, g4, dg_s, g4, w, hs, zero, &mut dh_next);
+    }
+    Ok((tensor(dgates, &[t, b, g4])?, tensor(dh_next, &[b, hs])?, tensor(dc, &[b, hs])?))
+}
+
+struct RecurrenceBackward {
+    saved: Saved,
+    /// `W_hh` `[4H, H]` in the compute dtype.
+    w: Tensor,
+    has_bias: bool,
+    dims: Dims,
+}
+
+impl Backward for RecurrenceBackward {
+    fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<()> {
+        let dtype = self.w.dtype();
+        let g = g.to_dtype(dtype)?.contiguous();
+        let Dims { t, b, hs } = self.dims;
+        let (dgates, dh0, dc0) =
+            dispatch!(dtype, T => backward::<T>(elems(&g), &self.saved, elems(&self.w), self.dims))?;
+        let dg = reshaped(&dgates, &[t * b, 4 * hs])?;
+        if grads.wants(1) {
+            // dW_hh = Σ_s dG_sᵀ·h_{s−1}
+            accumulate_product(
+                grads,
+                1,
+                &Mat::new(&dg, Transpose::Yes)?,
+                &Mat::new(&self.saved.h_prev, Transpose::No)?,
+            )?;
+        }
+        let at = if self.has_bias { 3 } else { 2 };
+        if self.has_bias && grads.wants(2) {
+            grads.accumulate(2, dg.sum(0, false)?)?;
+        }
+        grads.accumulate(at, dh0)?;
+        grads.accumulate(at + 1, dc0)?;
+        grads.accumulate(0, dgates)
+    }
+
+    fn saved(&self) -> Vec<&Tensor> {
+        let s = &self.saved;
+        vec![&s.act, &s.cells, &s.tanh_c, &s.h_prev, &self.w]
+    }
 }
