@@ -208,7 +208,7 @@ fn recurrence(proj: &Var, w_hh: &Var, b_hh: Option<&Var>, h0: &Var, c0: &Var) ->
     let fwd = dispatch!(dtype, T => forward::<T>(
         elems(&pv),
         elems(&wv),
-        bv.as_ref().map(|b| elems::<T>(b)),
+        bv.as_ref().map(elems::<T>),
         elems(&h0v),
         elems(&c0v),
         dims,
