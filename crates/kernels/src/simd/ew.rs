@@ -170,7 +170,14 @@ fn map2_in_place<S: Simd>(s: S, o: &mut [f32], b: View<'_>, f: impl Fn(S::F, S::
 /// `o[k] = f(x[k])`.
 #[inline(always)]
 pub(crate) fn map1<S: Simd>(s: S, x: &[f32], o: &mut [f32], f: impl Fn(S::F) -> S::F) {
-    map2(s, View::Slice(x), View::Splat(0.0), o, |a, _| f(a))
+    map2(
+        s,
+        View::Slice(x),
+        View::Splat(0.0),
+        o,
+        #[inline(always)]
+        |a, _| f(a),
+    )
 }
 
 /// IEEE 754-2019 `maximum` (`max = true`) or `minimum`: NaN if either is
@@ -193,18 +200,102 @@ fn flag<S: Simd>(s: S, m: S::M) -> S::F {
 #[inline(always)]
 fn apply_binary<S: Simd>(s: S, op: BinaryOp, a: View<'_>, b: View<'_>, o: &mut [f32]) {
     match op {
-        BinaryOp::Add => map2(s, a, b, o, |x, y| s.add(x, y)),
-        BinaryOp::Sub => map2(s, a, b, o, |x, y| s.sub(x, y)),
-        BinaryOp::Mul => map2(s, a, b, o, |x, y| s.mul(x, y)),
-        BinaryOp::Div => map2(s, a, b, o, |x, y| s.div(x, y)),
-        BinaryOp::Maximum => map2(s, a, b, o, |x, y| ieee_max_min(s, x, y, true)),
-        BinaryOp::Minimum => map2(s, a, b, o, |x, y| ieee_max_min(s, x, y, false)),
-        BinaryOp::Eq => map2(s, a, b, o, |x, y| flag(s, s.eq(x, y))),
-        BinaryOp::Ne => map2(s, a, b, o, |x, y| flag(s, s.not(s.eq(x, y)))),
-        BinaryOp::Lt => map2(s, a, b, o, |x, y| flag(s, s.lt(x, y))),
-        BinaryOp::Le => map2(s, a, b, o, |x, y| flag(s, s.le(x, y))),
-        BinaryOp::Gt => map2(s, a, b, o, |x, y| flag(s, s.lt(y, x))),
-        BinaryOp::Ge => map2(s, a, b, o, |x, y| flag(s, s.le(y, x))),
+        BinaryOp::Add => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| s.add(x, y),
+        ),
+        BinaryOp::Sub => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| s.sub(x, y),
+        ),
+        BinaryOp::Mul => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| s.mul(x, y),
+        ),
+        BinaryOp::Div => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| s.div(x, y),
+        ),
+        BinaryOp::Maximum => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| ieee_max_min(s, x, y, true),
+        ),
+        BinaryOp::Minimum => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| ieee_max_min(s, x, y, false),
+        ),
+        BinaryOp::Eq => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| flag(s, s.eq(x, y)),
+        ),
+        BinaryOp::Ne => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| flag(s, s.not(s.eq(x, y))),
+        ),
+        BinaryOp::Lt => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| flag(s, s.lt(x, y)),
+        ),
+        BinaryOp::Le => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| flag(s, s.le(x, y)),
+        ),
+        BinaryOp::Gt => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| flag(s, s.lt(y, x)),
+        ),
+        BinaryOp::Ge => map2(
+            s,
+            a,
+            b,
+            o,
+            #[inline(always)]
+            |x, y| flag(s, s.le(y, x)),
+        ),
         BinaryOp::Pow => unreachable!("pow takes the scalar reference"),
     }
 }
@@ -212,18 +303,90 @@ fn apply_binary<S: Simd>(s: S, op: BinaryOp, a: View<'_>, b: View<'_>, o: &mut [
 #[inline(always)]
 fn apply_binary_in_place<S: Simd>(s: S, op: BinaryOp, o: &mut [f32], b: View<'_>) {
     match op {
-        BinaryOp::Add => map2_in_place(s, o, b, |x, y| s.add(x, y)),
-        BinaryOp::Sub => map2_in_place(s, o, b, |x, y| s.sub(x, y)),
-        BinaryOp::Mul => map2_in_place(s, o, b, |x, y| s.mul(x, y)),
-        BinaryOp::Div => map2_in_place(s, o, b, |x, y| s.div(x, y)),
-        BinaryOp::Maximum => map2_in_place(s, o, b, |x, y| ieee_max_min(s, x, y, true)),
-        BinaryOp::Minimum => map2_in_place(s, o, b, |x, y| ieee_max_min(s, x, y, false)),
-        BinaryOp::Eq => map2_in_place(s, o, b, |x, y| flag(s, s.eq(x, y))),
-        BinaryOp::Ne => map2_in_place(s, o, b, |x, y| flag(s, s.not(s.eq(x, y)))),
-        BinaryOp::Lt => map2_in_place(s, o, b, |x, y| flag(s, s.lt(x, y))),
-        BinaryOp::Le => map2_in_place(s, o, b, |x, y| flag(s, s.le(x, y))),
-        BinaryOp::Gt => map2_in_place(s, o, b, |x, y| flag(s, s.lt(y, x))),
-        BinaryOp::Ge => map2_in_place(s, o, b, |x, y| flag(s, s.le(y, x))),
+        BinaryOp::Add => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| s.add(x, y),
+        ),
+        BinaryOp::Sub => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| s.sub(x, y),
+        ),
+        BinaryOp::Mul => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| s.mul(x, y),
+        ),
+        BinaryOp::Div => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| s.div(x, y),
+        ),
+        BinaryOp::Maximum => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| ieee_max_min(s, x, y, true),
+        ),
+        BinaryOp::Minimum => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| ieee_max_min(s, x, y, false),
+        ),
+        BinaryOp::Eq => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| flag(s, s.eq(x, y)),
+        ),
+        BinaryOp::Ne => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| flag(s, s.not(s.eq(x, y))),
+        ),
+        BinaryOp::Lt => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| flag(s, s.lt(x, y)),
+        ),
+        BinaryOp::Le => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| flag(s, s.le(x, y)),
+        ),
+        BinaryOp::Gt => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| flag(s, s.lt(y, x)),
+        ),
+        BinaryOp::Ge => map2_in_place(
+            s,
+            o,
+            b,
+            #[inline(always)]
+            |x, y| flag(s, s.le(y, x)),
+        ),
         BinaryOp::Pow => unreachable!("pow takes the scalar reference"),
     }
 }
@@ -262,11 +425,25 @@ pub(crate) fn binary<S: Simd>(
         return crate::scalar::ew::binary_scalar(op, rows, n, a, b, dst);
     }
     let (mut ba, mut bb, mut bo) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
-    for_blocks(rows, n, per_row(&[&a, &b]), |i, j, len, at| {
-        let va = view(s, &a, i, j, at, len, &mut ba);
-        let vb = view(s, &b, i, j, at, len, &mut bb);
-        with_out(s, &mut dst, at, len, &mut bo, |o| apply_binary(s, op, va, vb, o));
-    });
+    for_blocks(
+        rows,
+        n,
+        per_row(&[&a, &b]),
+        #[inline(always)]
+        |i, j, len, at| {
+            let va = view(s, &a, i, j, at, len, &mut ba);
+            let vb = view(s, &b, i, j, at, len, &mut bb);
+            with_out(
+                s,
+                &mut dst,
+                at,
+                len,
+                &mut bo,
+                #[inline(always)]
+                |o| apply_binary(s, op, va, vb, o),
+            );
+        },
+    );
 }
 
 /// SIMD body of [`crate::ew::binary_assign`].
@@ -276,22 +453,28 @@ pub(crate) fn binary_assign<S: Simd>(s: S, op: BinaryOp, rows: usize, n: usize, 
         return crate::scalar::ew::binary_assign_scalar(op, rows, n, acc, b);
     }
     let (mut bb, mut bo) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    for_blocks(rows, n, per_row(&[&b]), |i, j, len, at| {
-        let vb = view(s, &b, i, j, at, len, &mut bb);
-        match &mut acc {
-            Dst::F32(d) => apply_binary_in_place(s, op, &mut d[at..at + len], vb),
-            other => {
-                let o = &mut bo[..len];
-                match other.as_src() {
-                    Src::F16(x) => cast::convert::<S, f16, f32>(s, &x[at..at + len], o),
-                    Src::Bf16(x) => cast::convert::<S, bf16, f32>(s, &x[at..at + len], o),
-                    _ => unreachable!("f32 is handled in place, f64 by the reference"),
+    for_blocks(
+        rows,
+        n,
+        per_row(&[&b]),
+        #[inline(always)]
+        |i, j, len, at| {
+            let vb = view(s, &b, i, j, at, len, &mut bb);
+            match &mut acc {
+                Dst::F32(d) => apply_binary_in_place(s, op, &mut d[at..at + len], vb),
+                other => {
+                    let o = &mut bo[..len];
+                    match other.as_src() {
+                        Src::F16(x) => cast::convert::<S, f16, f32>(s, &x[at..at + len], o),
+                        Src::Bf16(x) => cast::convert::<S, bf16, f32>(s, &x[at..at + len], o),
+                        _ => unreachable!("f32 is handled in place, f64 by the reference"),
+                    }
+                    apply_binary_in_place(s, op, o, vb);
+                    narrow(s, o, other, at);
                 }
-                apply_binary_in_place(s, op, o, vb);
-                narrow(s, o, other, at);
             }
-        }
-    });
+        },
+    );
 }
 
 /// `f(x)` for one op on f32 vectors.
@@ -300,20 +483,98 @@ fn apply_unary<S: Simd>(s: S, op: UnaryOp, x: &[f32], o: &mut [f32]) {
     let zero = s.splat(0.0);
     let one = s.splat(1.0);
     match op {
-        UnaryOp::Neg => map1(s, x, o, |v| s.neg(v)),
-        UnaryOp::Abs => map1(s, x, o, |v| s.abs(v)),
-        UnaryOp::Exp => map1(s, x, o, |v| math::exp(s, v)),
-        UnaryOp::Log => map1(s, x, o, |v| math::ln(s, v)),
-        UnaryOp::Sqrt => map1(s, x, o, |v| s.sqrt(v)),
-        UnaryOp::Rsqrt => map1(s, x, o, |v| s.div(one, s.sqrt(v))),
-        UnaryOp::Recip => map1(s, x, o, |v| s.div(one, v)),
-        UnaryOp::Square => map1(s, x, o, |v| s.mul(v, v)),
-        UnaryOp::Tanh => map1(s, x, o, |v| math::tanh(s, v)),
-        UnaryOp::Sigmoid => map1(s, x, o, |v| math::sigmoid(s, v)),
+        UnaryOp::Neg => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| s.neg(v),
+        ),
+        UnaryOp::Abs => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| s.abs(v),
+        ),
+        UnaryOp::Exp => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| math::exp(s, v),
+        ),
+        UnaryOp::Log => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| math::ln(s, v),
+        ),
+        UnaryOp::Sqrt => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| s.sqrt(v),
+        ),
+        UnaryOp::Rsqrt => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| s.div(one, s.sqrt(v)),
+        ),
+        UnaryOp::Recip => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| s.div(one, v),
+        ),
+        UnaryOp::Square => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| s.mul(v, v),
+        ),
+        UnaryOp::Tanh => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| math::tanh(s, v),
+        ),
+        UnaryOp::Sigmoid => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| math::sigmoid(s, v),
+        ),
         // max(v, 0) is +0 for −0 and 0 for NaN: put the NaN back.
-        UnaryOp::Relu => map1(s, x, o, |v| s.select(s.is_nan(v), v, s.max(v, zero))),
-        UnaryOp::GeluTanh => map1(s, x, o, |v| math::gelu_tanh(s, v)),
-        UnaryOp::GeluErf => map1(s, x, o, |v| math::gelu_erf(s, v)),
+        UnaryOp::Relu => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| s.select(s.is_nan(v), v, s.max(v, zero)),
+        ),
+        UnaryOp::GeluTanh => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| math::gelu_tanh(s, v),
+        ),
+        UnaryOp::GeluErf => map1(
+            s,
+            x,
+            o,
+            #[inline(always)]
+            |v| math::gelu_erf(s, v),
+        ),
     }
 }
 
@@ -324,10 +585,24 @@ pub(crate) fn unary<S: Simd>(s: S, op: UnaryOp, x: Src<'_>, mut dst: Dst<'_>) {
         return crate::scalar::ew::unary_scalar(op, x, dst);
     }
     let (mut bx, mut bo) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
-    for_blocks(1, x.len(), false, |_, _, len, at| {
-        let v = widen(s, x, at, len, &mut bx);
-        with_out(s, &mut dst, at, len, &mut bo, |o| apply_unary(s, op, v, o));
-    });
+    for_blocks(
+        1,
+        x.len(),
+        false,
+        #[inline(always)]
+        |_, _, len, at| {
+            let v = widen(s, x, at, len, &mut bx);
+            with_out(
+                s,
+                &mut dst,
+                at,
+                len,
+                &mut bo,
+                #[inline(always)]
+                |o| apply_unary(s, op, v, o),
+            );
+        },
+    );
 }
 
 /// `g·f'(saved)` for one op on f32 vectors.
@@ -336,29 +611,113 @@ fn apply_grad<S: Simd>(s: S, op: GradOp, g: &[f32], y: &[f32], o: &mut [f32]) {
     let (g, y) = (View::Slice(g), View::Slice(y));
     let zero = s.splat(0.0);
     match op {
-        GradOp::Relu => map2(s, g, y, o, |g, x| s.select(s.lt(zero, x), g, zero)),
-        GradOp::Abs => map2(s, g, y, o, |g, x| {
-            let r = s.select(s.lt(zero, x), g, s.select(s.lt(x, zero), s.neg(g), s.mul(zero, g)));
-            s.select(s.is_nan(x), x, r)
-        }),
-        GradOp::Exp => map2(s, g, y, o, |g, y| s.mul(g, y)),
-        GradOp::Log => map2(s, g, y, o, |g, x| s.div(g, x)),
+        GradOp::Relu => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, x| s.select(s.lt(zero, x), g, zero),
+        ),
+        GradOp::Abs => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, x| {
+                let r = s.select(s.lt(zero, x), g, s.select(s.lt(x, zero), s.neg(g), s.mul(zero, g)));
+                s.select(s.is_nan(x), x, r)
+            },
+        ),
+        GradOp::Exp => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, y| s.mul(g, y),
+        ),
+        GradOp::Log => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, x| s.div(g, x),
+        ),
         // g/(2y), as (g/2)/y where 2y would overflow.
-        GradOp::Sqrt => map2(s, g, y, o, |g, y| {
-            let big = s.lt(s.splat(1e38), s.abs(y));
-            s.select(big, s.div(s.mul(g, s.splat(0.5)), y), s.div(g, s.add(y, y)))
-        }),
+        GradOp::Sqrt => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, y| {
+                let big = s.lt(s.splat(1e38), s.abs(y));
+                s.select(big, s.div(s.mul(g, s.splat(0.5)), y), s.div(g, s.add(y, y)))
+            },
+        ),
         // Products of several factors are formed on mantissas and exponents
         // (one rounding): a subnormal g times large factors keeps its bits.
-        GradOp::Rsqrt => map2(s, g, y, o, |g, y| math::product(s, -0.5, [g, y, y, y])),
-        GradOp::Recip => map2(s, g, y, o, |g, y| math::product(s, -1.0, [g, y, y])),
+        GradOp::Rsqrt => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, y| math::product(s, -0.5, [g, y, y, y]),
+        ),
+        GradOp::Recip => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, y| math::product(s, -1.0, [g, y, y]),
+        ),
         // (g·x)·2: the doubling is exact, 2g could overflow first.
-        GradOp::Square => map2(s, g, y, o, |g, x| s.mul(s.mul(g, x), s.splat(2.0))),
+        GradOp::Square => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, x| s.mul(s.mul(g, x), s.splat(2.0)),
+        ),
         // 1 − y² with one rounding: y² ≈ 1 would cancel.
-        GradOp::Tanh => map2(s, g, y, o, |g, y| s.mul(g, s.neg_mul_add(y, y, s.splat(1.0)))),
-        GradOp::Sigmoid => map2(s, g, y, o, |g, y| math::product(s, 1.0, [g, y, s.sub(s.splat(1.0), y)])),
-        GradOp::GeluTanh => map2(s, g, y, o, |g, x| math::gelu_tanh_grad(s, g, x)),
-        GradOp::GeluErf => map2(s, g, y, o, |g, x| math::gelu_erf_grad(s, g, x)),
+        GradOp::Tanh => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, y| s.mul(g, s.neg_mul_add(y, y, s.splat(1.0))),
+        ),
+        GradOp::Sigmoid => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, y| math::product(s, 1.0, [g, y, s.sub(s.splat(1.0), y)]),
+        ),
+        GradOp::GeluTanh => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, x| math::gelu_tanh_grad(s, g, x),
+        ),
+        GradOp::GeluErf => map2(
+            s,
+            g,
+            y,
+            o,
+            #[inline(always)]
+            |g, x| math::gelu_erf_grad(s, g, x),
+        ),
     }
 }
 
@@ -369,11 +728,25 @@ pub(crate) fn unary_grad<S: Simd>(s: S, op: GradOp, g: Src<'_>, saved: Src<'_>, 
         return crate::scalar::ew::unary_grad_scalar(op, g, saved, dst);
     }
     let (mut bg, mut by, mut bo) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
-    for_blocks(1, g.len(), false, |_, _, len, at| {
-        let gv = widen(s, g, at, len, &mut bg);
-        let yv = widen(s, saved, at, len, &mut by);
-        with_out(s, &mut dst, at, len, &mut bo, |o| apply_grad(s, op, gv, yv, o));
-    });
+    for_blocks(
+        1,
+        g.len(),
+        false,
+        #[inline(always)]
+        |_, _, len, at| {
+            let gv = widen(s, g, at, len, &mut bg);
+            let yv = widen(s, saved, at, len, &mut by);
+            with_out(
+                s,
+                &mut dst,
+                at,
+                len,
+                &mut bo,
+                #[inline(always)]
+                |o| apply_grad(s, op, gv, yv, o),
+            );
+        },
+    );
 }
 
 /// SIMD body of [`crate::ew::select`]: a non-zero (or NaN) condition picks `a`.
@@ -387,15 +760,43 @@ pub(crate) fn select<S: Simd>(
     b: Operand<'_>,
     mut dst: Dst<'_>,
 ) {
-    if [&cond, &a, &b].iter().any(|o| operand_is_f64(o)) || dst.elem() == DType::F64 {
+    if [&cond, &a, &b].iter().any(
+        #[inline(always)]
+        |o| operand_is_f64(o),
+    ) || dst.elem() == DType::F64
+    {
         return crate::scalar::ew::select_scalar(rows, n, cond, a, b, dst);
     }
     let (mut bc, mut ba, mut bb, mut bo) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
-    for_blocks(rows, n, per_row(&[&cond, &a, &b]), |i, j, len, at| {
-        let vc = view(s, &cond, i, j, at, len, &mut bc);
-        let va = view(s, &a, i, j, at, len, &mut ba);
-        let vb = view(s, &b, i, j, at, len, &mut bb);
-        let zero = s.splat(0.0);
-        with_out(s, &mut dst, at, len, &mut bo, |o| map3(s, vc, va, vb, o, |c, x, y| s.select(s.eq(c, zero), y, x)));
-    });
+    for_blocks(
+        rows,
+        n,
+        per_row(&[&cond, &a, &b]),
+        #[inline(always)]
+        |i, j, len, at| {
+            let vc = view(s, &cond, i, j, at, len, &mut bc);
+            let va = view(s, &a, i, j, at, len, &mut ba);
+            let vb = view(s, &b, i, j, at, len, &mut bb);
+            let zero = s.splat(0.0);
+            with_out(
+                s,
+                &mut dst,
+                at,
+                len,
+                &mut bo,
+                #[inline(always)]
+                |o| {
+                    map3(
+                        s,
+                        vc,
+                        va,
+                        vb,
+                        o,
+                        #[inline(always)]
+                        |c, x, y| s.select(s.eq(c, zero), y, x),
+                    )
+                },
+            );
+        },
+    );
 }

@@ -17,9 +17,23 @@ fn row_stats<S: Simd>(s: S, x: Src<'_>, start: usize, n: usize, buf: &mut [f32; 
         return (m, sum_exp(s, r, m, None));
     }
     let mut m = f32::NEG_INFINITY;
-    super::reduce::for_each_block(s, x, start, n, |_, b| m = fold_extreme(&[m, row_max(s, b)], true));
+    super::reduce::for_each_block(
+        s,
+        x,
+        start,
+        n,
+        #[inline(always)]
+        |_, b| m = fold_extreme(&[m, row_max(s, b)], true),
+    );
     let mut sum = 0.0f32;
-    super::reduce::for_each_block(s, x, start, n, |_, b| sum += sum_exp(s, b, m, None));
+    super::reduce::for_each_block(
+        s,
+        x,
+        start,
+        n,
+        #[inline(always)]
+        |_, b| sum += sum_exp(s, b, m, None),
+    );
     (m, sum)
 }
 
@@ -84,7 +98,13 @@ pub(crate) fn cross_entropy_grad<S: Simd>(
             let c = BLOCK.min(n - j);
             let x = widen(s, logits, i * n + j, c, &mut xb);
             let p = &mut pb[..c];
-            map1(s, x, p, |v| math::exp(s, s.sub(v, l)));
+            map1(
+                s,
+                x,
+                p,
+                #[inline(always)]
+                |v| math::exp(s, s.sub(v, l)),
+            );
             if (j..j + c).contains(&t) {
                 p[t - j] = 0.0;
             }
@@ -95,9 +115,24 @@ pub(crate) fn cross_entropy_grad<S: Simd>(
                 others[(k / S::LANES) & 1] = s.add(others[(k / S::LANES) & 1], v);
                 k += S::LANES;
             }
-            with_out(s, &mut grad, i * n + j, c, &mut ob, |o| {
-                super::ew::map2(s, View::Slice(p), View::Splat(gi), o, |a, _| s.mul(a, gv))
-            });
+            with_out(
+                s,
+                &mut grad,
+                i * n + j,
+                c,
+                &mut ob,
+                #[inline(always)]
+                |o| {
+                    super::ew::map2(
+                        s,
+                        View::Slice(p),
+                        View::Splat(gi),
+                        o,
+                        #[inline(always)]
+                        |a, _| s.mul(a, gv),
+                    )
+                },
+            );
             j += c;
         }
         let sum = s.reduce_add(s.add(others[0], others[1]));

@@ -93,7 +93,13 @@ fn lanes<S: Simd>(s: S, v: S::F) -> ([f32; 16], usize) {
 pub(crate) fn fold_extreme(vals: &[f32], max: bool) -> f32 {
     let pick = |a: f32, b: f32| crate::ew::maximum(a as f64, b as f64) as f32;
     let pick_min = |a: f32, b: f32| crate::ew::minimum(a as f64, b as f64) as f32;
-    vals.iter().copied().reduce(|a, b| if max { pick(a, b) } else { pick_min(a, b) }).unwrap_or(0.0)
+    vals.iter()
+        .copied()
+        .reduce(
+            #[inline(always)]
+            |a, b| if max { pick(a, b) } else { pick_min(a, b) },
+        )
+        .unwrap_or(0.0)
 }
 
 /// One row's reduction in f32.
@@ -102,22 +108,65 @@ fn reduce_row<S: Simd>(s: S, op: ReduceOp, x: Src<'_>, start: usize, n: usize) -
     match op {
         ReduceOp::Sum | ReduceOp::Mean | ReduceOp::SumSq => {
             let mut acc = Acc::new(s, 0.0);
-            for_each_block(s, x, start, n, |_, b| {
-                if op == ReduceOp::SumSq {
-                    acc.fold(s, b, 0.0, |a, v| s.mul_add(v, v, a));
-                } else {
-                    acc.fold(s, b, 0.0, |a, v| s.add(a, v));
-                }
-            });
-            let total = s.reduce_add(acc.combine(|a, b| s.add(a, b)));
+            for_each_block(
+                s,
+                x,
+                start,
+                n,
+                #[inline(always)]
+                |_, b| {
+                    if op == ReduceOp::SumSq {
+                        acc.fold(
+                            s,
+                            b,
+                            0.0,
+                            #[inline(always)]
+                            |a, v| s.mul_add(v, v, a),
+                        );
+                    } else {
+                        acc.fold(
+                            s,
+                            b,
+                            0.0,
+                            #[inline(always)]
+                            |a, v| s.add(a, v),
+                        );
+                    }
+                },
+            );
+            let total = s.reduce_add(acc.combine(
+                #[inline(always)]
+                |a, b| s.add(a, b),
+            ));
             if op == ReduceOp::Mean { total / n as f32 } else { total }
         }
         ReduceOp::Max | ReduceOp::Min => {
             let max = op == ReduceOp::Max;
             let id = if max { f32::NEG_INFINITY } else { f32::INFINITY };
             let mut acc = Acc::new(s, id);
-            for_each_block(s, x, start, n, |_, b| acc.fold(s, b, id, |a, v| extreme(s, a, v, max)));
-            let (l, k) = lanes(s, acc.combine(|a, b| extreme(s, a, b, max)));
+            for_each_block(
+                s,
+                x,
+                start,
+                n,
+                #[inline(always)]
+                |_, b| {
+                    acc.fold(
+                        s,
+                        b,
+                        id,
+                        #[inline(always)]
+                        |a, v| extreme(s, a, v, max),
+                    )
+                },
+            );
+            let (l, k) = lanes(
+                s,
+                acc.combine(
+                    #[inline(always)]
+                    |a, b| extreme(s, a, b, max),
+                ),
+            );
             fold_extreme(&l[..k], max)
         }
     }
@@ -161,17 +210,46 @@ pub(crate) fn cols<S: Simd>(s: S, op: ReduceOp, x: Src<'_>, rows: usize, n: usiz
         acc.fill(init);
         for i in 0..rows {
             let v = widen(s, x, i * n + j, c, &mut buf);
-            let f = |a: S::F, b: S::F| match op {
-                ReduceOp::Sum | ReduceOp::Mean => s.add(a, b),
-                ReduceOp::SumSq => s.add(a, s.mul(b, b)),
-                ReduceOp::Max => extreme(s, a, b, true),
-                ReduceOp::Min => extreme(s, a, b, false),
-            };
-            fold_into(s, acc, v, f);
+            match op {
+                ReduceOp::Sum | ReduceOp::Mean => fold_into(
+                    s,
+                    acc,
+                    v,
+                    #[inline(always)]
+                    |a, b| s.add(a, b),
+                ),
+                ReduceOp::SumSq => fold_into(
+                    s,
+                    acc,
+                    v,
+                    #[inline(always)]
+                    |a, b| s.add(a, s.mul(b, b)),
+                ),
+                ReduceOp::Max => fold_into(
+                    s,
+                    acc,
+                    v,
+                    #[inline(always)]
+                    |a, b| extreme(s, a, b, true),
+                ),
+                ReduceOp::Min => fold_into(
+                    s,
+                    acc,
+                    v,
+                    #[inline(always)]
+                    |a, b| extreme(s, a, b, false),
+                ),
+            }
         }
         if op == ReduceOp::Mean {
             let k = s.splat(rows as f32);
-            fold_into(s, acc, &[], |a, _| s.div(a, k));
+            fold_into(
+                s,
+                acc,
+                &[],
+                #[inline(always)]
+                |a, _| s.div(a, k),
+            );
         }
         narrow(s, acc, &mut out, j);
         j += c;
@@ -230,18 +308,25 @@ pub(crate) fn arg_rows<S: Simd>(s: S, op: ArgOp, x: Src<'_>, rows: usize, n: usi
         // Seed every lane with element 0 so ties resolve to the first index.
         let first = s.splat(x.get_f64(i * n) as f32);
         let (mut best, mut at) = (first, s.splat(0.0));
-        for_each_block(s, x, i * n, n, |j, b| {
-            let mut k = 0;
-            while k < b.len() {
-                let m = b.len() - k;
-                let v = if m >= l { s.load_f32(&b[k..]) } else { s.load_f32_partial(&b[k..]) };
-                let idx = s.add(s.splat((j + k) as f32), iota(s));
-                let take = s.and(better(s, op, v, best), s.first_lanes(m));
-                best = s.select(take, v, best);
-                at = s.select(take, idx, at);
-                k += l;
-            }
-        });
+        for_each_block(
+            s,
+            x,
+            i * n,
+            n,
+            #[inline(always)]
+            |j, b| {
+                let mut k = 0;
+                while k < b.len() {
+                    let m = b.len() - k;
+                    let v = if m >= l { s.load_f32(&b[k..]) } else { s.load_f32_partial(&b[k..]) };
+                    let idx = s.add(s.splat((j + k) as f32), iota(s));
+                    let take = s.and(better(s, op, v, best), s.first_lanes(m));
+                    best = s.select(take, v, best);
+                    at = s.select(take, idx, at);
+                    k += l;
+                }
+            },
+        );
         let (bv, k) = lanes(s, best);
         let (bi, _) = lanes(s, at);
         // Across lanes: the better value, then the smaller index.
@@ -317,8 +402,20 @@ pub(crate) fn arg_cols<S: Simd>(s: S, op: ArgOp, x: Src<'_>, rows: usize, n: usi
 #[inline(always)]
 pub(crate) fn row_max<S: Simd>(s: S, x: &[f32]) -> f32 {
     let mut acc = Acc::new(s, f32::NEG_INFINITY);
-    acc.fold(s, x, f32::NEG_INFINITY, |a, v| extreme(s, a, v, true));
-    let (l, k) = lanes(s, acc.combine(|a, b| extreme(s, a, b, true)));
+    acc.fold(
+        s,
+        x,
+        f32::NEG_INFINITY,
+        #[inline(always)]
+        |a, v| extreme(s, a, v, true),
+    );
+    let (l, k) = lanes(
+        s,
+        acc.combine(
+            #[inline(always)]
+            |a, b| extreme(s, a, b, true),
+        ),
+    );
     fold_extreme(&l[..k], true)
 }
 
@@ -362,7 +459,13 @@ pub(crate) fn ln1<S: Simd>(s: S, v: f32) -> f32 {
 #[inline(always)]
 fn scale_in_place<S: Simd>(s: S, o: &mut [f32], r: f32) {
     let rv = s.splat(r);
-    fold_into(s, o, &[], |a, _| s.mul(a, rv));
+    fold_into(
+        s,
+        o,
+        &[],
+        #[inline(always)]
+        |a, _| s.mul(a, rv),
+    );
 }
 
 /// Softmax of one f32 line into `out` (same length): max, then `Σ e^(x−m)`
@@ -378,7 +481,13 @@ fn softmax_line<S: Simd>(s: S, op: SoftmaxOp, x: &[f32], out: &mut [f32]) {
         SoftmaxOp::LogSoftmax => {
             let sum = sum_exp(s, x, m, None);
             let (mv, ls) = (s.splat(m), s.splat(ln1(s, sum)));
-            super::ew::map1(s, x, out, |v| s.sub(s.sub(v, mv), ls));
+            super::ew::map1(
+                s,
+                x,
+                out,
+                #[inline(always)]
+                |v| s.sub(s.sub(v, mv), ls),
+            );
         }
     }
 }
@@ -393,24 +502,73 @@ pub(crate) fn softmax_rows<S: Simd>(s: S, op: SoftmaxOp, x: Src<'_>, rows: usize
         let (mut xb, mut ob) = ([0.0f32; ROW], [0.0f32; ROW]);
         for i in 0..rows {
             let xr = widen(s, x, i * n, n, &mut xb);
-            super::ew::with_out(s, &mut out, i * n, n, &mut ob, |o| softmax_line(s, op, xr, o));
+            super::ew::with_out(
+                s,
+                &mut out,
+                i * n,
+                n,
+                &mut ob,
+                #[inline(always)]
+                |o| softmax_line(s, op, xr, o),
+            );
         }
         return;
     }
     // Long rows: three passes over f32 blocks, recomputing the exponentials.
     for i in 0..rows {
         let mut m = f32::NEG_INFINITY;
-        for_each_block(s, x, i * n, n, |_, b| m = fold_extreme(&[m, row_max(s, b)], true));
+        for_each_block(
+            s,
+            x,
+            i * n,
+            n,
+            #[inline(always)]
+            |_, b| m = fold_extreme(&[m, row_max(s, b)], true),
+        );
         let mut sum = 0.0f32;
-        for_each_block(s, x, i * n, n, |_, b| sum += sum_exp(s, b, m, None));
+        for_each_block(
+            s,
+            x,
+            i * n,
+            n,
+            #[inline(always)]
+            |_, b| sum += sum_exp(s, b, m, None),
+        );
         let (mv, ls, r) = (s.splat(m), s.splat(ln1(s, sum)), s.splat(1.0 / sum));
         let mut ob = [0.0f32; BLOCK];
-        for_each_block(s, x, i * n, n, |j, b| {
-            super::ew::with_out(s, &mut out, i * n + j, b.len(), &mut ob, |o| match op {
-                SoftmaxOp::Softmax => super::ew::map1(s, b, o, |v| s.mul(math::exp(s, s.sub(v, mv)), r)),
-                SoftmaxOp::LogSoftmax => super::ew::map1(s, b, o, |v| s.sub(s.sub(v, mv), ls)),
-            })
-        });
+        for_each_block(
+            s,
+            x,
+            i * n,
+            n,
+            #[inline(always)]
+            |j, b| {
+                super::ew::with_out(
+                    s,
+                    &mut out,
+                    i * n + j,
+                    b.len(),
+                    &mut ob,
+                    #[inline(always)]
+                    |o| match op {
+                        SoftmaxOp::Softmax => super::ew::map1(
+                            s,
+                            b,
+                            o,
+                            #[inline(always)]
+                            |v| s.mul(math::exp(s, s.sub(v, mv)), r),
+                        ),
+                        SoftmaxOp::LogSoftmax => super::ew::map1(
+                            s,
+                            b,
+                            o,
+                            #[inline(always)]
+                            |v| s.sub(s.sub(v, mv), ls),
+                        ),
+                    },
+                )
+            },
+        );
     }
 }
 
@@ -429,7 +587,13 @@ pub(crate) fn softmax_cols<S: Simd>(s: S, op: SoftmaxOp, x: Src<'_>, rows: usize
         mx.fill(f32::NEG_INFINITY);
         sm.fill(0.0);
         for i in 0..rows {
-            fold_into(s, mx, widen(s, x, i * n + j, c, &mut buf), |a, v| extreme(s, a, v, true));
+            fold_into(
+                s,
+                mx,
+                widen(s, x, i * n + j, c, &mut buf),
+                #[inline(always)]
+                |a, v| extreme(s, a, v, true),
+            );
         }
         for i in 0..rows {
             let v = widen(s, x, i * n + j, c, &mut buf);
@@ -452,25 +616,62 @@ pub(crate) fn softmax_cols<S: Simd>(s: S, op: SoftmaxOp, x: Src<'_>, rows: usize
         }
         // Softmax multiplies by 1/Σ; log-softmax subtracts m + ln Σ.
         match op {
-            SoftmaxOp::Softmax => fold_into(s, sm, &[], |a, _| s.div(s.splat(1.0), a)),
-            SoftmaxOp::LogSoftmax => fold_into(s, sm, &[], |a, _| math::ln(s, a)),
+            SoftmaxOp::Softmax => fold_into(
+                s,
+                sm,
+                &[],
+                #[inline(always)]
+                |a, _| s.div(s.splat(1.0), a),
+            ),
+            SoftmaxOp::LogSoftmax => fold_into(
+                s,
+                sm,
+                &[],
+                #[inline(always)]
+                |a, _| math::ln(s, a),
+            ),
         }
         for i in 0..rows {
             let v = widen(s, x, i * n + j, c, &mut buf);
             let (mxr, smr): (&[f32], &[f32]) = (mx, sm);
-            super::ew::with_out(s, &mut out, i * n + j, c, &mut ob, |o| {
-                let (mv, sv) = (super::ew::View::Slice(mxr), super::ew::View::Slice(smr));
-                let mut t = [0.0f32; BLOCK];
-                super::ew::map2(s, super::ew::View::Slice(v), mv, &mut t[..c], |a, b| s.sub(a, b));
-                match op {
-                    SoftmaxOp::Softmax => {
-                        super::ew::map2(s, super::ew::View::Slice(&t[..c]), sv, o, |d, r| s.mul(math::exp(s, d), r))
+            super::ew::with_out(
+                s,
+                &mut out,
+                i * n + j,
+                c,
+                &mut ob,
+                #[inline(always)]
+                |o| {
+                    let (mv, sv) = (super::ew::View::Slice(mxr), super::ew::View::Slice(smr));
+                    let mut t = [0.0f32; BLOCK];
+                    super::ew::map2(
+                        s,
+                        super::ew::View::Slice(v),
+                        mv,
+                        &mut t[..c],
+                        #[inline(always)]
+                        |a, b| s.sub(a, b),
+                    );
+                    match op {
+                        SoftmaxOp::Softmax => super::ew::map2(
+                            s,
+                            super::ew::View::Slice(&t[..c]),
+                            sv,
+                            o,
+                            #[inline(always)]
+                            |d, r| s.mul(math::exp(s, d), r),
+                        ),
+                        SoftmaxOp::LogSoftmax => super::ew::map2(
+                            s,
+                            super::ew::View::Slice(&t[..c]),
+                            sv,
+                            o,
+                            #[inline(always)]
+                            |d, l| s.sub(d, l),
+                        ),
                     }
-                    SoftmaxOp::LogSoftmax => {
-                        super::ew::map2(s, super::ew::View::Slice(&t[..c]), sv, o, |d, l| s.sub(d, l))
-                    }
-                }
-            });
+                },
+            );
         }
         j += c;
     }
@@ -502,25 +703,67 @@ pub(crate) fn softmax_grad_rows<S: Simd>(
                 SoftmaxOp::Softmax => {
                     let yv = widen(s, y, i * n + j, c, &mut yb);
                     let mut p = [0.0f32; BLOCK];
-                    super::ew::map2(s, super::ew::View::Slice(gv), super::ew::View::Slice(yv), &mut p[..c], |a, b| {
-                        s.mul(a, b)
-                    });
-                    acc.fold(s, &p[..c], 0.0, |a, v| s.add(a, v));
+                    super::ew::map2(
+                        s,
+                        super::ew::View::Slice(gv),
+                        super::ew::View::Slice(yv),
+                        &mut p[..c],
+                        #[inline(always)]
+                        |a, b| s.mul(a, b),
+                    );
+                    acc.fold(
+                        s,
+                        &p[..c],
+                        0.0,
+                        #[inline(always)]
+                        |a, v| s.add(a, v),
+                    );
                 }
-                SoftmaxOp::LogSoftmax => acc.fold(s, gv, 0.0, |a, v| s.add(a, v)),
+                SoftmaxOp::LogSoftmax => acc.fold(
+                    s,
+                    gv,
+                    0.0,
+                    #[inline(always)]
+                    |a, v| s.add(a, v),
+                ),
             }
             j += c;
         }
-        let sum = s.splat(s.reduce_add(acc.combine(|a, b| s.add(a, b))));
+        let sum = s.splat(s.reduce_add(acc.combine(
+            #[inline(always)]
+            |a, b| s.add(a, b),
+        )));
         let mut j = 0;
         while j < n {
             let c = BLOCK.min(n - j);
             let gv = super::ew::View::Slice(widen(s, g, i * n + j, c, &mut gb));
             let yv = super::ew::View::Slice(widen(s, y, i * n + j, c, &mut yb));
-            super::ew::with_out(s, &mut out, i * n + j, c, &mut ob, |o| match op {
-                SoftmaxOp::Softmax => super::ew::map2(s, gv, yv, o, |a, b| s.mul(b, s.sub(a, sum))),
-                SoftmaxOp::LogSoftmax => super::ew::map2(s, gv, yv, o, |a, b| s.neg_mul_add(math::exp(s, b), sum, a)),
-            });
+            super::ew::with_out(
+                s,
+                &mut out,
+                i * n + j,
+                c,
+                &mut ob,
+                #[inline(always)]
+                |o| match op {
+                    SoftmaxOp::Softmax => super::ew::map2(
+                        s,
+                        gv,
+                        yv,
+                        o,
+                        #[inline(always)]
+                        |a, b| s.mul(b, s.sub(a, sum)),
+                    ),
+                    SoftmaxOp::LogSoftmax => super::ew::map2(
+                        s,
+                        gv,
+                        yv,
+                        o,
+                        #[inline(always)]
+                        |a, b| s.neg_mul_add(math::exp(s, b), sum, a),
+                    ),
+                },
+            );
             j += c;
         }
     }
@@ -568,18 +811,31 @@ fn row_moments<S: Simd>(s: S, x: Src<'_>, start: usize, n: usize) -> (f32, f32) 
     let mean = reduce_row(s, ReduceOp::Sum, x, start, n) / n as f32;
     let mv = s.splat(mean);
     let mut acc = Acc::new(s, 0.0);
-    for_each_block(s, x, start, n, |_, b| {
-        let l = S::LANES;
-        let mut k = 0;
-        while k < b.len() {
-            let m = b.len() - k;
-            let v = if m >= l { s.load_f32(&b[k..]) } else { s.load_f32_partial(&b[k..]) };
-            let d = s.select(s.first_lanes(m), s.sub(v, mv), s.splat(0.0));
-            acc.v[(k / l) % 4] = s.mul_add(d, d, acc.v[(k / l) % 4]);
-            k += l;
-        }
-    });
-    (mean, s.reduce_add(acc.combine(|a, b| s.add(a, b))) / n as f32)
+    for_each_block(
+        s,
+        x,
+        start,
+        n,
+        #[inline(always)]
+        |_, b| {
+            let l = S::LANES;
+            let mut k = 0;
+            while k < b.len() {
+                let m = b.len() - k;
+                let v = if m >= l { s.load_f32(&b[k..]) } else { s.load_f32_partial(&b[k..]) };
+                let d = s.select(s.first_lanes(m), s.sub(v, mv), s.splat(0.0));
+                acc.v[(k / l) % 4] = s.mul_add(d, d, acc.v[(k / l) % 4]);
+                k += l;
+            }
+        },
+    );
+    (
+        mean,
+        s.reduce_add(acc.combine(
+            #[inline(always)]
+            |a, b| s.add(a, b),
+        )) / n as f32,
+    )
 }
 
 /// SIMD body of [`crate::reduce::moments_rows`].
@@ -616,17 +872,48 @@ pub(crate) fn moments_cols<S: Simd>(s: S, x: Src<'_>, rows: usize, n: usize, mut
         m.fill(0.0);
         v.fill(0.0);
         for i in 0..rows {
-            fold_into(s, m, widen(s, x, i * n + j, c, &mut buf), |a, b| s.add(a, b));
+            fold_into(
+                s,
+                m,
+                widen(s, x, i * n + j, c, &mut buf),
+                #[inline(always)]
+                |a, b| s.add(a, b),
+            );
         }
         let k = s.splat(rows as f32);
-        fold_into(s, m, &[], |a, _| s.div(a, k));
+        fold_into(
+            s,
+            m,
+            &[],
+            #[inline(always)]
+            |a, _| s.div(a, k),
+        );
         for i in 0..rows {
             let xv = widen(s, x, i * n + j, c, &mut buf);
             let mut d = [0.0f32; BLOCK];
-            super::ew::map2(s, super::ew::View::Slice(xv), super::ew::View::Slice(m), &mut d[..c], |a, b| s.sub(a, b));
-            fold_into(s, v, &d[..c], |a, b| s.mul_add(b, b, a));
+            super::ew::map2(
+                s,
+                super::ew::View::Slice(xv),
+                super::ew::View::Slice(m),
+                &mut d[..c],
+                #[inline(always)]
+                |a, b| s.sub(a, b),
+            );
+            fold_into(
+                s,
+                v,
+                &d[..c],
+                #[inline(always)]
+                |a, b| s.mul_add(b, b, a),
+            );
         }
-        fold_into(s, v, &[], |a, _| s.div(a, k));
+        fold_into(
+            s,
+            v,
+            &[],
+            #[inline(always)]
+            |a, _| s.div(a, k),
+        );
         narrow(s, m, &mut mean, j);
         narrow(s, v, &mut var, j);
         j += c;
