@@ -9,8 +9,10 @@
 //! Max and min are IEEE `maximum`/`minimum` (NaN wins, `+0 > −0`); argmax
 //! keeps the first index among ties and the first NaN, as the reference.
 
+use half::{bf16, f16};
+
 use super::ew::{BLOCK, narrow, widen};
-use super::{Simd, math};
+use super::{Elem, Simd, math};
 use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
 use crate::slice::{Dst, Elem as DType, Src};
 
@@ -419,16 +421,40 @@ pub(crate) fn row_max<S: Simd>(s: S, x: &[f32]) -> f32 {
     fold_extreme(&l[..k], true)
 }
 
-/// `Σ e^(x − m)`, and (softmax) `out = e^(x − m)` on the way.
+/// `Σ e^(x − m)`, and (softmax) `out = e^(x − m)` on the way. Without
+/// `out` the terms take [`math::exp_sum_term`] (the sum is at least 1 when
+/// `m` is the maximum); stored exponentials take the full [`math::exp`].
 #[inline(always)]
-pub(crate) fn sum_exp<S: Simd>(s: S, x: &[f32], m: f32, mut out: Option<&mut [f32]>) -> f32 {
+pub(crate) fn sum_exp<S: Simd>(s: S, x: &[f32], m: f32, out: Option<&mut [f32]>) -> f32 {
+    match out {
+        Some(o) => sum_exp_with(
+            s,
+            x,
+            m,
+            Some(o),
+            #[inline(always)]
+            |d| math::exp(s, d),
+        ),
+        None => sum_exp_with(
+            s,
+            x,
+            m,
+            None,
+            #[inline(always)]
+            |d| math::exp_sum_term(s, d),
+        ),
+    }
+}
+
+#[inline(always)]
+fn sum_exp_with<S: Simd>(s: S, x: &[f32], m: f32, mut out: Option<&mut [f32]>, exp: impl Fn(S::F) -> S::F) -> f32 {
     let (l, n) = (S::LANES, x.len());
     let mv = s.splat(m);
     let mut acc = [s.splat(0.0); 2];
     let mut k = 0;
     while k + 2 * l <= n {
         for (j, a) in acc.iter_mut().enumerate() {
-            let e = math::exp(s, s.sub(s.load_f32(&x[k + j * l..]), mv));
+            let e = exp(s.sub(s.load_f32(&x[k + j * l..]), mv));
             if let Some(o) = out.as_deref_mut() {
                 s.store_f32(&mut o[k + j * l..], e);
             }
@@ -439,7 +465,7 @@ pub(crate) fn sum_exp<S: Simd>(s: S, x: &[f32], m: f32, mut out: Option<&mut [f3
     while k < n {
         let m_ = n - k;
         let v = if m_ >= l { s.load_f32(&x[k..]) } else { s.load_f32_partial(&x[k..]) };
-        let e = s.select(s.first_lanes(m_), math::exp(s, s.sub(v, mv)), s.splat(0.0));
+        let e = s.select(s.first_lanes(m_), exp(s.sub(v, mv)), s.splat(0.0));
         if let Some(o) = out.as_deref_mut() {
             if m_ >= l { s.store_f32(&mut o[k..], e) } else { s.store_f32_partial(&mut o[k..], e) }
         }
@@ -466,6 +492,20 @@ fn scale_in_place<S: Simd>(s: S, o: &mut [f32], r: f32) {
         #[inline(always)]
         |a, _| s.mul(a, rv),
     );
+}
+
+/// `o[k] = f(x[k])` rounded once to `B`.
+#[inline(always)]
+fn map_store<S: Simd, B: Elem>(s: S, x: &[f32], o: &mut [B], f: impl Fn(S::F) -> S::F) {
+    let (l, n) = (S::LANES, o.len());
+    let mut k = 0;
+    while k + l <= n {
+        B::store(s, &mut o[k..], f(s.load_f32(&x[k..])));
+        k += l;
+    }
+    if k < n {
+        B::store_partial(s, &mut o[k..], f(s.load_f32_partial(&x[k..])));
+    }
 }
 
 /// Softmax of one f32 line into `out` (same length): max, then `Σ e^(x−m)`
@@ -502,6 +542,37 @@ pub(crate) fn softmax_rows<S: Simd>(s: S, op: SoftmaxOp, x: Src<'_>, rows: usize
         let (mut xb, mut ob) = ([0.0f32; ROW], [0.0f32; ROW]);
         for i in 0..rows {
             let xr = widen(s, x, i * n, n, &mut xb);
+            if op == SoftmaxOp::LogSoftmax {
+                // `x − m − ln s` rounded straight into the output type: no staging pass.
+                let m = row_max(s, xr);
+                let (mv, ls) = (s.splat(m), s.splat(ln1(s, sum_exp(s, xr, m, None))));
+                let at = i * n..(i + 1) * n;
+                match &mut out {
+                    Dst::F32(d) => map_store::<S, f32>(
+                        s,
+                        xr,
+                        &mut d[at],
+                        #[inline(always)]
+                        |v| s.sub(s.sub(v, mv), ls),
+                    ),
+                    Dst::F16(d) => map_store::<S, f16>(
+                        s,
+                        xr,
+                        &mut d[at],
+                        #[inline(always)]
+                        |v| s.sub(s.sub(v, mv), ls),
+                    ),
+                    Dst::Bf16(d) => map_store::<S, bf16>(
+                        s,
+                        xr,
+                        &mut d[at],
+                        #[inline(always)]
+                        |v| s.sub(s.sub(v, mv), ls),
+                    ),
+                    Dst::F64(_) => unreachable!("f64 outputs take the scalar reference"),
+                }
+                continue;
+            }
             super::ew::with_out(
                 s,
                 &mut out,
