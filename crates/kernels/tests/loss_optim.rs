@@ -175,6 +175,35 @@ fn copy_kind() -> impl Strategy<Value = CopyKind> {
     prop_oneof![Just(CopyKind::None), Just(CopyKind::F32), Just(CopyKind::F16), Just(CopyKind::Bf16)]
 }
 
+/// Lengths that stress SIMD bodies and tails: primes, vector widths ±1, up to 5000.
+fn length() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        0usize..70,
+        prop::sample::select(vec![
+            7usize, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 97, 255, 256, 257, 997, 4093, 4999
+        ]),
+        0usize..5000,
+    ]
+}
+
+/// Special values put into weights and gradients: ±0, f32 and f16
+/// subnormals, values near 65504 (the f16 copy's overflow), ±Inf, NaN.
+const SPECIAL: [f32; 11] =
+    [0.0, -0.0, 1e-40, -3e-42, 6.0e-8, 65504.0, 65519.0, -65520.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+
+/// `v` with one element in `every` replaced by a special value (none for 0).
+fn with_specials(rng: &mut SplitMix, mut v: Vec<f32>, every: u32) -> Vec<f32> {
+    if every > 0 {
+        for x in &mut v {
+            let r = rng.next_u32();
+            if r.is_multiple_of(every) {
+                *x = SPECIAL[(r >> 8) as usize % SPECIAL.len()];
+            }
+        }
+    }
+    v
+}
+
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
 }
@@ -186,14 +215,17 @@ proptest! {
     /// copy the rounded weights, and the weights within a few roundings of
     /// PyTorch's formula in f64.
     #[test]
-    fn sgd_is_bit_identical_on_every_path(len in 0usize..700, off in 0usize..17, seed: u64, momentum in prop_oneof![Just(0.0f32), Just(0.9)],
+    fn sgd_is_bit_identical_on_every_path(len in length(), off in 0usize..17, seed: u64, momentum in prop_oneof![Just(0.0f32), Just(0.9)],
                                           dampening in prop_oneof![Just(0.0f32), Just(0.1)], wd in prop_oneof![Just(0.0f32), Just(1e-4)],
-                                          nesterov: bool, first: bool, kind in copy_kind()) {
+                                          nesterov: bool, first: bool, kind in copy_kind(), every in prop_oneof![Just(0u32), 2u32..50]) {
         let mut rng = SplitMix(seed);
         let p = Sgd { lr: 0.05, momentum, dampening, weight_decay: wd, nesterov: nesterov && momentum != 0.0 };
         let w0: Vec<f32> = (0..len + off).map(|_| rng.next_f32()).collect();
+        let w0 = with_specials(&mut rng, w0, every);
         let g: Vec<f32> = (0..len + off).map(|_| rng.next_f32() * 0.1).collect();
+        let g = with_specials(&mut rng, g, every);
         let b0: Vec<f32> = (0..len + off).map(|_| rng.next_f32() * 0.01).collect();
+        let b0 = with_specials(&mut rng, b0, every);
         let mut reference: Option<(Vec<f32>, Vec<f32>)> = None;
         for k in paths() {
             let (mut w, mut b) = (w0.clone(), b0.clone());
@@ -201,7 +233,7 @@ proptest! {
             let buf = if momentum != 0.0 { Some(&mut b[off..]) } else { None };
             (k.optim.sgd.f)(&p, &mut w[off..], &g[off..], buf, first, c.dst(off));
             prop_assert!(c.matches(&w[off..], off), "{}: copy", k.label());
-            prop_assert_eq!(&w[..off], &w0[..off]);
+            prop_assert!(same_bits(&w[..off], &w0[..off]), "{}: wrote before the start", k.label());
             match &reference {
                 None => reference = Some((w, b)),
                 Some((rw, rb)) => {
@@ -212,25 +244,35 @@ proptest! {
         let (w, _) = reference.unwrap();
         for i in off..len + off {
             let (wi, gi, bi) = (w0[i] as f64, g[i] as f64, b0[i] as f64);
-            let mut d = gi + wd as f64 * wi;
+            if !(wi.abs() + gi.abs() + bi.abs()).is_finite() {
+                continue; // Specials: the paths agree bit for bit with the reference (above).
+            }
+            // `d` and, for the bound, the same formula on absolute values (cancellation).
+            let (mut d, mut da) = (gi + wd as f64 * wi, gi.abs() + wd as f64 * wi.abs());
             if momentum != 0.0 {
-                let nb = if first { d } else { momentum as f64 * bi + (1.0 - dampening as f64) * d };
-                d = if p.nesterov { d + momentum as f64 * nb } else { nb };
+                let (mo, keep) = (momentum as f64, 1.0 - dampening as f64);
+                let (nb, nba) = if first { (d, da) } else { (mo * bi + keep * d, mo * bi.abs() + keep * da) };
+                (d, da) = if p.nesterov { (d + mo * nb, da + mo * nba) } else { (nb, nba) };
             }
             let want = wi - 0.05 * d;
-            prop_assert!((w[i] as f64 - want).abs() <= 8.0 * U * (wi.abs() + 0.05 * d.abs() + 1e-30), "w[{i}]");
+            prop_assert!((w[i] as f64 - want).abs() <= 8.0 * U * (wi.abs() + 0.05 * da + 1e-30), "w[{i}] = {:e}, want {want:e} (w {wi:e} g {gi:e} buf {bi:e})", w[i]);
         }
     }
 
     /// Adam and AdamW over several steps: bit-identical paths, the copy the
     /// rounded weights, and close to the f64 formula.
     #[test]
-    fn adam_is_bit_identical_on_every_path(len in 0usize..700, off in 0usize..17, seed: u64, decoupled: bool,
-                                           wd in prop_oneof![Just(0.0f32), Just(0.01)], kind in copy_kind()) {
+    fn adam_is_bit_identical_on_every_path(len in length(), off in 0usize..17, seed: u64, decoupled: bool,
+                                           wd in prop_oneof![Just(0.0f32), Just(0.01)], kind in copy_kind(), every in prop_oneof![Just(0u32), 2u32..50]) {
         let mut rng = SplitMix(seed);
         let a = Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd, decoupled };
         let w0: Vec<f32> = (0..len + off).map(|_| rng.next_f32()).collect();
-        let grads: Vec<Vec<f32>> = (0..3).map(|_| (0..len + off).map(|_| rng.next_f32() * 0.1).collect()).collect();
+        let w0 = with_specials(&mut rng, w0, every);
+        let mut grads = Vec::new();
+        for _ in 0..3 {
+            let g: Vec<f32> = (0..len + off).map(|_| rng.next_f32() * 0.1).collect();
+            grads.push(with_specials(&mut rng, g, every));
+        }
         let mut reference: Option<Vec<f32>> = None;
         for k in paths() {
             let (mut w, mut m, mut v) = (w0.clone(), vec![0.0f32; len + off], vec![0.0f32; len + off]);
@@ -248,6 +290,9 @@ proptest! {
         }
         let r = reference.unwrap();
         for i in off..len + off {
+            if !grads.iter().map(|g| g[i]).chain([w0[i]]).all(|x| x.is_finite() && x.abs() < 1.0) {
+                continue; // Specials: the paths agree bit for bit with the reference (above).
+            }
             let (mut w, mut m, mut v) = (w0[i] as f64, 0.0f64, 0.0f64);
             for (t, g) in grads.iter().enumerate() {
                 let t = t as i32 + 1;
@@ -260,6 +305,119 @@ proptest! {
             }
             // Three steps of ~10 roundings each, relative to the step sizes (≤ lr·few).
             prop_assert!((r[i] as f64 - w).abs() <= 64.0 * U * (w.abs() + 1e-2), "w[{i}] {} vs {w}", r[i]);
+        }
+    }
+}
+
+/// Logits for the cross-entropy properties: `scale·[-1, 1)`, with special
+/// values (±0, subnormals, ±65504, ±Inf, NaN) one in `every` (none for 0).
+fn logits_with_specials(rng: &mut SplitMix, len: usize, scale: f64, every: u32) -> Vec<f64> {
+    const S: [f64; 9] = [0.0, -0.0, 1e-40, -6.0e-8, 65504.0, -65504.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN];
+    (0..len)
+        .map(|_| {
+            let r = rng.next_u32();
+            if every > 0 && r.is_multiple_of(every) {
+                S[(r >> 8) as usize % S.len()]
+            } else {
+                rng.next_f32() as f64 * scale
+            }
+        })
+        .collect()
+}
+
+/// `b[o..o + len]` as a destination.
+fn window(b: &mut Buf, o: usize, len: usize) -> Dst<'_> {
+    match b {
+        Buf::F32(v) => Dst::F32(&mut v[o..o + len]),
+        Buf::F16(v) => Dst::F16(&mut v[o..o + len]),
+        Buf::Bf16(v) => Dst::Bf16(&mut v[o..o + len]),
+        Buf::F64(v) => Dst::F64(&mut v[o..o + len]),
+    }
+}
+
+/// `|got − want| ≤ bound`, or `got` is the infinity that `want` moved by
+/// the bound rounds to in `eo` (an output beyond the type's range).
+fn close(eo: Elem, got: f64, want: f64, bound: f64) -> bool {
+    (got - want).abs() <= bound || (got.is_infinite() && round_to(eo, want + want.signum() * bound) == got)
+}
+
+fn same_value(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Cross-entropy forward and backward on every path, any row length
+    /// 1..5000, unaligned starts of every buffer, every input and output
+    /// type: rows of finite logits within the bounds of docs/numerics.md
+    /// (as `check_ce`), rows with NaN or ±Inf exactly as the reference;
+    /// nothing written outside the outputs.
+    #[test]
+    fn cross_entropy_properties(ei in prop::sample::select(vec![Elem::F32, Elem::F16, Elem::Bf16]),
+                                eo in prop::sample::select(vec![Elem::F32, Elem::F16, Elem::Bf16]),
+                                rows in 0usize..4, n in prop_oneof![1usize..70, prop::sample::select(vec![7usize, 8, 9, 15, 16, 17, 31, 33, 255, 256, 257, 4095, 4096, 4097]), 1usize..5000],
+                                off in 0usize..17, seed: u64, every in prop_oneof![Just(0u32), 5u32..200]) {
+        let mut rng = SplitMix(seed);
+        let xs = logits_with_specials(&mut rng, rows * n + off, 20.0, every);
+        let x = Buf::from_f64(ei, &xs);
+        let xv = x.to_f64();
+        let xsrc = || x.src().slice(off, off + rows * n);
+        let targets: Vec<usize> = (0..rows).map(|_| rng.next_u32() as usize % n).collect();
+        let gs: Vec<f64> = (0..rows + off).map(|_| rng.next_f32() as f64).collect();
+        let g = Buf::from_f64(eo, &gs);
+        let gsrc = || g.src().slice(off, off + rows);
+        let reference = mixprec_kernels::table(mixprec_kernels::Isa::Scalar).unwrap();
+        let (mut rl, mut re) = (Buf::zeros(eo, rows), Buf::zeros(eo, rows));
+        (reference.loss.cross_entropy.f)(xsrc(), rows, n, &targets, rl.dst(), re.dst());
+        let mut rg = Buf::zeros(eo, rows * n);
+        (reference.loss.cross_entropy_grad.f)(xsrc(), rows, n, &targets, re.src(), gsrc(), rg.dst());
+        const PAD: f64 = 12288.0;
+        for k in paths() {
+            let o = (off * 3) % 11;
+            let (mut loss, mut lse) = (Buf::from_f64(eo, &vec![PAD; rows + o + 5]), Buf::from_f64(eo, &vec![PAD; rows + o + 5]));
+            (k.loss.cross_entropy.f)(xsrc(), rows, n, &targets, window(&mut loss, o, rows), window(&mut lse, o, rows));
+            let mut grad = Buf::from_f64(eo, &vec![PAD; rows * n + o + 5]);
+            let gdst = window(&mut grad, o, rows * n);
+            (k.loss.cross_entropy_grad.f)(xsrc(), rows, n, &targets, lse.src().slice(o, o + rows), gsrc(), gdst);
+            for b in [&loss, &lse] {
+                prop_assert!((0..o).chain(o + rows..b.len()).all(|i| b.get(i) == PAD), "{}: wrote outside loss/lse", k.label());
+            }
+            prop_assert!((0..o).chain(o + rows * n..grad.len()).all(|i| grad.get(i) == PAD), "{}: wrote outside grad", k.label());
+            let u = U;
+            for i in 0..rows {
+                let row = &xv[off + i * n..off + (i + 1) * n];
+                let t = targets[i];
+                if row.iter().any(|v| v.is_nan() || *v == f64::INFINITY) || row.iter().all(|v| *v == f64::NEG_INFINITY) {
+                    prop_assert!(same_value(loss.get(o + i), rl.get(i)) && same_value(lse.get(o + i), re.get(i)),
+                        "{}: special row {i}: loss {:e} lse {:e} vs {:e} {:e}", k.label(), loss.get(o + i), lse.get(o + i), rl.get(i), re.get(i));
+                    for j in 0..n {
+                        let (a, b) = (grad.get(o + i * n + j), rg.get(i * n + j));
+                        prop_assert!(same_value(a, b) || (b.is_finite() && (a - b).abs() <= 1e-5 * b.abs() + ulp_at(eo, b)),
+                            "{}: special row {i} grad {j}: {a:e} vs {b:e}", k.label());
+                    }
+                    continue;
+                }
+                // −Inf logits (probability 0) are ordinary here: their terms vanish.
+                let (want, want_lse, _) = ce_oracle(row, t);
+                let spread = row.iter().filter(|v| v.is_finite()).map(|v| (v - want_lse).abs()).fold(0.0, f64::max);
+                let bound = (2.0 * n as f64 + 4.0 + 2.0 * want_lse.abs()) * u;
+                let got = lse.get(o + i);
+                prop_assert!(close(eo, got, want_lse, bound + ulp_at(eo, want_lse)), "{}: lse {ei:?}->{eo:?} row {i}: {got:e} vs {want_lse:e}", k.label());
+                let got = loss.get(o + i);
+                let bl = bound + 2.0 * u * row[t].abs() + ulp_at(eo, want);
+                prop_assert!(close(eo, got, want, bl), "{}: loss {ei:?}->{eo:?} n {n}: {got:e} vs {want:e} ± {bl:e}", k.label());
+                let l = lse.get(o + i);
+                let gi = g.get(off + i);
+                let others: f64 = (0..n).filter(|&j| j != t).map(|j| (row[j] - l).exp()).sum();
+                for (j, &xj) in row.iter().enumerate() {
+                    let pj = (xj - l).exp();
+                    let (want, scale) = if j == t { (-gi * others, gi.abs() * others) } else { (gi * pj, gi.abs() * pj) };
+                    let b = (2.0 * n as f64 + 8.0 + 2.0 * spread) * u * scale + ulp_at(eo, want);
+                    let got = grad.get(o + i * n + j);
+                    prop_assert!(close(eo, got, want, b), "{}: grad {ei:?}->{eo:?} ({i},{j}) of {n}: {got:e} vs {want:e} ± {b:e}", k.label());
+                }
+            }
         }
     }
 }
