@@ -109,12 +109,19 @@ fn report(o: &Opts) {
         None => println!("peak bf16 dot product: this CPU has no AVX-512-BF16"),
     }
     let Some(op) = o.compare.as_deref() else { return };
-    let imps: &[Imp] = match op {
-        "sgemm" => &[Imp::Sgemm, Imp::PeerGemm, Imp::MatrixMultiply, Imp::Faer],
-        "hgemm" => &[Imp::Hgemm, Imp::Sgemm, Imp::PeerGemmF16],
-        "bgemm" => &[Imp::Bgemm, Imp::Sgemm],
+    let mut imps: Vec<Imp> = match op {
+        "sgemm" => vec![Imp::Sgemm, Imp::PeerGemm, Imp::MatrixMultiply, Imp::Faer],
+        "hgemm" => vec![Imp::Hgemm, Imp::Sgemm, Imp::PeerGemmF16],
+        "bgemm" => vec![Imp::Bgemm, Imp::Sgemm],
         other => panic!("--compare {other}: expected sgemm, hgemm or bgemm"),
     };
+    // On AVX-512-FP16 CPUs, the in-register f16 kernel the table does not install.
+    if op == "hgemm"
+        && let Some((name, _)) = peers::alternative()
+    {
+        println!("alternative hgemm path measured as mixprec_hgemm_f16panels: {name}");
+        imps.push(Imp::HgemmAlt);
+    }
     let peak_ref = if op == "bgemm" { dot.unwrap_or(fma) } else { fma } * o.threads as f64;
     println!(
         "\n{op}, {} thread(s), median of {} interleaved repetitions (GFLOP/s; ratio = {} / other; peak = {peak_ref:.1})",

@@ -114,6 +114,8 @@ impl Problem {
 pub enum Imp {
     Sgemm,
     Hgemm,
+    /// The first of `gemm::hgemm_alternatives()` (AVX-512-FP16 CPUs only).
+    HgemmAlt,
     Bgemm,
     PeerGemm,
     PeerGemmF16,
@@ -126,6 +128,7 @@ impl Imp {
         match self {
             Imp::Sgemm => "mixprec_sgemm",
             Imp::Hgemm => "mixprec_hgemm",
+            Imp::HgemmAlt => "mixprec_hgemm_f16panels",
             Imp::Bgemm => "mixprec_bgemm",
             Imp::PeerGemm if cfg!(feature = "peer-gemm-x86-v4") => "gemm_x86v4",
             Imp::PeerGemm => "gemm",
@@ -145,6 +148,12 @@ pub fn run(imp: Imp, p: &mut Problem, threads: usize) {
     match imp {
         Imp::Sgemm => gemm::sgemm(s.ta, s.tb, s.m, s.n, s.k, 1.0, &p.a, p.lda, &p.b, p.ldb, 0.0, &mut p.c, s.n),
         Imp::Hgemm => gemm::hgemm(s.ta, s.tb, s.m, s.n, s.k, 1.0, &p.ah, p.lda, &p.bh, p.ldb, 0.0, &mut p.c, s.n),
+        Imp::HgemmAlt => {
+            let path = &alternative().expect("no alternative hgemm path on this CPU").1;
+            let out = gemm::Output::F32(&mut p.c);
+            let e = gemm::Epilogue::default();
+            gemm::gemm_on(path, s.ta, s.tb, s.m, s.n, s.k, 1.0, &p.ah, p.lda, &p.bh, p.ldb, 0.0, out, s.n, e)
+        }
         Imp::Bgemm => gemm::bgemm(s.ta, s.tb, s.m, s.n, s.k, 1.0, &p.ab, p.lda, &p.bb, p.ldb, 0.0, &mut p.c, s.n),
         Imp::PeerGemm => {
             let par = if threads > 1 { ::gemm::Parallelism::Rayon(threads) } else { ::gemm::Parallelism::None };
@@ -238,6 +247,12 @@ pub fn run(imp: Imp, p: &mut Problem, threads: usize) {
             faer::linalg::matmul::matmul(c, faer::Accum::Replace, a, b, 1.0f32, par);
         }
     }
+}
+
+/// The first alternative hgemm path this CPU can run, if any.
+pub fn alternative() -> Option<&'static (&'static str, gemm::Path<f16>)> {
+    static ALT: std::sync::OnceLock<Vec<(&'static str, gemm::Path<f16>)>> = std::sync::OnceLock::new();
+    ALT.get_or_init(gemm::hgemm_alternatives).first()
 }
 
 fn ar(s: Shape) -> usize {

@@ -327,6 +327,11 @@ proptest! {
             let mut c = ops.c.clone();
             gemm::gemm_on(&k.gemm.hgemm, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &a, ops.lda, &b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());
             check_gemm(&case, &ops, &c, &format!("{}: hgemm", k.isa));
+            for (name, path) in gemm::hgemm_alternatives() {
+                let mut c = ops.c.clone();
+                gemm::gemm_on(&path, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &a, ops.lda, &b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());
+                check_gemm(&case, &ops, &c, &format!("{name}: hgemm"));
+            }
 
             let ops = operands(&case, rb16);
             let a: Vec<bf16> = ops.a.iter().map(|&x| bf16::from_f32(x)).collect();

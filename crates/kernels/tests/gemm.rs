@@ -147,6 +147,9 @@ fn blocking_edges_on_every_path() {
         run_edges(&format!("{} hgemm", k.isa), &k.gemm.hgemm, f16::from_f32, f16::to_f32);
         run_edges(&format!("{} bgemm", k.isa), &k.gemm.bgemm, bf16::from_f32, bf16::to_f32);
     }
+    for (name, path) in gemm::hgemm_alternatives() {
+        run_edges(&format!("{name} hgemm"), &path, f16::from_f32, f16::to_f32);
+    }
 }
 
 /// Long products (k > 1000) with large leading dimensions.
@@ -252,6 +255,9 @@ fn results_are_bit_identical_for_any_thread_count() {
         run_threads(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
         run_threads(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
     }
+    for (name, path) in gemm::hgemm_alternatives() {
+        run_threads(&path, &format!("{name} hgemm"), f16::from_f32, f16::to_f32);
+    }
 }
 
 fn relu(v: f32) -> f32 {
@@ -321,6 +327,9 @@ fn fused_epilogues_equal_the_unfused_composition() {
         run_fused(&k.gemm.sgemm, &format!("{} sgemm", k.isa), |x| x, |x| x);
         run_fused(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
         run_fused(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
+    }
+    for (name, path) in gemm::hgemm_alternatives() {
+        run_fused(&path, &format!("{name} hgemm"), f16::from_f32, f16::to_f32);
     }
 }
 
@@ -415,4 +424,65 @@ fn pair_packers_match_the_reference_layout() {
             }
         }
     }
+}
+
+fn check_packers<T: Copy, P: Copy + PartialEq + std::fmt::Debug>(
+    what: &str,
+    imp: &gemm::Impl<T, P>,
+    src: &[T],
+    fill: (P, P),
+    ref_a: impl Fn(&[T], usize, Transpose, usize, usize, usize, usize, &mut [P]),
+    ref_b: impl Fn(&[T], usize, Transpose, usize, usize, usize, usize, usize, &mut [P]),
+) {
+    let (mr, nr, ld) = (imp.shape.mr, imp.shape.nr, 80);
+    for t in [Transpose::No, Transpose::Yes] {
+        for depth in [1usize, 2, 3, 4, 5, 16, 31, 33, 64] {
+            for (start, count) in [(0, 1), (3, 2), (2, 3), (3, mr - 1), (5, mr)] {
+                let (mut want, mut got) = (vec![fill.0; count * depth], vec![fill.1; count * depth]);
+                ref_a(src, ld, t, start, count, 7, depth, &mut want);
+                (imp.pack_a.f)(src, ld, t, start, count, 7, depth, &mut got);
+                assert_eq!(got, want, "{what} pack_a {t:?} depth {depth} rows {count}");
+            }
+            for (start, count) in [(0, 1), (3, nr - 1), (1, nr), (9, 5), (2, nr / 2 + 1)] {
+                let (mut want, mut got) = (vec![fill.0; nr * depth], vec![fill.1; nr * depth]);
+                ref_b(src, ld, t, start, count, 5, depth, nr, &mut want);
+                (imp.pack_b.f)(src, ld, t, start, count, 5, depth, nr, &mut got);
+                assert_eq!(got, want, "{what} pack_b {t:?} depth {depth} cols {count}");
+            }
+        }
+    }
+}
+
+/// Every path's f32 and f16 packers reproduce the portable layout exactly
+/// (values widened exactly, zero padding, transposes, unaligned starts, depths
+/// around the 4-, 8- and 16-step blocks of the SIMD packers).
+#[test]
+fn packers_match_the_reference_layout() {
+    use mixprec_kernels::gemm::pack::{pack_a_f16_generic, pack_a_f32_generic, pack_b_f16_generic, pack_b_f32_generic};
+    let mut rng = SplitMix(0x5EED);
+    let s32: Vec<f32> = (0..80 * 80).map(|_| rng.next_f32()).collect();
+    let s16: Vec<f16> = s32.iter().map(|&x| f16::from_f32(x)).collect();
+    let sb16: Vec<bf16> = s32.iter().map(|&x| bf16::from_f32(x)).collect();
+    let fill = (7.0f32, 9.0f32);
+    let mut seen = 0;
+    for kt in paths() {
+        if let Path::F32(imp) = &kt.gemm.sgemm {
+            check_packers(&format!("{} sgemm", kt.isa), imp, &s32, fill, pack_a_f32_generic, pack_b_f32_generic);
+            seen += 1;
+        }
+        match &kt.gemm.hgemm {
+            Path::F32(imp) => {
+                check_packers(&format!("{} hgemm", kt.isa), imp, &s16, fill, pack_a_f32_generic, pack_b_f32_generic)
+            }
+            Path::F16(imp) => {
+                let fill = (f16::from_f32(7.0), f16::from_f32(9.0));
+                check_packers(&format!("{} hgemm", kt.isa), imp, &s16, fill, pack_a_f16_generic, pack_b_f16_generic)
+            }
+            Path::Pairs(_) => {}
+        }
+        if let Path::F32(imp) = &kt.gemm.bgemm {
+            check_packers(&format!("{} bgemm", kt.isa), imp, &sb16, fill, pack_a_f32_generic, pack_b_f32_generic);
+        }
+    }
+    assert!(seen > 0);
 }

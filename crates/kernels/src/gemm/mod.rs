@@ -461,6 +461,20 @@ pub fn bgemm(
     gemm_ex(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, Output::F32(c), ldc, Epilogue::default())
 }
 
+/// hgemm paths this CPU can run that no table installs, by name, so tests
+/// and benchmarks can reach them beside the installed one: on AVX-512-FP16
+/// the f16-panel kernel that widens in registers (`vcvtph2psx`), measured
+/// slower than converting while packing (docs/kernels.md).
+pub fn hgemm_alternatives() -> Vec<(&'static str, Path<f16>)> {
+    #[allow(unused_mut)]
+    let mut out = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if crate::dispatch::Isa::Avx512Fp16.is_available() {
+        out.push(("avx512fp16_f16_panels", crate::x86::avx512fp16::gemm::hgemm_f16_panels()));
+    }
+    out
+}
+
 /// Checks that a micro-tile's operands and store hold everything a
 /// micro-kernel with an `mr × nr` register block reads or writes (packed B
 /// rows are read whole, `nr` wide). SIMD micro-kernels call this before

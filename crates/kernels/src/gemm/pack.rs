@@ -27,6 +27,25 @@ fn b_at<T: Copy>(src: &[T], ld: usize, t: Transpose, p: usize, j: usize) -> T {
     }
 }
 
+/// Offset and extent, in elements of the stored matrix, of the window that
+/// packing A reads: op(A) rows `i0..i0+rows`, depth `p0..p0+depth`
+/// (`rows, depth ≥ 1`). SIMD packers check `off + span ≤ len` once, then
+/// read inside it without further checks.
+pub fn a_window(t: Transpose, ld: usize, i0: usize, rows: usize, p0: usize, depth: usize) -> (usize, usize) {
+    match t {
+        Transpose::No => (i0 * ld + p0, (rows - 1) * ld + depth),
+        Transpose::Yes => (p0 * ld + i0, (depth - 1) * ld + rows),
+    }
+}
+
+/// [`a_window`] for B: op(B) depth `p0..p0+depth`, columns `j0..j0+cols`.
+pub fn b_window(t: Transpose, ld: usize, j0: usize, cols: usize, p0: usize, depth: usize) -> (usize, usize) {
+    match t {
+        Transpose::No => (p0 * ld + j0, (depth - 1) * ld + cols),
+        Transpose::Yes => (j0 * ld + p0, (cols - 1) * ld + depth),
+    }
+}
+
 /// Packs an A micro-panel, widening to f32.
 #[allow(clippy::too_many_arguments)]
 pub fn pack_a_f32_generic<T: GemmInput>(

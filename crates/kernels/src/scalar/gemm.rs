@@ -146,32 +146,38 @@ pub fn gemm_f32_scalar_4x8(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
 /// destination type (round to nearest even). Fusing the scale into the sum
 /// keeps a depth-1 product within the bound `2·k·u·|alpha|·|A||B| + 2·u·|beta·C|`.
 pub fn store_tile(m: usize, n: usize, acc: impl Fn(usize, usize) -> f32, out: &mut TileOut<'_>) {
-    let alpha = out.alpha;
     for i in 0..m {
         for j in 0..n {
-            let a = acc(i, j);
-            let prev_dst = match &out.dst {
-                Dst::F32(c, ld) => Some(c[i * ld + j]),
-                _ => None,
-            };
-            let mut v = match out.prev {
-                Prev::None => alpha * a,
-                Prev::Beta(beta) => a.mul_add(alpha, beta * prev_dst.expect("beta needs an f32 destination")),
-                Prev::Dst => a.mul_add(alpha, prev_dst.expect("accumulation needs an f32 destination")),
-                Prev::From { src, ld } => a.mul_add(alpha, src[i * ld + j]),
-            };
-            if let Some(bias) = out.bias {
-                v += bias[j];
-            }
-            if out.relu {
-                v = crate::gemm::relu(v);
-            }
-            match &mut out.dst {
-                Dst::F32(c, ld) => c[i * *ld + j] = v,
-                Dst::F16(c, ld) => c[i * *ld + j] = f16::from_f32(v),
-                Dst::Bf16(c, ld) => c[i * *ld + j] = bf16::from_f32(v),
-            }
+            store_one(out, i, j, acc(i, j));
         }
+    }
+}
+
+/// [`store_tile`] for element (i, j) of the tile alone: SIMD stores call it
+/// for the columns and destination types they do not handle in vectors.
+#[inline]
+pub fn store_one(out: &mut TileOut<'_>, i: usize, j: usize, a: f32) {
+    let alpha = out.alpha;
+    let prev_dst = match &out.dst {
+        Dst::F32(c, ld) => Some(c[i * ld + j]),
+        _ => None,
+    };
+    let mut v = match out.prev {
+        Prev::None => alpha * a,
+        Prev::Beta(beta) => a.mul_add(alpha, beta * prev_dst.expect("beta needs an f32 destination")),
+        Prev::Dst => a.mul_add(alpha, prev_dst.expect("accumulation needs an f32 destination")),
+        Prev::From { src, ld } => a.mul_add(alpha, src[i * ld + j]),
+    };
+    if let Some(bias) = out.bias {
+        v += bias[j];
+    }
+    if out.relu {
+        v = crate::gemm::relu(v);
+    }
+    match &mut out.dst {
+        Dst::F32(c, ld) => c[i * *ld + j] = v,
+        Dst::F16(c, ld) => c[i * *ld + j] = f16::from_f32(v),
+        Dst::Bf16(c, ld) => c[i * *ld + j] = bf16::from_f32(v),
     }
 }
 

@@ -1,10 +1,11 @@
 //! The `neon` path: Advanced SIMD, 8 f32 lanes per vector (two registers);
 //! native FP16 arithmetic and `fmlal` dot products where FEAT_FP16/FHM are
-//! present (`fp16.rs`).
+//! present (`fp16.rs`); GEMM micro-kernels and packers in `gemm.rs`.
 //! `install` overrides the entries of the table this path implements; the
 //! kernels are the generic bodies of `crate::simd` on the [`Neon`] token.
 
 mod fp16;
+pub mod gemm;
 mod simd;
 
 pub(crate) use simd::Neon;
@@ -87,6 +88,7 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.loss.cross_entropy_grad = kernel!(cross_entropy_grad_neon);
     k.optim.sgd = kernel!(sgd_neon);
     k.optim.adam = kernel!(adam_neon);
+    k.gemm = gemm::table(features.fp16 && features.fhm);
     if features.fp16 {
         k.ew.binary = kernel!(fp16::binary_neon_fp16);
         k.ew.unary = kernel!(fp16::unary_neon_fp16);

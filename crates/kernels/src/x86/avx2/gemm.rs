@@ -13,7 +13,9 @@ use core::arch::x86_64::*;
 use half::{bf16, f16};
 
 use crate::dispatch::Kernel;
-use crate::gemm::{APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, TileOut, Transpose, check_tile};
+use crate::gemm::{
+    APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, TileOut, Transpose, check_tile, pack,
+};
 
 /// Rows of the register block.
 pub const MR: usize = 6;
@@ -307,10 +309,7 @@ fn pack_a_to_f32<T: Lanes>(
     if depth == 0 {
         return;
     }
-    let (off, span) = match t {
-        Transpose::No => (i0 * ld + p0, (rows - 1) * ld + depth),
-        Transpose::Yes => (p0 * ld + i0, (depth - 1) * ld + rows),
-    };
+    let (off, span) = pack::a_window(t, ld, i0, rows, p0, depth);
     assert!(off + span <= src.len(), "pack_a: window outside A");
     // SAFETY: window and destination checked above; avx2 table only.
     unsafe { pack_a_raw(src.as_ptr().add(off), ld, t, rows, depth, dst.as_mut_ptr()) }
@@ -332,10 +331,7 @@ fn pack_b_to_f32<T: Lanes>(
     if depth == 0 {
         return;
     }
-    let (off, span) = match t {
-        Transpose::No => (p0 * ld + j0, (depth - 1) * ld + cols),
-        Transpose::Yes => (j0 * ld + p0, (cols - 1) * ld + depth),
-    };
+    let (off, span) = pack::b_window(t, ld, j0, cols, p0, depth);
     assert!(off + span <= src.len(), "pack_b: window outside B");
     // SAFETY: window and destination checked above; avx2 table only.
     unsafe { pack_b_raw(src.as_ptr().add(off), ld, t, cols, depth, dst.as_mut_ptr()) }

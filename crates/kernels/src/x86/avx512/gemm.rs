@@ -16,7 +16,9 @@ use core::arch::x86_64::*;
 use half::{bf16, f16};
 
 use crate::dispatch::Kernel;
-use crate::gemm::{APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, TileOut, Transpose, check_tile};
+use crate::gemm::{
+    APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, TileOut, Transpose, check_tile, pack,
+};
 
 /// Rows of the register block.
 pub const MR: usize = 14;
@@ -422,15 +424,6 @@ unsafe fn pack_b_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, cols: usi
     }
 }
 
-/// Start of op(X)'s window at (r, c) and the elements it spans, for a
-/// `rows × cols` window of op(X) with stored layout `t`.
-fn window(t: Transpose, ld: usize, r: usize, c: usize, rows: usize, cols: usize) -> (usize, usize) {
-    match t {
-        Transpose::No => (r * ld + c, (rows - 1) * ld + cols),
-        Transpose::Yes => (c * ld + r, (cols - 1) * ld + rows),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn pack_a_to_f32<T: Lanes>(
     src: &[T],
@@ -446,7 +439,7 @@ fn pack_a_to_f32<T: Lanes>(
     if depth == 0 {
         return;
     }
-    let (off, span) = window(t, ld, i0, p0, rows, depth);
+    let (off, span) = pack::a_window(t, ld, i0, rows, p0, depth);
     assert!(off + span <= src.len(), "pack_a: window outside A");
     // SAFETY: window and destination checked above; avx512 table only.
     unsafe { pack_a_raw(src.as_ptr().add(off), ld, t, rows, depth, dst.as_mut_ptr()) }
@@ -468,10 +461,7 @@ fn pack_b_to_f32<T: Lanes>(
     if depth == 0 {
         return;
     }
-    let (off, span) = match t {
-        Transpose::No => (p0 * ld + j0, (depth - 1) * ld + cols),
-        Transpose::Yes => (j0 * ld + p0, (cols - 1) * ld + depth),
-    };
+    let (off, span) = pack::b_window(t, ld, j0, cols, p0, depth);
     assert!(off + span <= src.len(), "pack_b: window outside B");
     // SAFETY: window and destination checked above; avx512 table only.
     unsafe { pack_b_raw(src.as_ptr().add(off), ld, t, cols, depth, dst.as_mut_ptr()) }
@@ -636,7 +626,7 @@ pub fn pack_a_bf16_pairs_avx512(
     if depth == 0 {
         return;
     }
-    let (off, span) = window(t, ld, i0, p0, rows, depth);
+    let (off, span) = pack::a_window(t, ld, i0, rows, p0, depth);
     assert!(off + span <= src.len(), "pack_a: window outside A");
     let (s, d) = (src[off..].as_ptr().cast::<u16>(), dst.as_mut_ptr());
     // SAFETY: window and destination checked above; avx512 table only.
@@ -672,10 +662,7 @@ pub fn pack_b_bf16_pairs_avx512(
     if depth == 0 {
         return;
     }
-    let (off, span) = match t {
-        Transpose::No => (p0 * ld + j0, (depth - 1) * ld + cols),
-        Transpose::Yes => (j0 * ld + p0, (cols - 1) * ld + depth),
-    };
+    let (off, span) = pack::b_window(t, ld, j0, cols, p0, depth);
     assert!(off + span <= src.len(), "pack_b: window outside B");
     let (s, d) = (src[off..].as_ptr().cast::<u16>(), dst.as_mut_ptr());
     // SAFETY: window and destination checked above; avx512 table only.

@@ -1,10 +1,18 @@
-//! hgemm on AVX-512-FP16: f16 panels packed as f16 (half the bytes of the
-//! avx512 path's widened panels, so KC doubles for the same share of L1 and
-//! packing writes half as much), widened in registers by `vcvtph2psx` — A
-//! with an embedded broadcast, one instruction per element — into the same
-//! 14×32 FP32 FMAs as sgemm. The FP16 FMAs are not used: they accumulate in
-//! FP16, which the contract forbids. The widening is exact (NaN, ±Inf, ±0
-//! and subnormals keep their values); the store is the avx512 path's.
+//! hgemm on AVX-512-FP16 with the conversion in registers: f16 panels packed
+//! as f16 (half the bytes of the avx512 path's widened panels, so KC doubles
+//! for the same share of L1 and packing writes half as much), widened by
+//! `vcvtph2psx` — A with an embedded broadcast, one instruction per element —
+//! into the same 14×32 FP32 FMAs as sgemm. The FP16 FMAs are not used: they
+//! accumulate in FP16, which the contract forbids. The widening is exact
+//! (NaN, ±Inf, ±0 and subnormals keep their values); the store is the avx512
+//! path's.
+//!
+//! Not installed: each `vcvtph2psx` takes an FMA port slot, 16 conversions
+//! per 28 FMAs, while converting while packing widens each element once per
+//! block. On a Sapphire Rapids Xeon this kernel ran 57 GFLOP/s against the
+//! avx512 path's 101.7 at 1024³ (docs/kernels.md), so the `avx512fp16` table
+//! keeps avx512's hgemm; this one stays reachable through
+//! `gemm::hgemm_alternatives` so the comparison can be repeated.
 
 use core::arch::x86_64::*;
 
@@ -78,8 +86,8 @@ pub fn gemm_f16_f32acc_avx512fp16_14x32(t: &MicroTile<'_, f16>, out: &mut TileOu
     unsafe { f(t.k, a, b, t.n, out) }
 }
 
-/// The hgemm entry of the avx512fp16 path.
-pub(crate) fn hgemm() -> Path<f16> {
+/// The f16-panel hgemm (not the table's entry: see the module docs).
+pub(crate) fn hgemm_f16_panels() -> Path<f16> {
     Path::F16(Impl {
         shape: KernelShape { mr: MR, nr: NR, kpack: 1, bytes_per_k: 2 },
         ukr: Kernel { f: gemm_f16_f32acc_avx512fp16_14x32, name: "gemm_f16_f32acc_avx512fp16_14x32" },

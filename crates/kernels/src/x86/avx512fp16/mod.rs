@@ -3,9 +3,10 @@
 //! result equals FP32-compute-then-round (DESIGN.md): f16 → f16 `+ − × ÷ √`,
 //! `1/x`, `x²`, negation, absolute value and ReLU (32 lanes per instruction;
 //! a scalar operand only if its f32 value is an f16), and classification;
-//! everything else keeps the avx512 kernels, and hgemm widens f16 panels in
-//! registers (`gemm.rs`). Casts keep avx512's `vcvtps2ph`/`vcvtph2ps` (the
-//! `vcvtps2phx` forms are the same operation at the same speed).
+//! everything else keeps the avx512 kernels, hgemm included (its conversion
+//! while packing outruns the in-register widening of `gemm.rs`). Casts keep
+//! avx512's `vcvtps2ph`/`vcvtph2ps` (the `vcvtps2phx` forms are the same
+//! operation at the same speed).
 //! `install` overrides the entries of the table this path implements.
 
 pub mod gemm;
@@ -193,7 +194,6 @@ pub(crate) fn unary_avx512fp16(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) {
 
 /// Overrides the entries this path implements.
 pub(crate) fn install(k: &mut Kernels, _features: Features) {
-    k.gemm.hgemm = gemm::hgemm();
     k.amp.has_non_finite_f16 = kernel!(has_non_finite_f16_avx512fp16);
     k.ew.binary = kernel!(binary_avx512fp16);
     k.ew.unary = kernel!(unary_avx512fp16);
