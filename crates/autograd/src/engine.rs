@@ -108,6 +108,7 @@ pub(crate) fn backward(root: &Var, opts: BackwardOptions) -> Result<()> {
     };
     slots.grads[0] = Some(seed);
     let scanning = scan::enabled();
+    let observing = scan::observing();
     for (i, node) in order.iter().enumerate() {
         let Some(g) = slots.grads[i].take() else {
             if !opts.retain_graph && node.saves {
@@ -117,6 +118,9 @@ pub(crate) fn backward(root: &Var, opts: BackwardOptions) -> Result<()> {
         };
         if scanning {
             scan::check_backward(node, &g);
+        }
+        if observing {
+            scan::observe(node, &g);
         }
         {
             let rule = node.rule();

@@ -6,6 +6,10 @@
 //! version counter goes up on every write of the value (the autocast cast
 //! cache keys on it). The value's shape is fixed at creation; its dtype
 //! changes only through [`Param::convert_dtype`] (a model cast to f16).
+//!
+//! A normalisation layer marks its parameters ([`Param::set_norm`]) when it
+//! creates them, so mixed-precision policy (keep norm layers in FP32, as
+//! Apex's `keep_batchnorm_fp32`) finds them whatever the model calls them.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -30,6 +34,7 @@ pub struct Param {
     /// Index into [`DTYPES`]: atomic so `dtype()` needs no lock.
     dtype: AtomicU8,
     requires_grad: AtomicBool,
+    norm: AtomicBool,
     version: AtomicU64,
     state: RwLock<State>,
 }
@@ -80,6 +85,7 @@ impl Param {
             shape: value.shape().to_vec(),
             dtype: AtomicU8::new(dtype_index(value.dtype())),
             requires_grad: AtomicBool::new(true),
+            norm: AtomicBool::new(false),
             version: AtomicU64::new(0),
             state: RwLock::new(State { value, grad: None, spare: None }),
         }
@@ -140,6 +146,28 @@ impl Param {
     /// a constant to the ops recorded from then on.
     pub fn set_requires_grad(&self, requires_grad: bool) {
         self.requires_grad.store(requires_grad, Ordering::Relaxed);
+    }
+
+    /// Whether this is a normalisation layer's parameter (batch or layer
+    /// norm's γ and β): set by the layer that owns it.
+    pub fn is_norm(&self) -> bool {
+        self.norm.load(Ordering::Relaxed)
+    }
+
+    /// Declares (or undeclares) this a normalisation layer's parameter; a
+    /// user-defined norm layer calls it on its parameters when it makes them.
+    pub fn set_norm(&self, norm: bool) {
+        self.norm.store(norm, Ordering::Relaxed);
+    }
+
+    /// Runs `f` on the value without copying its handle (no allocation).
+    pub fn with_value<R>(&self, f: impl FnOnce(&Tensor) -> R) -> R {
+        f(&self.read().value)
+    }
+
+    /// Runs `f` on the gradient, if any, without copying its handle.
+    pub fn with_grad<R>(&self, f: impl FnOnce(Option<&Tensor>) -> R) -> R {
+        f(self.read().grad.as_ref())
     }
 
     /// The current value (a cheap handle to the shared storage).
@@ -235,9 +263,10 @@ impl Param {
     }
 
     /// Gives `f` the gradient buffer to write into: the existing gradient, or
-    /// a fresh buffer (the spare one) that `f` must overwrite. If `f` fails
-    /// on a fresh buffer, the parameter keeps no gradient.
-    pub(crate) fn with_grad_buffer<R>(&self, f: impl FnOnce(GradBuffer<'_>) -> Result<R>) -> Result<R> {
+    /// a fresh buffer (the spare one, else a new one) that `f` must
+    /// overwrite. If `f` fails on a fresh buffer, the parameter keeps no
+    /// gradient. Once a spare exists, no allocation.
+    pub fn with_grad_buffer<R>(&self, f: impl FnOnce(GradBuffer<'_>) -> Result<R>) -> Result<R> {
         let mut guard = self.write();
         let s = &mut *guard;
         if let Some(g) = s.grad.as_mut() {

@@ -9,6 +9,9 @@
 //! output gradient was non-finite. That names "the first op on the tape
 //! whose output went non-finite" in a real model. Off by default: it costs
 //! one pass over every output.
+//!
+//! The gradient observer ([`observe_grads`]): a callback that backward calls
+//! with every node's output gradient (what underflow telemetry counts).
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
@@ -23,6 +26,62 @@ thread_local! {
     static SCOPES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     static SCAN_DEPTH: Cell<usize> = const { Cell::new(0) };
     static FIRST: RefCell<[Option<NonFinite>; 2]> = const { RefCell::new([None, None]) };
+    static OBSERVER: RefCell<Option<Box<GradObserver>>> = const { RefCell::new(None) };
+}
+
+/// What [`observe_grads`] learns about each gradient besides its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GradSite {
+    /// The op whose output the gradient belongs to.
+    pub op: &'static str,
+    /// Whether one of the op's inputs is a parameter (a `cast` of a
+    /// parameter: the gradient is that parameter's, in the cast's dtype).
+    pub param_input: bool,
+}
+
+/// The callback of [`observe_grads`].
+pub type GradObserver = dyn FnMut(GradSite, &Tensor);
+
+/// Runs `f` with `observer` called, on this thread, with the output
+/// gradient of every node that backward reaches (before the node's rule
+/// runs), then removes it. Observers do not nest: an inner one replaces
+/// the outer one for its extent. The observer must not run backward.
+pub fn observe_grads<R>(observer: impl FnMut(GradSite, &Tensor) + 'static, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Box<GradObserver>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let old = self.0.take();
+            let mine = OBSERVER.with(|o| std::mem::replace(&mut *o.borrow_mut(), old));
+            drop(mine);
+        }
+    }
+    let old = OBSERVER.with(|o| o.borrow_mut().replace(Box::new(observer)));
+    let _restore = Restore(old);
+    f()
+}
+
+/// Whether a gradient observer is installed on this thread.
+pub(crate) fn observing() -> bool {
+    OBSERVER.with(|o| o.borrow().is_some())
+}
+
+/// Calls the observer, if any, with a node's output gradient.
+pub(crate) fn observe(node: &Node, g: &Tensor) {
+    let site = GradSite {
+        op: node.op,
+        param_input: node.inputs.iter().any(|i| matches!(i.edge, Some(crate::graph::Edge::Param(_)))),
+    };
+    // Taken out while it runs, so the stack is not borrowed during the call.
+    let obs = OBSERVER.with(|o| o.borrow_mut().take());
+    if let Some(mut obs) = obs {
+        obs(site, g);
+        OBSERVER.with(|o| {
+            let mut o = o.borrow_mut();
+            if o.is_none() {
+                *o = Some(obs);
+            }
+        });
+    }
 }
 
 /// Which pass produced a non-finite value.

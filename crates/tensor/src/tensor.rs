@@ -354,7 +354,8 @@ impl Tensor {
             self.copy_into(&mut fresh.dst_all());
             *self = Tensor::from_storage(fresh, self.shape());
         }
-        self.layout = Layout::contiguous(self.shape());
+        // Whole and contiguous already (or fresh): the layout stays as it is,
+        // so writing in place allocates nothing.
         match Arc::get_mut(&mut self.storage) {
             Some(s) => s,
             None => unreachable!("a freshly allocated storage has one owner"),

@@ -1,6 +1,7 @@
 //! [`BatchNorm2d`] and [`LayerNorm`]: PyTorch's layers (γ = 1, β = 0 at
 //! start; batch norm's running statistics updated in training, used in
-//! evaluation).
+//! evaluation). Their parameters are declared norm parameters
+//! ([`crate::Param::set_norm`]), so mixed-precision policy keeps them FP32.
 
 use std::sync::Mutex;
 
@@ -10,6 +11,15 @@ use crate::error::Result;
 use crate::nn::Module;
 use crate::ops::RunningStats;
 use crate::var::Var;
+
+/// A parameter declared a normalisation layer's.
+fn norm_parameter(value: Tensor) -> Var {
+    let v = Var::parameter(value);
+    if let Some(p) = v.param() {
+        p.set_norm(true);
+    }
+    v
+}
 
 /// Batch normalization over `[N, C, H, W]` (any rank ≥ 2 works).
 #[derive(Debug)]
@@ -31,8 +41,8 @@ impl BatchNorm2d {
     /// `C` channels, momentum 0.1, ε = 1e-5, training mode.
     pub fn new(channels: usize) -> Result<BatchNorm2d> {
         Ok(BatchNorm2d {
-            weight: Var::parameter(Tensor::ones(&[channels], DType::F32)?),
-            bias: Var::parameter(Tensor::zeros(&[channels], DType::F32)?),
+            weight: norm_parameter(Tensor::ones(&[channels], DType::F32)?),
+            bias: norm_parameter(Tensor::zeros(&[channels], DType::F32)?),
             running: Mutex::new(RunningStats::new(channels)?),
             momentum: 0.1,
             eps: 1e-5,
@@ -79,8 +89,8 @@ impl LayerNorm {
     pub fn new(normalized_shape: &[usize]) -> Result<LayerNorm> {
         Ok(LayerNorm {
             normalized_shape: normalized_shape.to_vec(),
-            weight: Var::parameter(Tensor::ones(normalized_shape, DType::F32)?),
-            bias: Var::parameter(Tensor::zeros(normalized_shape, DType::F32)?),
+            weight: norm_parameter(Tensor::ones(normalized_shape, DType::F32)?),
+            bias: norm_parameter(Tensor::zeros(normalized_shape, DType::F32)?),
             eps: 1e-5,
         })
     }
