@@ -28,7 +28,7 @@ pub enum AmpError {
     NothingToUpdate,
     /// Loss-scaler settings outside their domain.
     #[error(
-        "invalid loss-scaler settings {config:?}: the scale must be finite and positive, growth > 1, backoff in (0, 1), interval > 0"
+        "invalid loss-scaler settings {config:?}: the scale must be finite and positive, growth > 1, backoff in (0, 1), interval > 0, the floor finite and ≥ 0; statistics: headroom ≥ 1, peak decay in [0, 1], overflow backoff in (0, 1)"
     )]
     BadScalerConfig {
         /// The settings.
@@ -64,6 +64,13 @@ pub enum AmpError {
         /// What was asked for.
         dtype: mixprec_autograd::tensor::DType,
     },
+    /// The loss scale collapsed (floor or consecutive-skip limit reached):
+    /// training should stop. The diagnosis names the first non-finite op.
+    #[error("{0}")]
+    ScaleCollapsed(Box<crate::grad_scaler::Collapse>),
+    /// A learning-rate schedule was given an optimizer without a learning rate.
+    #[error("this optimizer has no learning rate to schedule (implement AmpOptimizer::amp_set_lr)")]
+    NoLearningRate,
     /// An error from the autograd layer.
     #[error(transparent)]
     Autograd(#[from] AutogradError),

@@ -9,8 +9,23 @@
 //! step from whether any optimizer found one. Gradient accumulation needs
 //! nothing special: backward the scaled loss of every micro-batch, then
 //! unscale once. Clipping goes between `unscale` and `step`.
+//!
+//! Beyond PyTorch: `step` says why it skipped ([`StepOutcome::Skipped`]);
+//! the scaler counts applied steps, so a learning-rate schedule driven by
+//! [`GradScaler::applied_steps`] (or [`GradScaler::step_scheduled`])
+//! advances only on steps that changed the weights; a scale floor or a
+//! consecutive-skip limit stops a run whose scale collapses with
+//! [`AmpError::ScaleCollapsed`], naming the first op on the tape whose
+//! output went non-finite. After the first warm-up steps, unscale, step
+//! and update allocate nothing.
 
+use std::cell::{Cell, RefCell};
+use std::fmt;
+
+use half::{bf16, f16};
 use mixprec_autograd::Var;
+use mixprec_autograd::optim::schedule::LrSchedule;
+use mixprec_autograd::scan::{self, ScanGuard};
 use mixprec_autograd::tensor::kernels::amp::unscale_and_check;
 use mixprec_autograd::tensor::{DType, Tensor};
 
@@ -76,6 +91,13 @@ pub trait AmpOptimizer {
 
     /// Applies the update.
     fn amp_step(&mut self) -> Result<()>;
+
+    /// Sets the learning rate (schedules): every `autograd` optimizer and
+    /// `MasterWeights` do; the default refuses with
+    /// [`AmpError::NoLearningRate`].
+    fn amp_set_lr(&mut self, _lr: f64) -> Result<()> {
+        Err(AmpError::NoLearningRate)
+    }
 }
 
 /// Unscales the FP32 gradients of `params` in place; the first non-finite.
@@ -118,11 +140,85 @@ enum Stage {
     Stepped,
 }
 
+/// An optimizer the scaler has seen, kept across steps so that a steady
+/// training loop allocates nothing here. `stage` is `None` until it is
+/// unscaled or stepped in the current step; `order` is its position among
+/// this step's optimizers.
 #[derive(Clone, Debug)]
 struct PerOptimizer {
     key: Vec<u64>,
-    stage: Stage,
+    stage: Option<Stage>,
+    order: usize,
     found: Option<NonFinite>,
+}
+
+thread_local! {
+    /// The non-finite scan the scaler keeps on after a skipped step while a
+    /// floor or skip limit is set, so a collapse can name the op.
+    static DIAGNOSE: RefCell<Option<ScanGuard>> = const { RefCell::new(None) };
+}
+
+/// Why [`GradScaler::update`] stopped training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CollapseReason {
+    /// The scale fell below [`ScalerConfig::min_scale`].
+    ScaleFloor,
+    /// More than [`ScalerConfig::max_consecutive_skips`] steps in a row
+    /// were skipped.
+    SkipLimit,
+}
+
+/// What a collapsing loss scale knows about its cause: carried by
+/// [`AmpError::ScaleCollapsed`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Collapse {
+    /// Floor or skip limit.
+    pub reason: CollapseReason,
+    /// The scale after the last backoff.
+    pub scale: f32,
+    /// Skipped steps in a row, the last included.
+    pub consecutive_skips: u32,
+    /// Whether the last scaled loss was itself Inf or NaN (`None`: `scale`
+    /// was not called this step).
+    pub loss_non_finite: Option<bool>,
+    /// The first op of the last step whose output held Inf/NaN (autograd's
+    /// scan; `None` if the scan was off or every output was finite).
+    pub first_op: Option<scan::NonFinite>,
+    /// The first node of the last backward whose output gradient held
+    /// Inf/NaN (as `first_op`).
+    pub first_grad: Option<scan::NonFinite>,
+    /// The last step's first skipped optimizer and parameter.
+    pub skipped: Option<(usize, NonFinite)>,
+}
+
+impl fmt::Display for Collapse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.reason {
+            CollapseReason::ScaleFloor => "fell below its floor",
+            CollapseReason::SkipLimit => "kept falling past the consecutive-skip limit",
+        };
+        write!(f, "loss scale {what}: {} after {} skipped steps in a row", self.scale, self.consecutive_skips)?;
+        match self.loss_non_finite {
+            Some(true) => write!(f, "; the loss itself was non-finite")?,
+            Some(false) => write!(f, "; the loss was finite (the overflow is in backward)")?,
+            None => {}
+        }
+        let at = |n: &scan::NonFinite| {
+            if n.scope.is_empty() { format!("`{}`", n.op) } else { format!("`{}` in `{}`", n.op, n.scope) }
+        };
+        match (&self.first_op, &self.first_grad) {
+            (Some(n), _) => write!(f, "; first non-finite output: op {}", at(n))?,
+            (None, Some(n)) => write!(f, "; forward finite, first non-finite gradient at op {}", at(n))?,
+            (None, None) => write!(
+                f,
+                "; no op recorded (turn on autograd::scan::scan_nonfinite() to find the first non-finite op)"
+            )?,
+        }
+        if let Some((o, nf)) = self.skipped {
+            write!(f, "; optimizer {o} parameter {} had {:?}", nf.param, nf.kind)?;
+        }
+        Ok(())
+    }
 }
 
 /// What [`GradScaler::state`] exports: everything that determines future
@@ -137,6 +233,10 @@ pub struct ScalerSnapshot {
     pub enabled: bool,
     /// Steps skipped so far.
     pub skipped_steps: u64,
+    /// Steps applied so far (what learning-rate schedules count).
+    pub applied_steps: u64,
+    /// Skipped steps in a row, up to the last update.
+    pub consecutive_skips: u32,
 }
 
 /// Loss scaling with PyTorch `GradScaler`'s API and semantics.
@@ -159,7 +259,16 @@ pub struct GradScaler {
     state: ScaleState,
     enabled: bool,
     skipped: u64,
-    this_step: Vec<PerOptimizer>,
+    applied: u64,
+    consecutive: u32,
+    optimizers: Vec<PerOptimizer>,
+    /// Optimizers unscaled or stepped in the current step.
+    touched: usize,
+    /// Largest scaled |g| seen this step (statistics-driven scaling).
+    step_max: f32,
+    /// Whether this step's scaled loss was non-finite (`None`: not seen); a
+    /// cell so `scale` keeps PyTorch's shared-reference signature.
+    loss_non_finite: Cell<Option<bool>>,
 }
 
 impl GradScaler {
@@ -174,18 +283,41 @@ impl GradScaler {
                     && config.growth_factor.is_finite()
                     && config.backoff_factor > 0.0
                     && config.backoff_factor < 1.0
-                    && config.growth_interval > 0));
+                    && config.growth_interval > 0))
+            && config.min_scale >= 0.0
+            && config.min_scale.is_finite()
+            && config.statistics.is_none_or(|st| {
+                st.headroom >= 1.0
+                    && st.headroom.is_finite()
+                    && (0.0..=1.0).contains(&st.peak_decay)
+                    && st.overflow_backoff > 0.0
+                    && st.overflow_backoff < 1.0
+            });
         if !ok {
             return Err(AmpError::BadScalerConfig { config });
         }
-        Ok(GradScaler { config, state: ScaleState::new(&config), enabled: true, skipped: 0, this_step: Vec::new() })
+        Ok(GradScaler::with_state(config, true))
+    }
+
+    fn with_state(config: ScalerConfig, enabled: bool) -> GradScaler {
+        GradScaler {
+            config,
+            state: ScaleState::new(&config),
+            enabled,
+            skipped: 0,
+            applied: 0,
+            consecutive: 0,
+            optimizers: Vec::new(),
+            touched: 0,
+            step_max: 0.0,
+            loss_non_finite: Cell::new(None),
+        }
     }
 
     /// A scaler that does nothing but step (scale 1, no checks): the same
     /// training loop then serves FP32 and bf16 runs.
     pub fn disabled() -> GradScaler {
-        let config = ScalerConfig::fixed(1.0);
-        GradScaler { config, state: ScaleState::new(&config), enabled: false, skipped: 0, this_step: Vec::new() }
+        GradScaler::with_state(ScalerConfig::fixed(1.0), false)
     }
 
     /// Whether scaling is on.
@@ -209,11 +341,28 @@ impl GradScaler {
         self.skipped
     }
 
+    /// Steps applied so far: updates after which no optimizer had skipped
+    /// (with a disabled scaler, every update). A learning-rate schedule
+    /// indexed by this count advances only when the weights changed.
+    pub fn applied_steps(&self) -> u64 {
+        self.applied
+    }
+
+    /// Skipped steps in a row, up to the last update.
+    pub fn consecutive_skips(&self) -> u32 {
+        self.consecutive
+    }
+
     /// `loss × scale` (the paper's step 6), differentiable, so backward
     /// carries scaled gradients. The loss itself as it is when disabled.
+    /// Notes whether the loss is finite (for a collapse diagnosis).
     pub fn scale(&self, loss: &Var) -> Result<Var> {
         if !self.enabled {
             return Ok(loss.clone());
+        }
+        if loss.numel() == 1 {
+            let finite = loss.item()?.is_finite();
+            self.loss_non_finite.set(Some(self.loss_non_finite.get().unwrap_or(false) || !finite));
         }
         Ok(loss.mul_scalar(self.state.scale as f64)?)
     }
@@ -226,27 +375,56 @@ impl GradScaler {
         if !self.enabled {
             return Ok(None);
         }
-        let key = key_of(opt.amp_params());
-        if let Some(s) = self.this_step.iter().find(|s| s.key == key) {
-            return Err(match s.stage {
-                Stage::Unscaled => AmpError::AlreadyUnscaled,
-                Stage::Stepped => AmpError::UnscaleAfterStep,
-            });
+        Ok(self.unscale_at(opt)?.1)
+    }
+
+    /// [`GradScaler::unscale`], also returning the optimizer's index.
+    fn unscale_at<O: AmpOptimizer + ?Sized>(&mut self, opt: &mut O) -> Result<(usize, Option<NonFinite>)> {
+        let i = self.activate(opt.amp_params(), Stage::Unscaled)?;
+        if self.config.statistics.is_some() {
+            self.step_max = self.step_max.max(max_abs_grad(opt.amp_params()));
         }
-        self.this_step.push(PerOptimizer { key, stage: Stage::Unscaled, found: None });
-        let i = self.this_step.len() - 1;
         // PyTorch: inv_scale = 1/scale formed in f64 and rounded to f32.
         let inv_scale = (1.0 / self.state.scale as f64) as f32;
         match opt.unscale_grads(inv_scale) {
             Ok(found) => {
-                self.this_step[i].found = found;
-                Ok(found)
+                self.optimizers[i].found = found;
+                Ok((i, found))
             }
             Err(e) => {
-                self.this_step.pop();
+                self.optimizers[i].stage = None;
+                self.touched -= 1;
                 Err(e)
             }
         }
+    }
+
+    /// Marks the optimizer with these parameters as seen this step at
+    /// `stage`; errors if it already was. Its index in `optimizers`.
+    fn activate(&mut self, params: &[Var], stage: Stage) -> Result<usize> {
+        let i = match self.optimizers.iter().position(|s| same_key(&s.key, params)) {
+            Some(i) => {
+                if let Some(seen) = self.optimizers[i].stage {
+                    return Err(match (seen, stage) {
+                        (Stage::Unscaled, Stage::Unscaled) => AmpError::AlreadyUnscaled,
+                        (Stage::Stepped, Stage::Unscaled) => AmpError::UnscaleAfterStep,
+                        (_, Stage::Stepped) => AmpError::AlreadyStepped,
+                    });
+                }
+                i
+            }
+            None => {
+                let key = params.iter().map(|v| v.param().map_or(0, |p| p.id())).collect();
+                self.optimizers.push(PerOptimizer { key, stage: None, order: 0, found: None });
+                self.optimizers.len() - 1
+            }
+        };
+        let s = &mut self.optimizers[i];
+        s.stage = Some(stage);
+        s.order = self.touched;
+        s.found = None;
+        self.touched += 1;
+        Ok(i)
     }
 
     /// Steps `opt` unless one of its gradients is non-finite (the paper's
@@ -257,18 +435,15 @@ impl GradScaler {
             opt.amp_step()?;
             return Ok(StepOutcome::Applied);
         }
-        let key = key_of(opt.amp_params());
-        let i = match self.this_step.iter().position(|s| s.key == key) {
-            Some(i) if self.this_step[i].stage == Stage::Stepped => return Err(AmpError::AlreadyStepped),
-            Some(i) => i,
-            None => {
-                self.unscale(opt)?;
-                self.this_step.len() - 1
-            }
+        let i = match self.optimizers.iter().position(|s| same_key(&s.key, opt.amp_params())) {
+            Some(i) if self.optimizers[i].stage == Some(Stage::Stepped) => return Err(AmpError::AlreadyStepped),
+            Some(i) if self.optimizers[i].stage == Some(Stage::Unscaled) => i,
+            _ => self.unscale_at(opt)?.0,
         };
-        self.this_step[i].stage = Stage::Stepped;
-        match self.this_step[i].found {
-            Some(found) => Ok(StepOutcome::Skipped { optimizer: i, found }),
+        let s = &mut self.optimizers[i];
+        s.stage = Some(Stage::Stepped);
+        match s.found {
+            Some(found) => Ok(StepOutcome::Skipped { optimizer: s.order, found }),
             None => {
                 opt.amp_step()?;
                 Ok(StepOutcome::Applied)
@@ -276,28 +451,108 @@ impl GradScaler {
         }
     }
 
+    /// [`GradScaler::step`] with the learning rate set first from
+    /// `schedule` at [`GradScaler::applied_steps`]: a skipped step leaves
+    /// the schedule where it was, so after `n` applied steps the optimizer
+    /// has used exactly `schedule.lr(0..n)`, however many were skipped.
+    pub fn step_scheduled<O: AmpOptimizer + ?Sized>(
+        &mut self,
+        opt: &mut O,
+        schedule: &impl LrSchedule,
+    ) -> Result<StepOutcome> {
+        opt.amp_set_lr(schedule.lr(usize::try_from(self.applied).unwrap_or(usize::MAX)))?;
+        self.step(opt)
+    }
+
     /// Moves the scale once for this step (halve on any Inf/NaN, grow after
-    /// `growth_interval` clean steps) and starts the next step. At least
-    /// one optimizer must have been unscaled or stepped since the last one.
+    /// `growth_interval` clean steps; or from the gradient statistics) and
+    /// starts the next step. At least one optimizer must have been unscaled
+    /// or stepped since the last one.
+    ///
+    /// With a floor or a skip limit set ([`ScalerConfig::with_limits`]),
+    /// a skip that takes the scale below the floor or the run past the
+    /// limit returns [`AmpError::ScaleCollapsed`] (the scale has moved;
+    /// training should stop). Its diagnosis names the first op whose output
+    /// (or gradient) went non-finite: after a skipped step the scaler keeps
+    /// autograd's non-finite scan on (on this thread) until a clean step,
+    /// so every step of a collapse after the first is scanned; keep
+    /// `autograd::scan::scan_nonfinite()` on yourself to cover the first.
     pub fn update(&mut self) -> Result<()> {
         if !self.enabled {
+            self.applied += 1;
             return Ok(());
         }
-        if self.this_step.is_empty() {
+        if self.touched == 0 {
             return Err(AmpError::NothingToUpdate);
         }
-        let found = self.this_step.iter().any(|s| s.found.is_some());
+        let skipped = self
+            .optimizers
+            .iter()
+            .filter(|s| s.stage.is_some())
+            .filter_map(|s| s.found.map(|f| (s.order, f)))
+            .min_by_key(|(o, _)| *o);
+        let found = skipped.is_some();
+        let max_abs = (self.step_max as f64 / self.state.scale as f64) as f32;
+        self.state.update_observed(&self.config, found, max_abs);
         if found {
             self.skipped += 1;
+            self.consecutive = self.consecutive.saturating_add(1);
+        } else {
+            self.applied += 1;
+            self.consecutive = 0;
         }
-        self.state.update(&self.config, found);
-        self.this_step.clear();
-        Ok(())
+        let loss_non_finite = self.loss_non_finite.take();
+        // Forget optimizers not seen this step; reset the others in place.
+        self.optimizers.retain(|s| s.stage.is_some());
+        for s in &mut self.optimizers {
+            s.stage = None;
+            s.found = None;
+        }
+        self.touched = 0;
+        self.step_max = 0.0;
+        let c = &self.config;
+        let reason = if found && c.min_scale > 0.0 && self.state.scale < c.min_scale {
+            Some(CollapseReason::ScaleFloor)
+        } else if found && c.max_consecutive_skips > 0 && self.consecutive > c.max_consecutive_skips {
+            Some(CollapseReason::SkipLimit)
+        } else {
+            None
+        };
+        let diagnosis = reason.map(|reason| Collapse {
+            reason,
+            scale: self.state.scale,
+            consecutive_skips: self.consecutive,
+            loss_non_finite,
+            first_op: scan::first_nonfinite(),
+            first_grad: scan::first_nonfinite_grad(),
+            skipped,
+        });
+        if c.has_limits() {
+            // The scan stays on while steps keep skipping.
+            let keep = found && reason.is_none();
+            let dropped = DIAGNOSE.with(|d| {
+                let mut d = d.borrow_mut();
+                match (keep, d.is_some()) {
+                    (true, false) => {
+                        *d = Some(scan::scan_nonfinite());
+                        None
+                    }
+                    (false, true) => d.take(),
+                    _ => None,
+                }
+            });
+            drop(dropped);
+            scan::clear_nonfinite();
+        }
+        match diagnosis {
+            Some(d) => Err(AmpError::ScaleCollapsed(Box::new(d))),
+            None => Ok(()),
+        }
     }
 
     /// Whether the current step found an Inf/NaN so far.
     pub fn found_non_finite(&self) -> bool {
-        self.this_step.iter().any(|s| s.found.is_some())
+        self.optimizers.iter().any(|s| s.stage.is_some() && s.found.is_some())
     }
 
     /// The scale state (scale and growth tracker).
@@ -307,7 +562,14 @@ impl GradScaler {
 
     /// Everything needed to resume bit-exactly (call between steps).
     pub fn state(&self) -> ScalerSnapshot {
-        ScalerSnapshot { config: self.config, state: self.state, enabled: self.enabled, skipped_steps: self.skipped }
+        ScalerSnapshot {
+            config: self.config,
+            state: self.state,
+            enabled: self.enabled,
+            skipped_steps: self.skipped,
+            applied_steps: self.applied,
+            consecutive_skips: self.consecutive,
+        }
     }
 
     /// Restores a [`ScalerSnapshot`]; the step in progress, if any, is
@@ -319,12 +581,43 @@ impl GradScaler {
         }
         fresh.state = snap.state;
         fresh.skipped = snap.skipped_steps;
+        fresh.applied = snap.applied_steps;
+        fresh.consecutive = snap.consecutive_skips;
         *self = fresh;
         Ok(())
     }
 }
 
 /// An optimizer is known by the identities of its parameters.
-fn key_of(params: &[Var]) -> Vec<u64> {
-    params.iter().map(|v| v.param().map_or(0, |p| p.id())).collect()
+fn same_key(key: &[u64], params: &[Var]) -> bool {
+    key.len() == params.len() && key.iter().zip(params).all(|(&k, v)| v.param().map_or(0, |p| p.id()) == k)
+}
+
+/// The largest |g| over the parameters' gradients (non-finite values
+/// ignored: an overflow is reported by the check, not by this statistic).
+fn max_abs_grad(params: &[Var]) -> f32 {
+    let mut m = 0.0f32;
+    for p in params {
+        if let Some(p) = p.param() {
+            m = m.max(p.with_grad(|g| g.map_or(0.0, max_abs)));
+        }
+    }
+    m
+}
+
+fn max_abs(t: &Tensor) -> f32 {
+    // Magnitudes compared as integers: for non-negative floats the bit
+    // patterns order as the values; patterns at or above Inf's are skipped.
+    fn fold<T: Copy>(s: &[T], bits: impl Fn(T) -> u32, inf: u32) -> u32 {
+        s.iter().map(|&x| bits(x)).filter(|&b| b < inf).fold(0, u32::max)
+    }
+    if let Some(s) = t.as_slice::<f32>() {
+        f32::from_bits(fold(s, |x| x.to_bits() & 0x7fff_ffff, 0x7f80_0000))
+    } else if let Some(s) = t.as_slice::<f16>() {
+        f16::from_bits(fold(s, |x| u32::from(x.to_bits() & 0x7fff), 0x7c00) as u16).to_f32()
+    } else if let Some(s) = t.as_slice::<bf16>() {
+        bf16::from_bits(fold(s, |x| u32::from(x.to_bits() & 0x7fff), 0x7f80) as u16).to_f32()
+    } else {
+        t.to_vec_f32().map_or(0.0, |v| v.iter().filter(|x| x.is_finite()).fold(0.0, |m, x| m.max(x.abs())))
+    }
 }

@@ -7,25 +7,18 @@
 //! moves each working copy's f16 gradient into its master's FP32 gradient
 //! in one pass (`unscale_and_check_f16`); the step updates the masters and
 //! writes the new working copies. Parameters chosen to stay FP32 (norm
-//! layers by default) are their own masters.
+//! layers' by default: those their layer declared with `Param::set_norm`)
+//! are their own masters. Once every buffer exists (after the first step),
+//! unscaling, stepping the masters and the copy-out allocate nothing.
 
 use half::{bf16, f16};
-use mixprec_autograd::Var;
+use mixprec_autograd::tensor::DType;
 use mixprec_autograd::tensor::kernels::amp::{master_to_bf16, master_to_f16, unscale_and_check, unscale_and_check_f16};
-use mixprec_autograd::tensor::{DType, Tensor};
+use mixprec_autograd::tensor::kernels::convert::bf16_to_f32;
+use mixprec_autograd::{AutogradError, Param, Var};
 
 use crate::error::{AmpError, Result};
-use crate::grad_scaler::{AmpOptimizer, NonFinite, classify, unscale_params};
-
-/// Whether a parameter path names a normalisation layer's parameter (a
-/// dotted segment starting with `bn`, `ln` or containing `norm`): these
-/// stay FP32 under master weights, as in Apex's O2.
-pub fn is_norm_param(path: &str) -> bool {
-    path.split('.').any(|seg| {
-        let seg = seg.to_ascii_lowercase();
-        seg.starts_with("bn") || seg.starts_with("ln") || seg.contains("norm")
-    })
-}
+use crate::grad_scaler::{AmpOptimizer, NonFinite, NonFiniteKind, classify, unscale_params};
 
 /// Converts every parameter in `params` to `dtype` in place (the pure-f16
 /// baseline's `model.half()`), except those `keep_fp32` selects by path.
@@ -68,18 +61,21 @@ pub struct MasterWeights<O> {
 impl<O: AmpOptimizer> MasterWeights<O> {
     /// Takes the model's FP32 parameters (`module.named_parameters()`),
     /// keeps an FP32 master of each, converts the model's own parameters
-    /// to `dtype` (f16 or bf16) — norm parameters ([`is_norm_param`]) stay
-    /// FP32 — and builds the optimizer over the masters with `build`.
+    /// to `dtype` (f16 or bf16) and builds the optimizer over the masters
+    /// with `build`. Norm layers' parameters stay FP32 (Apex's
+    /// `keep_batchnorm_fp32`): those whose layer declared them so
+    /// ([`Param::is_norm`]; `BatchNorm2d` and `LayerNorm` do), whatever
+    /// their names.
     pub fn new(params: Vec<(String, Var)>, dtype: DType, build: impl FnOnce(Vec<Var>) -> Result<O>) -> Result<Self> {
-        Self::with_fp32_params(params, dtype, is_norm_param, build)
+        Self::with_fp32_params(params, dtype, |_, p| p.is_norm(), build)
     }
 
-    /// As [`MasterWeights::new`], with `keep_fp32` choosing by path which
-    /// parameters stay FP32.
+    /// As [`MasterWeights::new`], with `keep_fp32` choosing (from the path
+    /// and the parameter) which parameters stay FP32.
     pub fn with_fp32_params(
         params: Vec<(String, Var)>,
         dtype: DType,
-        keep_fp32: impl Fn(&str) -> bool,
+        keep_fp32: impl Fn(&str, &Param) -> bool,
         build: impl FnOnce(Vec<Var>) -> Result<O>,
     ) -> Result<Self> {
         if !matches!(dtype, DType::F16 | DType::BF16) {
@@ -91,7 +87,7 @@ impl<O: AmpOptimizer> MasterWeights<O> {
             if p.dtype() != DType::F32 {
                 return Err(AmpError::NotFp32 { name, dtype: p.dtype() });
             }
-            let master = if keep_fp32(&name) {
+            let master = if keep_fp32(&name, p) {
                 working.clone()
             } else {
                 let master = Var::parameter(p.value());
@@ -150,18 +146,24 @@ impl<O: AmpOptimizer> MasterWeights<O> {
     fn refresh_working(&self) -> Result<bool> {
         let mut overflow = false;
         for p in self.pairs.iter().filter(|p| p.low()) {
-            let wp = p.working.param().ok_or_else(|| AmpError::NotAParameter { name: String::new() })?;
-            let master = p.master.value().contiguous();
-            let m = master.as_slice::<f32>().unwrap_or(&[]);
-            overflow |= wp.update(|w, _| -> Result<bool> {
-                Ok(match w.dtype() {
-                    DType::F16 => master_to_f16(m, w.data_mut::<f16>()?),
-                    _ => master_to_bf16(m, w.data_mut::<bf16>()?),
+            let (wp, mp) = (param_of(&p.working)?, param_of(&p.master)?);
+            // Borrow the master's storage: no handle copy, no allocation.
+            overflow |= mp.with_value(|master| -> Result<bool> {
+                let m = master.as_slice::<f32>().unwrap_or(&[]);
+                wp.update(|w, _| -> Result<bool> {
+                    Ok(match w.dtype() {
+                        DType::F16 => master_to_f16(m, w.data_mut::<f16>()?),
+                        _ => master_to_bf16(m, w.data_mut::<bf16>()?),
+                    })
                 })
             })?;
         }
         Ok(overflow)
     }
+}
+
+fn param_of(v: &Var) -> Result<&std::sync::Arc<Param>> {
+    v.param().ok_or_else(|| AmpError::NotAParameter { name: String::new() })
 }
 
 impl<O: AmpOptimizer> AmpOptimizer for MasterWeights<O> {
@@ -181,25 +183,37 @@ impl<O: AmpOptimizer> AmpOptimizer for MasterWeights<O> {
                 }
                 continue;
             }
-            let mp = pair.master.param().ok_or_else(|| AmpError::NotAParameter { name: String::new() })?;
-            let Some(g) = pair.working.grad() else {
-                mp.zero_grad();
-                continue;
-            };
-            let g = g.contiguous();
-            let mut out = vec![0.0f32; g.numel()];
-            let bad = match g.dtype() {
-                DType::F16 => unscale_and_check_f16(g.as_slice::<f16>().unwrap_or(&[]), inv_scale, &mut out),
-                _ => {
-                    out = g.to_vec_f32()?;
-                    unscale_and_check(&mut out, inv_scale)
+            let (wp, mp) = (param_of(&pair.working)?, param_of(&pair.master)?);
+            // The master's gradient is overwritten in its own buffer (kept
+            // across `zero_grad`), read from the working gradient in place.
+            let bad = wp.with_grad(|g| -> Result<Option<bool>> {
+                let Some(g) = g else { return Ok(None) };
+                mp.with_grad_buffer(|mut buf| {
+                    let out = buf.tensor().data_mut::<f32>()?;
+                    let bad = match (g.as_slice::<f16>(), g.as_slice::<bf16>()) {
+                        (Some(h), _) => unscale_and_check_f16(h, inv_scale, out),
+                        (None, Some(b)) => {
+                            bf16_to_f32(b, out);
+                            unscale_and_check(out, inv_scale)
+                        }
+                        (None, None) => {
+                            out.copy_from_slice(&g.contiguous().to_vec_f32()?);
+                            unscale_and_check(out, inv_scale)
+                        }
+                    };
+                    Ok::<_, AutogradError>(bad)
+                })
+                .map(Some)
+                .map_err(AmpError::from)
+            })?;
+            match bad {
+                None => mp.zero_grad(),
+                Some(true) if first.is_none() => {
+                    let kind = mp.grad().map_or(NonFiniteKind::Inf, |t| classify(&t));
+                    first = Some(NonFinite { param: i, kind });
                 }
-            };
-            let t = Tensor::from_vec(out, g.shape())?;
-            if bad && first.is_none() {
-                first = Some(NonFinite { param: i, kind: classify(&t) });
+                Some(_) => {}
             }
-            mp.set_grad(Some(t))?;
         }
         self.moved = true;
         Ok(first)
@@ -215,5 +229,9 @@ impl<O: AmpOptimizer> AmpOptimizer for MasterWeights<O> {
         self.inner.amp_step()?;
         self.refresh_working()?;
         Ok(())
+    }
+
+    fn amp_set_lr(&mut self, lr: f64) -> Result<()> {
+        self.inner.amp_set_lr(lr)
     }
 }

@@ -19,6 +19,11 @@ impl<O: Optimizer> AmpOptimizer for O {
     fn amp_step(&mut self) -> Result<()> {
         Ok(self.step()?)
     }
+
+    fn amp_set_lr(&mut self, lr: f64) -> Result<()> {
+        self.set_lr(lr);
+        Ok(())
+    }
 }
 
 /// `inner` with its forward pass under `precision`'s op lists, whatever the

@@ -42,7 +42,7 @@ fn scale_multiplies_the_loss_and_unscale_restores_the_gradient_exactly() {
     assert_eq!(scaler.step(&mut opt).unwrap(), StepOutcome::Applied);
     scaler.update().unwrap();
     assert_eq!(opt.seen, vec![vec![0.5, -1.5e-6, 3.0e-8]]);
-    assert_eq!(scaler.scale_state(), ScaleState { scale: 65536.0, growth_tracker: 1 });
+    assert_eq!(scaler.scale_state(), ScaleState { scale: 65536.0, growth_tracker: 1, peak: 0.0 });
 }
 
 #[test]
@@ -178,8 +178,14 @@ fn run(scaler: &mut GradScaler, w: &Var, opt: &mut RecordingSgd, bad: &[bool]) -
 
 #[test]
 fn exported_state_resumes_bit_exactly() {
-    let config =
-        ScalerConfig { init_scale: 3.0, growth_factor: 1.7, backoff_factor: 0.3, growth_interval: 3, dynamic: true };
+    let config = ScalerConfig {
+        init_scale: 3.0,
+        growth_factor: 1.7,
+        backoff_factor: 0.3,
+        growth_interval: 3,
+        dynamic: true,
+        ..ScalerConfig::default()
+    };
     let pattern: Vec<bool> = (0..80).map(|i| (i * 7 + 3) % 11 == 0).collect();
     let w = param(&[0.0]);
     let mut opt = RecordingSgd::new(vec![w.clone()], 0.0);
@@ -194,7 +200,8 @@ fn exported_state_resumes_bit_exactly() {
     assert_eq!(ta, tb);
     assert_eq!(a.state(), b.state());
     assert_eq!(a.skipped_steps(), pattern.iter().filter(|b| **b).count() as u64);
-    let bad = mixprec_amp::ScalerSnapshot { state: ScaleState { scale: f32::NAN, growth_tracker: 0 }, ..snap };
+    let bad =
+        mixprec_amp::ScalerSnapshot { state: ScaleState { scale: f32::NAN, growth_tracker: 0, peak: 0.0 }, ..snap };
     assert!(b.load_state(bad).is_err());
 }
 
@@ -237,6 +244,7 @@ fn plans() -> impl Strategy<Value = (ScalerConfig, usize, Vec<StepPlan>)> {
                 backoff_factor: backoff,
                 growth_interval: interval,
                 dynamic,
+                ..ScalerConfig::default()
             };
             (Just(config), Just(n_opt), prop::collection::vec(step_plan(n_opt), 1..40))
         })

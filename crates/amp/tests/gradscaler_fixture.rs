@@ -23,6 +23,7 @@ fn trajectories_match_pytorch_gradscaler() {
             backoff_factor: c["backoff_factor"].as_f64().unwrap(),
             growth_interval: c["growth_interval"].as_u64().unwrap() as u32,
             dynamic: true,
+            ..ScalerConfig::default()
         };
         let mut state = ScaleState::new(&config);
         for (i, step) in case["trajectory"].as_array().unwrap().iter().enumerate() {
@@ -79,6 +80,7 @@ fn the_scaler_api_replays_pytorch_step_by_step() {
             backoff_factor: c["backoff_factor"].as_f64().unwrap(),
             growth_interval: c["growth_interval"].as_u64().unwrap() as u32,
             dynamic: true,
+            ..ScalerConfig::default()
         };
         let mut scaler = GradScaler::new(config).unwrap();
         let traj = case["trajectory"].as_array().unwrap();

@@ -1,16 +1,21 @@
 //! Master weights (O2) against pure f16 (O3) on the paper's first
 //! phenomenon in miniature: an update below half an f16 ulp of the weight
 //! rounds away in f16 and accumulates in the FP32 master. Also: conversion
-//! keeps norm parameters FP32, gradients reach the masters unscaled, a
+//! keeps the parameters norm layers declare FP32, gradients reach the masters unscaled, a
 //! non-finite gradient skips the step, bf16 copies without a scaler.
 
 mod common;
 
 use common::{RecordingSgd, konst};
 use mixprec_amp::scaler::ScalerConfig;
-use mixprec_amp::{AmpError, AmpOptimizer, GradScaler, MasterWeights, StepOutcome, convert_params};
-use mixprec_autograd::Var;
+use mixprec_amp::{
+    AmpError, AmpOptimizer, GradScaler, MasterWeights, Precision, StepOutcome, autocast, convert_params,
+};
+use mixprec_autograd::nn::{BatchNorm2d, LayerNorm, Linear, Module, Relu, Sequential};
+use mixprec_autograd::optim::{Sgd, SgdConfig};
+use mixprec_autograd::tensor::random::Generator;
 use mixprec_autograd::tensor::{DType, Tensor};
+use mixprec_autograd::{CrossEntropy, Var};
 
 fn named(v: &[(&str, &[f32])]) -> Vec<(String, Var)> {
     v.iter().map(|(n, x)| (n.to_string(), Var::parameter(Tensor::from_vec(x.to_vec(), &[x.len()]).unwrap()))).collect()
@@ -21,23 +26,67 @@ fn build(lr: f32) -> impl FnOnce(Vec<Var>) -> mixprec_amp::Result<RecordingSgd> 
 }
 
 #[test]
-fn conversion_keeps_fp32_masters_and_fp32_norm_parameters() {
-    let params = named(&[("fc1.weight", &[0.1, 1.0 / 3.0]), ("bn1.weight", &[1.0, 0.7]), ("layer_norm.bias", &[0.3])]);
+fn conversion_keeps_fp32_masters() {
+    let params = named(&[("fc1.weight", &[0.1, 1.0 / 3.0]), ("fc2.bias", &[0.3])]);
     let orig: Vec<Vec<f32>> = params.iter().map(|(_, v)| v.value().to_vec_f32().unwrap()).collect();
     let mw = MasterWeights::new(params.clone(), DType::F16, build(0.1)).unwrap();
-    assert_eq!(params[0].1.dtype(), DType::F16, "the model's own parameter is now f16");
-    assert_eq!(params[1].1.dtype(), DType::F32);
-    assert_eq!(params[2].1.dtype(), DType::F32);
+    assert!(params.iter().all(|(_, v)| v.dtype() == DType::F16), "the model's own parameters are now f16");
     for (m, o) in mw.masters().iter().zip(&orig) {
         assert_eq!(m.dtype(), DType::F32);
         assert_eq!(&m.value().to_vec_f32().unwrap(), o, "masters hold the FP32 values, not the rounded ones");
     }
-    assert_eq!(
-        mw.masters()[1].param().unwrap().id(),
-        params[1].1.param().unwrap().id(),
-        "an FP32 parameter is its own master"
-    );
     assert_ne!(params[0].1.value().to_vec_f32().unwrap(), orig[0], "0.1 and 1/3 round in f16");
+}
+
+/// Norm layers stay FP32 because they declare their parameters so
+/// (`Param::set_norm`), not because of their names: a linear layer named
+/// like a norm layer is converted, norm layers under neutral names are not,
+/// and a user-defined norm parameter is kept too. The model then trains.
+#[test]
+fn norm_layers_declare_their_parameters_and_stay_fp32() {
+    let mut rng = Generator::new(5);
+    let model = Sequential::new()
+        .push_named("bn_like_name", Linear::new(6, 8, &mut rng).unwrap())
+        .push_named("a", BatchNorm2d::new(8).unwrap())
+        .push(Relu)
+        .push_named("b", LayerNorm::new(&[8]).unwrap())
+        .push_named("norm_head", Linear::new(8, 3, &mut rng).unwrap());
+    let scale = Var::parameter(Tensor::from_vec(vec![1.0f32; 3], &[3]).unwrap());
+    scale.param().unwrap().set_norm(true);
+    let mut params = model.named_parameters();
+    params.push(("custom.gain".to_string(), scale.clone()));
+    let names: Vec<(String, bool)> = params.iter().map(|(n, v)| (n.clone(), v.param().unwrap().is_norm())).collect();
+    let sgd = |m: Vec<Var>| Ok(Sgd::new(m, SgdConfig { lr: 0.05, ..SgdConfig::default() })?);
+    let mut mw = MasterWeights::new(params.clone(), DType::F16, sgd).unwrap();
+    for ((name, norm), (_, v)) in names.iter().zip(&params) {
+        let want = if *norm { DType::F32 } else { DType::F16 };
+        assert_eq!(v.dtype(), want, "{name}");
+    }
+    let kept: Vec<&str> = names.iter().filter(|(_, n)| *n).map(|(n, _)| n.as_str()).collect();
+    assert_eq!(kept, ["a.weight", "a.bias", "b.weight", "b.bias", "custom.gain"]);
+    // Norm parameters are their own masters.
+    for ((_, v), m) in params.iter().zip(mw.masters()) {
+        let same = v.param().unwrap().id() == m.param().unwrap().id();
+        assert_eq!(same, v.param().unwrap().is_norm());
+    }
+    let mut x = vec![0.0f32; 16 * 6];
+    rng.fill_normal_f32(&mut x, 0.0, 1.0);
+    let x = Var::new(Tensor::from_vec(x, &[16, 6]).unwrap());
+    let targets: Vec<usize> = (0..16).map(|i| i % 3).collect();
+    let mut scaler = GradScaler::new(ScalerConfig::default()).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..20 {
+        mw.zero_grad();
+        let loss = autocast(Precision::MasterWeights, || {
+            model.forward(&x).unwrap().mul(&scale).unwrap().cross_entropy(&targets, CrossEntropy::default()).unwrap()
+        });
+        losses.push(loss.item().unwrap());
+        scaler.scale(&loss).unwrap().backward().unwrap();
+        assert_eq!(scaler.step(&mut mw).unwrap(), StepOutcome::Applied);
+        scaler.update().unwrap();
+    }
+    assert!(losses[19] < losses[0] * 0.8, "the mixed model trains: {losses:?}");
+    assert_eq!(model.named_parameters()[2].1.dtype(), DType::F32, "batch norm's γ is still FP32 after steps");
 }
 
 #[test]
@@ -102,6 +151,7 @@ fn updates_below_half_an_ulp_vanish_in_f16_and_accumulate_in_the_master() {
 #[test]
 fn scaled_f16_gradients_reach_the_masters_unscaled_and_inf_skips() {
     let params = named(&[("fc.weight", &[0.5, -0.25, 2.0]), ("norm.weight", &[1.0])]);
+    params[1].1.param().unwrap().set_norm(true);
     let (w, g) = (params[0].1.clone(), params[1].1.clone());
     let mut opt = MasterWeights::new(params, DType::F16, build(0.5)).unwrap();
     let mut scaler = GradScaler::new(ScalerConfig::default()).unwrap();
