@@ -15,7 +15,9 @@
 //! In training, batch norm updates the running statistics (if given) as
 //! PyTorch: `r_μ ← (1 − m)·r_μ + m·μ`, `r_var ← (1 − m)·r_var + m·var·M/(M − 1)`.
 
+use mixprec_tensor::kernels::reduce::{self, ReduceOp};
 use mixprec_tensor::{DType, Element, Tensor, TensorError};
+use rayon::prelude::*;
 
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
@@ -40,37 +42,29 @@ impl RunningStats {
     }
 }
 
-/// Per-group mean and `σ⁻¹` over `groups` groups of `inner` runs of `len`
-/// elements, the runs of group `j` starting at `(i·groups + j)·len` for
-/// `i < outer` (batch norm: outer = N, groups = C, len = H·W; layer norm:
-/// outer = 1, groups = rows, len = D). Two passes: mean, then the variance.
+/// Mean and biased variance of each of `groups` groups made of `outer`
+/// runs of `len` elements (run `i` of group `j` at `(i·groups + j)·len`):
+/// each run's two-pass moments by the reduction kernels (FP32 for
+/// f32/f16/bf16), combined exactly in f64 (`M2 = Σ_runs len·(var_run +
+/// (mean_run − mean)²)`, equal runs), so no `E[x²] − E[x]²` cancellation.
 fn moments<T: Elem>(x: &[T], outer: usize, groups: usize, len: usize) -> (Vec<f64>, Vec<f64>) {
-    let m = T::Acc::of((outer * len) as f64);
-    let mut mean = vec![0.0; groups];
-    let mut var = vec![0.0; groups];
+    let rows = outer * groups;
+    let (mut rm, mut rv) = (vec![T::Acc::default(); rows], vec![T::Acc::default(); rows]);
+    if rows > 0 {
+        reduce::moments_rows(Element::src(x), rows, len, Element::dst(&mut rm[..]), Element::dst(&mut rv[..]));
+    }
+    let (mut mean, mut var) = (vec![0.0; groups], vec![0.0; groups]);
     for j in 0..groups {
-        let runs = || (0..outer).map(move |i| &x[(i * groups + j) * len..][..len]);
-        let mut s = T::Acc::default();
-        for r in runs() {
-            s += r.iter().fold(T::Acc::default(), |a, &v| a + v.acc());
-        }
-        let mu = s / m;
-        let mut q = T::Acc::default();
-        for r in runs() {
-            q += r.iter().fold(T::Acc::default(), |a, &v| {
-                let d = v.acc() - mu;
-                a + d * d
-            });
-        }
-        mean[j] = Element::to_f64(mu);
-        var[j] = Element::to_f64(q / m);
+        let run = |i: usize| (Element::to_f64(rm[i * groups + j]), Element::to_f64(rv[i * groups + j]));
+        let mu = (0..outer).map(|i| run(i).0).sum::<f64>() / outer as f64;
+        let m2 = (0..outer).map(|i| run(i)).map(|(m, v)| v + (m - mu) * (m - mu)).sum::<f64>() / outer as f64;
+        // Rounded to the accumulation type, as a reduction in it would be.
+        mean[j] = Element::to_f64(T::Acc::of(mu));
+        var[j] = Element::to_f64(T::Acc::of(m2));
     }
     (mean, var)
 }
 
-/// `y = γ·(x − μ)·σ⁻¹ + β` with per-group `(μ, σ⁻¹)` (group `j` of
-/// `groups`, laid out as in [`moments`]) and per-element-of-run or
-/// per-group affine parameters.
 #[allow(clippy::too_many_arguments)]
 fn normalize<T: Elem>(
     x: &[T],
@@ -83,25 +77,34 @@ fn normalize<T: Elem>(
 ) -> Vec<T> {
     let mut y = vec![T::ZERO; x.len()];
     let (gamma, beta) = (affine.gamma::<T::Acc>(), affine.beta::<T::Acc>());
-    for i in 0..outer {
+    let (one, zero) = (T::Acc::of(1.0), T::Acc::default());
+    let run = groups * len;
+    if run == 0 {
+        return y;
+    }
+    y.par_chunks_mut(run).zip(x.par_chunks(run)).take(outer).for_each(|(yo, xo)| {
         for j in 0..groups {
-            let at = (i * groups + j) * len;
+            let at = j * len;
             let (mu, is) = (T::Acc::of(mean[j]), T::Acc::of(istd[j]));
-            for (p, (yv, &xv)) in y[at..at + len].iter_mut().zip(&x[at..at + len]).enumerate() {
-                let k = if affine.per_group { j } else { p };
-                let v = (xv.acc() - mu) * is;
-                *yv = T::from_acc(
-                    v * gamma.as_ref().map_or(T::Acc::of(1.0), |g| g[k])
-                        + beta.as_ref().map_or(T::Acc::default(), |b| b[k]),
-                );
+            let (ys, xs) = (&mut yo[at..at + len], &xo[at..at + len]);
+            if affine.per_group {
+                let ga = gamma.as_ref().map_or(one, |g| g[j]);
+                let be = beta.as_ref().map_or(zero, |b| b[j]);
+                for (yv, &xv) in ys.iter_mut().zip(xs) {
+                    *yv = T::from_acc((xv.acc() - mu) * is * ga + be);
+                }
+            } else {
+                for (p, (yv, &xv)) in ys.iter_mut().zip(xs).enumerate() {
+                    let ga = gamma.as_ref().map_or(one, |g| g[p]);
+                    let be = beta.as_ref().map_or(zero, |b| b[p]);
+                    *yv = T::from_acc((xv.acc() - mu) * is * ga + be);
+                }
             }
         }
-    }
+    });
     y
 }
 
-/// γ and β as f64 (absent: 1 and 0), indexed per group (batch norm) or per
-/// element of a run (layer norm).
 #[derive(Clone, Debug)]
 struct Affine {
     gamma: Option<Vec<f64>>,
@@ -123,6 +126,71 @@ type NormGrads<A> = (Option<Vec<A>>, Vec<A>, Vec<A>);
 
 /// `(dx, dγ, dβ)` for [`normalize`]; `batch_stats` says whether μ and σ
 /// came from `x` (then they have gradients) or were given.
+/// [`norm_backward`] for one `(μ, σ)` and affine pair per group (batch
+/// norm): the sums `Σ g` and `Σ g·x` of every run by the reduction
+/// kernels (FP32 accumulation), `Σ g·x̂ = σ⁻¹·(Σ g·x − μ·Σ g)` per group in
+/// f64, then `dx` in one parallel pass with per-run constants.
+#[allow(clippy::too_many_arguments)]
+fn group_backward<T: Elem>(
+    x: &[T],
+    g: &[T],
+    outer: usize,
+    groups: usize,
+    len: usize,
+    mean: &[f64],
+    istd: &[f64],
+    affine: &Affine,
+    batch_stats: bool,
+    want: [bool; 3],
+) -> NormGrads<T::Acc> {
+    let rows = outer * groups;
+    let mut sg_run = vec![T::Acc::default(); rows];
+    if rows > 0 {
+        reduce::reduce_rows(ReduceOp::Sum, Element::src(g), rows, len, Element::dst(&mut sg_run[..]));
+    }
+    let sgx_run: Vec<f64> = (0..rows)
+        .into_par_iter()
+        .map(|r| reduce::dot(Element::src(&g[r * len..(r + 1) * len]), Element::src(&x[r * len..(r + 1) * len])))
+        .collect();
+    let gamma = affine.gamma.clone();
+    let (mut dgamma, mut dbeta) = (vec![T::Acc::default(); groups], vec![T::Acc::default(); groups]);
+    // Per group: a·g + b·(x − μ) + c = σ⁻¹·(γ·g − mean(γ·g) − x̂·mean(γ·g·x̂)).
+    let mut coef = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); groups];
+    let m = (outer * len) as f64;
+    for j in 0..groups {
+        let sg: f64 = (0..outer).map(|i| Element::to_f64(sg_run[i * groups + j])).sum();
+        let sgx: f64 = (0..outer).map(|i| sgx_run[i * groups + j]).sum();
+        let (mu, is) = (mean[j], istd[j]);
+        let sgxh = is * (sgx - mu * sg);
+        dgamma[j] = T::Acc::of(sgxh);
+        dbeta[j] = T::Acc::of(sg);
+        let ga = gamma.as_ref().map_or(1.0, |gm| gm[j]);
+        coef[j] = if batch_stats {
+            let (mg, mgx) = (ga * sg / m, ga * sgxh / m);
+            (is * ga, -is * is * mgx, -is * mg, mu)
+        } else {
+            (is * ga, 0.0, 0.0, mu)
+        };
+    }
+    let dx = want[0].then(|| {
+        let mut dx = vec![T::Acc::default(); x.len()];
+        let run = groups * len;
+        if run > 0 {
+            dx.par_chunks_mut(run).zip(x.par_chunks(run).zip(g.par_chunks(run))).for_each(|(d, (xo, go))| {
+                for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
+                    let (a, b, c, mu) = (T::Acc::of(a), T::Acc::of(b), T::Acc::of(c), T::Acc::of(mu));
+                    let at = j * len;
+                    for ((dv, &xv), &gv) in d[at..at + len].iter_mut().zip(&xo[at..at + len]).zip(&go[at..at + len]) {
+                        *dv = a * gv.acc() + b * (xv.acc() - mu) + c;
+                    }
+                }
+            });
+        }
+        dx
+    });
+    (dx, dgamma, dbeta)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn norm_backward<T: Elem>(
     x: &[T],
@@ -343,7 +411,8 @@ impl Backward for NormBackward {
         let bi = self.affine.beta.as_ref().map(|_| 1 + usize::from(wi.is_some()));
         let want = [grads.wants(0), wi.is_some_and(|i| grads.wants(i)), bi.is_some_and(|i| grads.wants(i))];
         let (dx, dgamma, dbeta) = dispatch!(dtype, T => {
-            let (dx, dg, db) = norm_backward::<T>(
+            let run = if self.affine.per_group { group_backward::<T> } else { norm_backward::<T> };
+            let (dx, dg, db) = run(
                 elems(&self.x), elems(&g), self.outer, self.groups, self.len,
                 &self.mean, &self.istd, &self.affine, self.batch_stats, want,
             );

@@ -19,6 +19,7 @@ use crate::graph::{Backward, Grads, record};
 use crate::ops::conv::Geom;
 use crate::ops::elem::{Elem, Real, dispatch, elems, tensor};
 use crate::var::Var;
+use rayon::prelude::*;
 
 /// A window offset `i·KW + j` stored in `u8`, `u16` or `u32`.
 trait Offset: Copy + Send + Sync + 'static {
@@ -65,55 +66,95 @@ fn max_forward<T: Elem, I: Offset>(x: &[T], g: &Geom) -> (Vec<T>, Vec<I>) {
     let none = g.kh * g.kw;
     let mut y = vec![T::ZERO; g.n * g.c * l];
     let mut idx = vec![I::of(none); g.n * g.c * l];
-    for p in 0..g.n * g.c {
+    if l == 0 {
+        return (y, idx);
+    }
+    // Planes in parallel: each output is written by one task.
+    y.par_chunks_mut(l).zip(idx.par_chunks_mut(l)).enumerate().for_each(|(p, (yp, ip))| {
         let xp = &x[p * plane..(p + 1) * plane];
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let mut best: Option<(T::Acc, usize, T)> = None;
-                for i in 0..g.kh {
-                    let Some(iy) = g.iy(oy, i) else { continue };
-                    for j in 0..g.kw {
-                        let Some(ix) = g.ix(ox, j) else { continue };
-                        let v = xp[iy * g.w + ix];
-                        let a = v.acc();
-                        let better = match best {
-                            None => true,
-                            // NaN wins and stays.
-                            Some((b, _, _)) => !b.is_nan() && (a > b || a.is_nan()),
-                        };
-                        if better {
-                            best = Some((a, i * g.kw + j, v));
-                        }
+        if (g.kh, g.kw, g.ph, g.pw, g.dh, g.dw) == (2, 2, 0, 0, 1, 1) {
+            max_plane_2x2(xp, g, yp, ip);
+        } else {
+            max_plane(xp, g, yp, ip);
+        }
+    });
+    (y, idx)
+}
+
+/// Whether `a` replaces the running maximum `b`: larger, or NaN (NaN wins
+/// and stays; ties keep the first).
+#[inline(always)]
+fn better<A: Real>(a: A, b: A) -> bool {
+    !b.is_nan() && (a > b || a.is_nan())
+}
+
+/// A 2×2 window without padding or dilation (every window inside the
+/// plane): the four candidates in row-major order, no bounds tests.
+fn max_plane_2x2<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut [I]) {
+    for oy in 0..g.oh {
+        let r0 = &xp[oy * g.sh * g.w..][..g.w];
+        let r1 = &xp[(oy * g.sh + 1) * g.w..][..g.w];
+        let (yr, ir) = (&mut yp[oy * g.ow..(oy + 1) * g.ow], &mut ip[oy * g.ow..(oy + 1) * g.ow]);
+        for (ox, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+            let c = ox * g.sw;
+            let cand = [r0[c], r0[c + 1], r1[c], r1[c + 1]];
+            let (mut bk, mut bv) = (0usize, cand[0].acc());
+            for (k, v) in cand.iter().enumerate().skip(1) {
+                let a = v.acc();
+                if better(a, bv) {
+                    (bk, bv) = (k, a);
+                }
+            }
+            *yv = cand[bk];
+            *iv = I::of(bk);
+        }
+    }
+}
+
+/// Any window: positions outside the plane (padding) are skipped.
+fn max_plane<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut [I]) {
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let mut best: Option<(T::Acc, usize, T)> = None;
+            for i in 0..g.kh {
+                let Some(iy) = g.iy(oy, i) else { continue };
+                for j in 0..g.kw {
+                    let Some(ix) = g.ix(ox, j) else { continue };
+                    let v = xp[iy * g.w + ix];
+                    let a = v.acc();
+                    if best.is_none_or(|(b, _, _)| better(a, b)) {
+                        best = Some((a, i * g.kw + j, v));
                     }
                 }
-                if let Some((_, k, v)) = best {
-                    let o = p * l + oy * g.ow + ox;
-                    y[o] = v;
-                    idx[o] = I::of(k);
-                }
+            }
+            if let Some((_, k, v)) = best {
+                let o = oy * g.ow + ox;
+                yp[o] = v;
+                ip[o] = I::of(k);
             }
         }
     }
-    (y, idx)
 }
 
 fn max_backward<T: Elem, I: Offset>(gy: &[T], idx: &[I], g: &Geom) -> Vec<T::Acc> {
     let (plane, l) = (g.h * g.w, g.l());
     let mut dx = vec![T::Acc::default(); g.n * g.c * plane];
-    for p in 0..g.n * g.c {
-        let dp = &mut dx[p * plane..(p + 1) * plane];
+    if plane == 0 || l == 0 {
+        return dx;
+    }
+    dx.par_chunks_mut(plane).zip(gy.par_chunks(l).zip(idx.par_chunks(l))).for_each(|(dp, (gp, ip))| {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
-                let o = p * l + oy * g.ow + ox;
-                let k = idx[o].get();
+                let o = oy * g.ow + ox;
+                let k = ip[o].get();
                 if k >= g.kh * g.kw {
                     continue;
                 }
                 let (Some(iy), Some(ix)) = (g.iy(oy, k / g.kw), g.ix(ox, k % g.kw)) else { continue };
-                dp[iy * g.w + ix] += gy[o].acc();
+                dp[iy * g.w + ix] += gp[o].acc();
             }
         }
-    }
+    });
     dx
 }
 
