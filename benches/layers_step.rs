@@ -10,6 +10,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use mixprec::autograd::Var;
 use mixprec::autograd::ops::{CrossEntropy, LstmParams, RunningStats, lstm};
+use mixprec::autograd::optim::{self, Optimizer, SgdConfig};
 use mixprec::data::{Mnist, Normalize, TextCorpus, shipped_shakespeare};
 use mixprec::tensor::random::Generator;
 use mixprec::tensor::{DType, Tensor};
@@ -20,35 +21,21 @@ fn uniform(shape: &[usize], bound: f64, rng: &mut Generator) -> Var {
     Var::parameter(Tensor::from_vec(v, shape).unwrap())
 }
 
-/// SGD with momentum (PyTorch's: `b = μ·b + g`, `w −= lr·b`), in place.
-struct Sgd {
-    params: Vec<Var>,
-    bufs: Vec<Vec<f32>>,
-}
+/// SGD with momentum (PyTorch's: `b = μ·b + g`, `w −= lr·b`), lr 0.01 and
+/// μ 0.9, through `autograd::optim::Sgd` (the optimizer kernels).
+struct Sgd(optim::Sgd);
 
 impl Sgd {
     fn new(params: Vec<Var>) -> Sgd {
-        let bufs = params.iter().map(|p| vec![0.0; p.numel()]).collect();
-        Sgd { params, bufs }
+        Sgd(optim::Sgd::new(params, SgdConfig { lr: 0.01, momentum: 0.9, ..SgdConfig::default() }).unwrap())
     }
 
     fn zero_grad(&self) {
-        for p in &self.params {
-            p.zero_grad();
-        }
+        self.0.zero_grad();
     }
 
     fn step(&mut self) {
-        for (p, b) in self.params.iter().zip(&mut self.bufs) {
-            p.param().unwrap().update(|w, g| {
-                let g = g.expect("a gradient").contiguous();
-                let g = g.as_slice::<f32>().unwrap();
-                for ((w, b), &g) in w.data_mut::<f32>().unwrap().iter_mut().zip(b.iter_mut()).zip(g) {
-                    *b = 0.9 * *b + g;
-                    *w -= 0.01 * *b;
-                }
-            });
-        }
+        self.0.step().unwrap();
     }
 }
 

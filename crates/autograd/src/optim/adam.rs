@@ -3,6 +3,7 @@
 //! whatever the parameter dtype.
 
 use mixprec_tensor::kernels::optim as kernel;
+use rayon::prelude::*;
 
 use crate::error::{AutogradError, Result};
 use crate::optim::{Optimizer, update};
@@ -100,7 +101,19 @@ impl AdamCore {
                 let m = st.exp_avg[i].get_or_insert_with(|| vec![0.0; g.len()]);
                 let v = st.exp_avg_sq[i].get_or_insert_with(|| vec![0.0; g.len()]);
                 let st = kernel::AdamStep::new(c.lr, b1, b2, c.eps, c.weight_decay, decoupled, t);
-                update::apply(value, |w, copy| kernel::adam(&st, w, &g, m, v, copy))
+                update::apply(value, |w, copy| {
+                    let n = w.len();
+                    let (ms, vs) = (update::chunks_opt(Some(m), n), update::chunks_opt(Some(v), n));
+                    w.par_chunks_mut(update::CHUNK)
+                        .zip(g.par_chunks(update::CHUNK))
+                        .zip(ms.into_par_iter().zip(vs.into_par_iter()))
+                        .zip(update::chunks_dst(copy, n).into_par_iter())
+                        .for_each(|(((w, g), (m, v)), c)| {
+                            if let (Some(m), Some(v)) = (m, v) {
+                                kernel::adam(&st, w, g, m, v, c);
+                            }
+                        });
+                })
             })?;
         }
         Ok(())

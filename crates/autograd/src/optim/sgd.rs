@@ -2,6 +2,7 @@
 //! momentum and L2 weight decay, as PyTorch's `torch.optim.SGD`.
 
 use mixprec_tensor::kernels::optim as kernel;
+use rayon::prelude::*;
 
 use crate::error::{AutogradError, Result};
 use crate::optim::{Optimizer, non_negative, update};
@@ -115,7 +116,14 @@ impl Optimizer for Sgd {
                 } else {
                     None
                 };
-                update::apply(value, |w, copy| kernel::sgd(&k, w, &g, b, first, copy))
+                update::apply(value, |w, copy| {
+                    let n = w.len();
+                    let (bufs, copies) = (update::chunks_opt(b, n), update::chunks_dst(copy, n));
+                    w.par_chunks_mut(update::CHUNK)
+                        .zip(g.par_chunks(update::CHUNK))
+                        .zip(bufs.into_par_iter().zip(copies.into_par_iter()))
+                        .for_each(|((w, g), (b, c))| kernel::sgd(&k, w, g, b, first, c));
+                })
             })?;
         }
         Ok(())

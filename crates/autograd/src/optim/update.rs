@@ -3,6 +3,9 @@
 //! kernels (borrowed when it already is f32), an f32 value updated in
 //! place, an f16/bf16 value widened into f32 scratch and rounded once by
 //! the kernel straight back into its storage (the kernel's copy-out).
+//! Large parameters are updated in chunks in parallel on the current rayon
+//! pool; the update is elementwise, so the result does not depend on the
+//! chunking or the thread count.
 
 use std::borrow::Cow;
 
@@ -11,6 +14,28 @@ use mixprec_tensor::kernels::{convert, slice::Dst};
 use mixprec_tensor::{DType, Tensor};
 
 use crate::error::{AutogradError, Result};
+
+/// Elements per parallel task of an update.
+pub(crate) const CHUNK: usize = 1 << 15;
+
+/// The chunks of a slice, or as many `None`s.
+pub(crate) fn chunks_opt<T>(s: Option<&mut [T]>, n: usize) -> Vec<Option<&mut [T]>> {
+    match s {
+        Some(s) => s.chunks_mut(CHUNK).map(Some).collect(),
+        None => (0..n.div_ceil(CHUNK)).map(|_| None).collect(),
+    }
+}
+
+/// The chunks of a working copy, or as many `None`s.
+pub(crate) fn chunks_dst(d: Option<Dst<'_>>, n: usize) -> Vec<Option<Dst<'_>>> {
+    match d {
+        None => (0..n.div_ceil(CHUNK)).map(|_| None).collect(),
+        Some(Dst::F64(s)) => s.chunks_mut(CHUNK).map(|c| Some(Dst::F64(c))).collect(),
+        Some(Dst::F32(s)) => s.chunks_mut(CHUNK).map(|c| Some(Dst::F32(c))).collect(),
+        Some(Dst::F16(s)) => s.chunks_mut(CHUNK).map(|c| Some(Dst::F16(c))).collect(),
+        Some(Dst::Bf16(s)) => s.chunks_mut(CHUNK).map(|c| Some(Dst::Bf16(c))).collect(),
+    }
+}
 
 fn no_f64() -> AutogradError {
     AutogradError::UnsupportedDType { op: "optimizer", dtype: DType::F64, reason: "parameters are f32, f16 or bf16" }
