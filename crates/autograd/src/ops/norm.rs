@@ -57,7 +57,7 @@ fn moments<T: Elem>(x: &[T], outer: usize, groups: usize, len: usize) -> (Vec<f6
     for j in 0..groups {
         let run = |i: usize| (Element::to_f64(rm[i * groups + j]), Element::to_f64(rv[i * groups + j]));
         let mu = (0..outer).map(|i| run(i).0).sum::<f64>() / outer as f64;
-        let m2 = (0..outer).map(|i| run(i)).map(|(m, v)| v + (m - mu) * (m - mu)).sum::<f64>() / outer as f64;
+        let m2 = (0..outer).map(run).map(|(m, v)| v + (m - mu) * (m - mu)).sum::<f64>() / outer as f64;
         // Rounded to the accumulation type, as a reduction in it would be.
         mean[j] = Element::to_f64(T::Acc::of(mu));
         var[j] = Element::to_f64(T::Acc::of(m2));
