@@ -296,9 +296,6 @@ trait Lanes: Copy + 'static {
     /// # Safety
     /// Lanes under `mask` must be readable at `p`.
     unsafe fn load(p: *const Self, mask: __mmask16) -> __m512;
-    /// # Safety
-    /// `p` must be readable.
-    unsafe fn one(p: *const Self) -> f32;
 }
 
 impl Lanes for f32 {
@@ -307,11 +304,6 @@ impl Lanes for f32 {
         // SAFETY: forwarded.
         unsafe { _mm512_maskz_loadu_ps(mask, p) }
     }
-    #[inline(always)]
-    unsafe fn one(p: *const f32) -> f32 {
-        // SAFETY: forwarded.
-        unsafe { *p }
-    }
 }
 
 impl Lanes for f16 {
@@ -319,11 +311,6 @@ impl Lanes for f16 {
     unsafe fn load(p: *const f16, mask: __mmask16) -> __m512 {
         // SAFETY: forwarded.
         unsafe { _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p.cast())) }
-    }
-    #[inline(always)]
-    unsafe fn one(p: *const f16) -> f32 {
-        // SAFETY: forwarded.
-        unsafe { crate::scalar::convert::f16_bits_to_f32((*p).to_bits()) }
     }
 }
 
@@ -335,11 +322,6 @@ impl Lanes for bf16 {
             let h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, p.cast()));
             _mm512_castsi512_ps(_mm512_slli_epi32::<16>(h))
         }
-    }
-    #[inline(always)]
-    unsafe fn one(p: *const bf16) -> f32 {
-        // SAFETY: forwarded.
-        unsafe { f32::from_bits(((*p).to_bits() as u32) << 16) }
     }
 }
 
@@ -358,26 +340,25 @@ unsafe fn pack_a_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, rows: usi
                     _mm512_mask_storeu_ps(dst.add(p * rows), rmask, T::load(src.add(p * ld), rmask));
                 }
             }
-            // Stored m×k: read 16 depth steps of every row, write them across.
+            // Stored m×k: read up to 16 depth steps of every row (a masked
+            // load for the last few, so short depths stay vectorised), write
+            // them across.
             Transpose::No => {
                 let mut p = 0;
-                while p + L <= depth {
+                while p < depth {
+                    let w = (depth - p).min(L);
+                    let mask = lane_mask(w, 0);
                     let mut buf = [[0.0f32; L]; MR];
                     for (i, r) in buf.iter_mut().enumerate().take(rows) {
-                        _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(i * ld + p), 0xFFFF));
+                        _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(i * ld + p), mask));
                     }
                     #[allow(clippy::needless_range_loop)]
-                    for q in 0..L {
+                    for q in 0..w {
                         for (i, r) in buf.iter().enumerate().take(rows) {
                             *dst.add((p + q) * rows + i) = r[q];
                         }
                     }
-                    p += L;
-                }
-                for p in p..depth {
-                    for i in 0..rows {
-                        *dst.add(p * rows + i) = T::one(src.add(i * ld + p));
-                    }
+                    p += w;
                 }
             }
         }
@@ -398,26 +379,24 @@ unsafe fn pack_b_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, cols: usi
                     _mm512_storeu_ps(dst.add(p * NR + L), T::load(s.wrapping_add(L), m1));
                 }
             }
-            // Stored n×k: 16 depth steps of each column, written across.
+            // Stored n×k: up to 16 depth steps of each column (masked for the
+            // last few), written across; columns past `cols` stay zero.
             Transpose::Yes => {
                 let mut p = 0;
-                while p + L <= depth {
+                while p < depth {
+                    let w = (depth - p).min(L);
+                    let mask = lane_mask(w, 0);
                     let mut buf = [[0.0f32; L]; NR];
                     for (j, r) in buf.iter_mut().enumerate().take(cols) {
-                        _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(j * ld + p), 0xFFFF));
+                        _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(j * ld + p), mask));
                     }
                     #[allow(clippy::needless_range_loop)]
-                    for q in 0..L {
+                    for q in 0..w {
                         let row: [f32; NR] = core::array::from_fn(|j| buf[j][q]);
                         _mm512_storeu_ps(dst.add((p + q) * NR), _mm512_loadu_ps(row.as_ptr()));
                         _mm512_storeu_ps(dst.add((p + q) * NR + L), _mm512_loadu_ps(row.as_ptr().add(L)));
                     }
-                    p += L;
-                }
-                for p in p..depth {
-                    for j in 0..NR {
-                        *dst.add(p * NR + j) = if j < cols { T::one(src.add(j * ld + p)) } else { 0.0 };
-                    }
+                    p += w;
                 }
             }
         }
