@@ -71,6 +71,9 @@ pub enum AmpError {
     /// A learning-rate schedule was given an optimizer without a learning rate.
     #[error("this optimizer has no learning rate to schedule (implement AmpOptimizer::amp_set_lr)")]
     NoLearningRate,
+    /// Saving, loading or restoring a checkpoint.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// An error from the autograd layer.
     #[error(transparent)]
     Autograd(#[from] AutogradError),

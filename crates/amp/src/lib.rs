@@ -11,9 +11,11 @@
 //! - [`op_lists`]: the rule of every op, as data.
 //! - [`GradScaler`]: loss scaling with PyTorch's API, on the state machine
 //!   of [`scaler`].
+//! - [`checkpoint`]: safetensors checkpoints (atomic, validated, bit-exact resume).
 
 pub use mixprec_autograd as autograd;
 
+pub mod checkpoint;
 pub mod error;
 pub mod grad_scaler;
 pub mod master;
@@ -24,6 +26,7 @@ pub mod scaler;
 pub mod telemetry;
 pub mod underflow;
 
+pub use checkpoint::{Checkpoint, CheckpointError};
 pub use error::{AmpError, Result};
 pub use grad_scaler::{
     AmpOptimizer, Collapse, CollapseReason, GradScaler, NonFinite, NonFiniteKind, ScalerSnapshot, StepOutcome,

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 
 use mixprec_tensor::DType;
-use mixprec_tensor::random::Generator;
+use mixprec_tensor::random::{Generator, GeneratorState};
 
 use crate::error::Result;
 use crate::nn::{Module, init};
@@ -59,6 +59,18 @@ impl Dropout {
     /// Drop probability `p`, masks from a generator seeded with `seed`.
     pub fn new(p: f64, seed: u64) -> Dropout {
         Dropout { p, rng: Mutex::new(Generator::new(seed)), training: true }
+    }
+
+    /// The state of the mask generator (for checkpoints: a resumed run
+    /// draws the masks the uninterrupted one would have).
+    pub fn generator_state(&self) -> GeneratorState {
+        self.rng.lock().unwrap_or_else(|e| e.into_inner()).state()
+    }
+
+    /// Continues the mask generator from a state saved by
+    /// [`Dropout::generator_state`].
+    pub fn set_generator_state(&self, state: &GeneratorState) {
+        *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = Generator::from_state(state);
     }
 }
 
