@@ -72,7 +72,6 @@ fn train_mlp(dir: &Path, args: &[String]) -> Result<(), Error> {
         mnist.train.batches(&config, &mut data_rng, DType::F32, Normalize::MNIST)?.take(steps as usize).collect();
     let mut run = |opt: &mut dyn mixprec::amp::AmpOptimizer| -> Result<(), Error> {
         for b in &batches {
-            let b = b.as_ref().map_err(|e| e.to_string())?;
             for (_, p) in &params {
                 p.zero_grad();
             }
