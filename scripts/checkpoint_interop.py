@@ -81,6 +81,15 @@ def fixture():
         "scaler.backoff_factor": "0.5",
         "scaler.growth_interval": "2000",
         "scaler.dynamic": "true",
+        "scaler.min_scale": "1",
+        "scaler.max_consecutive_skips": "50",
+        "scaler.peak": "0.375",
+        "scaler.applied_steps": "39",
+        "scaler.consecutive_skips": "1",
+        "scaler.statistics": "enabled",
+        "scaler.statistics.headroom": "1.5",
+        "scaler.statistics.peak_decay": "0.98",
+        "scaler.statistics.overflow_backoff": "0.00390625",
         "user.note": "interop ünïcode ✓",
     }
     return t, meta
@@ -139,7 +148,12 @@ def check(path):
     want_t, want_meta = fixture()
     errors = []
     for k, v in want_meta.items():
-        numeric = k.startswith(("optimizer.", "scaler.")) and k not in ("optimizer.params", "optimizer.nesterov", "scaler.dynamic")
+        numeric = k.startswith(("optimizer.", "scaler.")) and k not in (
+            "optimizer.params",
+            "optimizer.nesterov",
+            "scaler.dynamic",
+            "scaler.statistics",
+        )
         if numeric:
             ok = k in meta and float(meta[k]) == float(v)
         elif k in ("params", "optimizer.params"):

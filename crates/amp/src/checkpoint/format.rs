@@ -20,7 +20,7 @@ use super::optimizer::{OptimizerSnapshot, OptimizerState};
 use super::{Checkpoint, FORMAT, FORMAT_VERSION};
 use crate::grad_scaler::ScalerSnapshot;
 use crate::precision::Precision;
-use crate::scaler::{ScaleState, ScalerConfig};
+use crate::scaler::{ScaleState, ScalerConfig, StatsConfig};
 
 /// safetensors' own limit on the header length.
 const MAX_HEADER: u64 = 100_000_000;
@@ -315,6 +315,20 @@ pub(crate) fn encode(c: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
             set("scaler.backoff_factor", s.config.backoff_factor.to_string());
             set("scaler.growth_interval", s.config.growth_interval.to_string());
             set("scaler.dynamic", s.config.dynamic.to_string());
+            set("scaler.min_scale", s.config.min_scale.to_string());
+            set("scaler.max_consecutive_skips", s.config.max_consecutive_skips.to_string());
+            set("scaler.peak", s.state.peak.to_string());
+            set("scaler.applied_steps", s.applied_steps.to_string());
+            set("scaler.consecutive_skips", s.consecutive_skips.to_string());
+            match &s.config.statistics {
+                None => set("scaler.statistics", "none".into()),
+                Some(st) => {
+                    set("scaler.statistics", "enabled".into());
+                    set("scaler.statistics.headroom", st.headroom.to_string());
+                    set("scaler.statistics.peak_decay", st.peak_decay.to_string());
+                    set("scaler.statistics.overflow_backoff", st.overflow_backoff.to_string());
+                }
+            }
         }
     }
     for (name, state) in &c.rngs {
@@ -601,21 +615,43 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
 
     let scaler = match meta.get("scaler")? {
         "none" => None,
-        mode @ ("enabled" | "disabled") => Some(ScalerSnapshot {
-            config: ScalerConfig {
-                init_scale: meta.parse("scaler.init_scale")?,
-                growth_factor: meta.parse("scaler.growth_factor")?,
-                backoff_factor: meta.parse("scaler.backoff_factor")?,
-                growth_interval: meta.parse("scaler.growth_interval")?,
-                dynamic: meta.parse("scaler.dynamic")?,
-            },
-            state: ScaleState {
-                scale: meta.parse("scaler.scale")?,
-                growth_tracker: meta.parse("scaler.growth_tracker")?,
-            },
-            enabled: mode == "enabled",
-            skipped_steps: meta.parse("scaler.skipped_steps")?,
-        }),
+        mode @ ("enabled" | "disabled") => {
+            let statistics = match meta.get("scaler.statistics")? {
+                "none" => None,
+                "enabled" => Some(StatsConfig {
+                    headroom: meta.parse("scaler.statistics.headroom")?,
+                    peak_decay: meta.parse("scaler.statistics.peak_decay")?,
+                    overflow_backoff: meta.parse("scaler.statistics.overflow_backoff")?,
+                }),
+                other => {
+                    return Err(CheckpointError::metadata(
+                        "scaler.statistics",
+                        format!("{other:?} is not enabled or none"),
+                    ));
+                }
+            };
+            Some(ScalerSnapshot {
+                config: ScalerConfig {
+                    init_scale: meta.parse("scaler.init_scale")?,
+                    growth_factor: meta.parse("scaler.growth_factor")?,
+                    backoff_factor: meta.parse("scaler.backoff_factor")?,
+                    growth_interval: meta.parse("scaler.growth_interval")?,
+                    dynamic: meta.parse("scaler.dynamic")?,
+                    min_scale: meta.parse("scaler.min_scale")?,
+                    max_consecutive_skips: meta.parse("scaler.max_consecutive_skips")?,
+                    statistics,
+                },
+                state: ScaleState {
+                    scale: meta.parse("scaler.scale")?,
+                    growth_tracker: meta.parse("scaler.growth_tracker")?,
+                    peak: meta.parse("scaler.peak")?,
+                },
+                enabled: mode == "enabled",
+                skipped_steps: meta.parse("scaler.skipped_steps")?,
+                applied_steps: meta.parse("scaler.applied_steps")?,
+                consecutive_skips: meta.parse("scaler.consecutive_skips")?,
+            })
+        }
         other => {
             return Err(CheckpointError::metadata("scaler", format!("{other:?} is not enabled, disabled or none")));
         }
