@@ -228,6 +228,13 @@ fn elementwise(c: &mut Criterion) {
             g.bench_function(format!("gelu_grad_f32/{l}"), |bch| {
                 bch.iter(|| (k.ew.unary_grad.f)(GradOp::GeluErf, Src::F32(&b), Src::F32(&a), Dst::F32(&mut o32)))
             });
+            // y += alpha·x: an f32 gradient, and an f16 gradient into an f32 accumulator.
+            g.bench_function(format!("axpy_f32/{l}"), |bch| {
+                bch.iter(|| (k.ew.axpy.f)(0.5, Src::F32(&a), Dst::F32(&mut o32)))
+            });
+            g.bench_function(format!("axpy_f16_into_f32/{l}"), |bch| {
+                bch.iter(|| (k.ew.axpy.f)(0.5, Src::F16(&ah), Dst::F32(&mut o32)))
+            });
         }
         g.finish();
     }

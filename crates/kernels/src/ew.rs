@@ -314,6 +314,8 @@ kernel_table! {
         unary_grad: fn(GradOp, Src<'_>, Src<'_>, Dst<'_>),
         /// `dst = cond != 0 ? a : b` over a `rows × n` block.
         select: fn(usize, usize, Operand<'_>, Operand<'_>, Operand<'_>, Dst<'_>),
+        /// `y = alpha·x + y` in place, one fused multiply-add per element.
+        axpy: fn(f32, Src<'_>, Dst<'_>),
     }
 }
 
@@ -363,6 +365,19 @@ pub fn unary(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) {
 pub fn unary_grad(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) {
     assert!(g.len() == dst.len() && saved.len() == dst.len(), "ew::unary_grad: g, saved and dst lengths differ");
     (active().ew.unary_grad.f)(op, g, saved, dst)
+}
+
+/// `y[i] = alpha·x[i] + y[i]` in place: one FP32 fused multiply-add per
+/// element (f64 when `x` or `y` is f64), rounded once to f32 and then to
+/// `y`'s type (exact for an f32 `y`). `x` may be any type. NaN and ±Inf
+/// propagate as IEEE `fma` says (`0·Inf + y` is NaN); ±0 and subnormals are
+/// kept. Gradient accumulation with a weight, SGD without state.
+///
+/// # Panics
+/// If the lengths differ.
+pub fn axpy(alpha: f32, x: Src<'_>, y: Dst<'_>) {
+    assert_eq!(x.len(), y.len(), "ew::axpy: x holds {} elements, y {}", x.len(), y.len());
+    (active().ew.axpy.f)(alpha, x, y)
 }
 
 /// `dst[i, j] = cond[i, j] != 0 ? a[i, j] : b[i, j]` (NaN counts as true),

@@ -252,6 +252,37 @@ proptest! {
         }
     }
 
+    /// `axpy`: bit-identical to the reference (one FP32 fused multiply-add,
+    /// rounded to `y`'s type) for every `x`/`y` type mix, and within one f32
+    /// rounding plus one of `y`'s type of the f64 oracle.
+    #[test]
+    fn axpy_is_one_fused_multiply_add(ex in elem(), ey in elem(), n in length(), off in 0usize..17, seed: u64,
+                                      alpha in prop_oneof![Just(0.0f32), Just(-1.0f32), Just(f32::INFINITY), -4.0f32..4.0]) {
+        let mut rng = SplitMix(seed);
+        let x = Padded::new(ex, &values(&mut rng, n, 9, 100.0), off);
+        let y0 = values(&mut rng, n, 9, 100.0);
+        let mut want = Padded::new(ey, &y0, 3);
+        let before: Vec<f64> = (0..n).map(|i| want.get(i)).collect();
+        (reference().ew.axpy.f)(alpha, x.src(), want.dst());
+        for k in paths() {
+            let mut got = Padded::new(ey, &y0, (off * 3) % 17);
+            (k.ew.axpy.f)(alpha, x.src(), got.dst());
+            prop_assert!(got.same(&want), "{}: axpy {ex:?}->{ey:?} n {n}", k.label());
+            prop_assert!(got.untouched_outside(), "{}: wrote outside y", k.label());
+        }
+        for (i, &yi) in before.iter().enumerate() {
+            let exact = alpha as f64 * x.get(i) + yi;
+            let w = want.get(i);
+            if exact.is_nan() {
+                prop_assert!(w.is_nan(), "axpy NaN at {i}");
+                continue;
+            }
+            let b = ulp_at(Elem::F32, exact) / 2.0 + ulp_at(ey, exact) / 2.0;
+            let over = w.is_infinite() && round_to(ey, round_to(Elem::F32, exact)) == w;
+            prop_assert!(w == exact || over || (w - exact).abs() <= b, "axpy {ex:?}->{ey:?}: {alpha}·{:e} + {yi:e} = {w:e}, exact {exact:e}", x.get(i));
+        }
+    }
+
     /// `select` picks exactly.
     #[test]
     fn select_is_bit_identical(ec in elem(), ea in elem(), eo in elem(), sc in shape(), sb in shape(), rows in 1usize..4, n in length(), off in 0usize..17, seed: u64) {

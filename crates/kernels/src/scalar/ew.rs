@@ -122,6 +122,21 @@ pub fn binary_assign_scalar(op: BinaryOp, rows: usize, n: usize, mut acc: Dst<'_
     });
 }
 
+/// Reference of [`crate::ew::axpy`]: `f32::mul_add` (a correctly rounded
+/// fused multiply-add; `f64::mul_add` when either side is f64), in order.
+pub fn axpy_scalar(alpha: f32, x: Src<'_>, mut y: Dst<'_>) {
+    let wide = computes_in_f64(&[x.elem()], y.elem());
+    let (mut xv, mut yv) = ([0.0f64; CHUNK], [0.0f64; CHUNK]);
+    for_pieces(1, x.len(), false, |_, j, len, at| {
+        x.load_f64(j, &mut xv[..len]);
+        y.as_src().load_f64(at, &mut yv[..len]);
+        for (o, &a) in yv[..len].iter_mut().zip(&xv[..len]) {
+            *o = if wide { (alpha as f64).mul_add(a, *o) } else { alpha.mul_add(a as f32, *o as f32) as f64 };
+        }
+        store(&mut y, at, &yv[..len], wide);
+    });
+}
+
 /// The logistic function, evaluated so it neither overflows nor cancels.
 #[inline]
 pub fn sigmoid(x: f64) -> f64 {

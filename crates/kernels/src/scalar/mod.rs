@@ -40,6 +40,7 @@ pub(crate) fn table() -> Kernels {
             unary: kernel!(ew::unary_scalar),
             unary_grad: kernel!(ew::unary_grad_scalar),
             select: kernel!(ew::select_scalar),
+            axpy: kernel!(ew::axpy_scalar),
         },
         reduce: crate::reduce::Table {
             rows: kernel!(reduce::reduce_rows_scalar),

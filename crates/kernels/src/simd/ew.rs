@@ -446,6 +446,49 @@ pub(crate) fn binary<S: Simd>(
     );
 }
 
+/// SIMD body of [`crate::ew::axpy`]: `x` staged in f32 blocks, `y` updated
+/// in place when f32, else widened, updated and rounded back per block.
+#[inline(always)]
+pub(crate) fn axpy<S: Simd>(s: S, alpha: f32, x: Src<'_>, mut y: Dst<'_>) {
+    if x.elem() == DType::F64 || y.elem() == DType::F64 {
+        return crate::scalar::ew::axpy_scalar(alpha, x, y);
+    }
+    let a = s.splat(alpha);
+    let (mut bx, mut by) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let n = x.len();
+    let mut j = 0;
+    while j < n {
+        let len = BLOCK.min(n - j);
+        let xv = View::Slice(widen(s, x, j, len, &mut bx));
+        match &mut y {
+            Dst::F32(d) => map2_in_place(
+                s,
+                &mut d[j..j + len],
+                xv,
+                #[inline(always)]
+                |acc, v| s.mul_add(a, v, acc),
+            ),
+            other => {
+                let o = &mut by[..len];
+                match other.as_src() {
+                    Src::F16(h) => cast::convert::<S, f16, f32>(s, &h[j..j + len], o),
+                    Src::Bf16(h) => cast::convert::<S, bf16, f32>(s, &h[j..j + len], o),
+                    _ => unreachable!("f32 is updated in place, f64 by the reference"),
+                }
+                map2_in_place(
+                    s,
+                    o,
+                    xv,
+                    #[inline(always)]
+                    |acc, v| s.mul_add(a, v, acc),
+                );
+                narrow(s, o, other, j);
+            }
+        }
+        j += len;
+    }
+}
+
 /// SIMD body of [`crate::ew::binary_assign`].
 #[inline(always)]
 pub(crate) fn binary_assign<S: Simd>(s: S, op: BinaryOp, rows: usize, n: usize, mut acc: Dst<'_>, b: Operand<'_>) {

@@ -39,6 +39,7 @@ entries! {
     fn unary_neon(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<Neon>;
     fn unary_grad_neon(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<Neon>;
     fn select_neon(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<Neon>;
+    fn axpy_neon(alpha: f32, x: Src<'_>, y: Dst<'_>) = ew::axpy::<Neon>;
     fn reduce_rows_neon(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::rows::<Neon>;
     fn reduce_cols_neon(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<Neon>;
     fn arg_rows_neon(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<Neon>;
@@ -74,6 +75,7 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.ew.unary = kernel!(unary_neon);
     k.ew.unary_grad = kernel!(unary_grad_neon);
     k.ew.select = kernel!(select_neon);
+    k.ew.axpy = kernel!(axpy_neon);
     k.reduce.rows = kernel!(reduce_rows_neon);
     k.reduce.cols = kernel!(reduce_cols_neon);
     k.reduce.arg_rows = kernel!(arg_rows_neon);

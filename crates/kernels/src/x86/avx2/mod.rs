@@ -36,6 +36,7 @@ entries! {
     fn unary_avx2(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<Avx2>;
     fn unary_grad_avx2(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<Avx2>;
     fn select_avx2(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<Avx2>;
+    fn axpy_avx2(alpha: f32, x: Src<'_>, y: Dst<'_>) = ew::axpy::<Avx2>;
     fn reduce_rows_avx2(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::rows::<Avx2>;
     fn reduce_cols_avx2(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<Avx2>;
     fn arg_rows_avx2(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<Avx2>;
@@ -72,6 +73,7 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.ew.unary = kernel!(unary_avx2);
     k.ew.unary_grad = kernel!(unary_grad_avx2);
     k.ew.select = kernel!(select_avx2);
+    k.ew.axpy = kernel!(axpy_avx2);
     k.reduce.rows = kernel!(reduce_rows_avx2);
     k.reduce.cols = kernel!(reduce_cols_avx2);
     k.reduce.arg_rows = kernel!(arg_rows_avx2);

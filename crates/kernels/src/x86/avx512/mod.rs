@@ -40,6 +40,7 @@ entries! {
     fn unary_avx512(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<V4>;
     fn unary_grad_avx512(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<V4>;
     fn select_avx512(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<V4>;
+    fn axpy_avx512(alpha: f32, x: Src<'_>, y: Dst<'_>) = ew::axpy::<V4>;
     fn reduce_rows_avx512(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::rows::<V4>;
     fn reduce_cols_avx512(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<V4>;
     fn arg_rows_avx512(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<V4>;
@@ -82,6 +83,7 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.ew.unary = kernel!(unary_avx512);
     k.ew.unary_grad = kernel!(unary_grad_avx512);
     k.ew.select = kernel!(select_avx512);
+    k.ew.axpy = kernel!(axpy_avx512);
     k.reduce.rows = kernel!(reduce_rows_avx512);
     k.reduce.cols = kernel!(reduce_cols_avx512);
     k.reduce.arg_rows = kernel!(arg_rows_avx512);
