@@ -1,0 +1,343 @@
+//! The flags every training example takes (DESIGN.md "Example command line
+//! and output"), with per-example defaults shown in `--help`.
+//!
+//! An example's own `clap::Parser` flattens [`TrainArgs`] and adds its own
+//! flags; [`parse_args`] fills in that example's [`Defaults`]. Syntax errors
+//! and out-of-range values are clap errors that name the flag (exit code 2);
+//! [`LossScale`] and the precision parse into typed errors.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, ValueEnum};
+use mixprec::amp::Precision;
+
+use crate::error::{ExampleError, Result};
+
+/// How the loss is scaled (`--loss-scale`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LossScale {
+    /// No scaling (scale 1, no Inf/NaN checks).
+    None,
+    /// A fixed scale; steps with Inf/NaN gradients are still skipped.
+    Static(f32),
+    /// PyTorch GradScaler's rule: start at 2^16, halve and skip on Inf/NaN,
+    /// double after 2000 clean steps.
+    Dynamic,
+    /// Chosen each step from the largest gradient magnitude seen (the
+    /// paper's §3.2 suggestion): the largest power of two that keeps
+    /// `scale × max|g|` below 65504.
+    Stats,
+}
+
+impl LossScale {
+    /// The default for a precision: dynamic for the f16 mixed modes, none
+    /// otherwise (FP32, pure f16, bf16).
+    pub fn default_for(precision: Precision) -> LossScale {
+        if precision.default_loss_scaling() { LossScale::Dynamic } else { LossScale::None }
+    }
+}
+
+impl fmt::Display for LossScale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LossScale::None => f.write_str("none"),
+            LossScale::Static(s) => write!(f, "static:{s}"),
+            LossScale::Dynamic => f.write_str("dynamic"),
+            LossScale::Stats => f.write_str("stats"),
+        }
+    }
+}
+
+impl FromStr for LossScale {
+    type Err = ExampleError;
+
+    /// `none`, `static:<S>` (S finite and positive, e.g. `static:1024` or
+    /// `static:65536`), `dynamic` or `stats`.
+    fn from_str(s: &str) -> Result<LossScale> {
+        let bad = |reason: &str| ExampleError::InvalidFlag {
+            flag: "--loss-scale",
+            value: s.to_string(),
+            reason: reason.to_string(),
+        };
+        match s {
+            "none" => Ok(LossScale::None),
+            "dynamic" => Ok(LossScale::Dynamic),
+            "stats" => Ok(LossScale::Stats),
+            _ => {
+                let Some(v) = s.strip_prefix("static:") else {
+                    return Err(bad("expected none, static:<S>, dynamic or stats"));
+                };
+                let scale: f32 = v.parse().map_err(|_| bad("the static scale must be a number"))?;
+                if scale.is_finite() && scale > 0.0 {
+                    Ok(LossScale::Static(scale))
+                } else {
+                    Err(bad("the static scale must be finite and positive"))
+                }
+            }
+        }
+    }
+}
+
+/// `--optimizer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerKind {
+    /// SGD with momentum 0.9.
+    Sgd,
+    /// Adam (β = 0.9, 0.999; ε = 1e-8).
+    Adam,
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+        })
+    }
+}
+
+fn parse_precision(s: &str) -> std::result::Result<Precision, mixprec::amp::AmpError> {
+    s.parse()
+}
+
+fn positive_f64(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err("must be finite and positive".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The flags every training example shares. Fields left `None` take the
+/// example's [`Defaults`] (which `--help` shows).
+#[derive(Args, Clone, Debug)]
+pub struct TrainArgs {
+    /// f32 | autocast | master-weights | pure-f16 | autocast-bf16 | master-weights-bf16 (or O0–O3)
+    #[arg(long, value_parser = parse_precision, default_value = "f32")]
+    pub precision: Precision,
+    /// none | static:<S> | dynamic | stats [default: dynamic for autocast and master-weights, none otherwise]
+    #[arg(long, value_parser = LossScale::from_str)]
+    pub loss_scale: Option<LossScale>,
+    /// Passes over the training set
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
+    /// Examples per step
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: Option<u64>,
+    /// Peak learning rate (cosine decay to 0 over the run)
+    #[arg(long, value_parser = positive_f64)]
+    pub lr: Option<f64>,
+    /// sgd (momentum 0.9) | adam
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Worker threads [default: all cores]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
+    /// Seed of the initialisation and of the batch order
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Data directory (MNIST: the four IDX files, `.gz` or not) or file (text) [default: the shipped copy in data/]
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// Stop after this many optimizer steps (a budget within the epochs; the learning-rate schedule spans the steps run)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: Option<u64>,
+    /// Print one JSON object as the last line of stdout; no progress bar
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An example's default recipe.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    /// `--epochs`.
+    pub epochs: u64,
+    /// `--batch-size`.
+    pub batch_size: u64,
+    /// `--lr`.
+    pub lr: f64,
+    /// `--optimizer`.
+    pub optimizer: OptimizerKind,
+    /// `--steps` (`None`: whole epochs).
+    pub steps: Option<u64>,
+}
+
+/// [`TrainArgs`] with every default filled in and checked.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// `--precision`.
+    pub precision: Precision,
+    /// `--loss-scale` (or the precision's default).
+    pub loss_scale: LossScale,
+    /// `--epochs`.
+    pub epochs: usize,
+    /// `--batch-size`.
+    pub batch_size: usize,
+    /// `--lr`.
+    pub lr: f64,
+    /// `--optimizer`.
+    pub optimizer: OptimizerKind,
+    /// `--threads` (or the cores available).
+    pub threads: usize,
+    /// `--seed`.
+    pub seed: u64,
+    /// `--data`, if given.
+    pub data: Option<PathBuf>,
+    /// `--steps`, if given.
+    pub max_steps: Option<usize>,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl TrainArgs {
+    /// Fills in `defaults` and the machine's core count. Refuses loss
+    /// scaling combined with a mode whose gradients it cannot unscale
+    /// (`pure-f16` keeps f16 gradients; scaling them would need an f16
+    /// unscale, which underflows).
+    pub fn resolve(&self, defaults: &Defaults) -> Result<Resolved> {
+        let loss_scale = self.loss_scale.unwrap_or(LossScale::default_for(self.precision));
+        if self.precision == Precision::PureF16 && loss_scale != LossScale::None {
+            return Err(ExampleError::InvalidFlag {
+                flag: "--loss-scale",
+                value: loss_scale.to_string(),
+                reason: "pure-f16 has f16 gradients and no FP32 copy to unscale them into; use none".to_string(),
+            });
+        }
+        let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok(Resolved {
+            precision: self.precision,
+            loss_scale,
+            epochs: to_usize(self.epochs.unwrap_or(defaults.epochs)),
+            batch_size: to_usize(self.batch_size.unwrap_or(defaults.batch_size)),
+            lr: self.lr.unwrap_or(defaults.lr),
+            optimizer: self.optimizer.unwrap_or(defaults.optimizer),
+            threads: self
+                .threads
+                .map(to_usize)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            seed: self.seed,
+            data: self.data.clone(),
+            max_steps: self.steps.or(defaults.steps).map(to_usize),
+            json: self.json,
+        })
+    }
+}
+
+/// Parses `std::env::args` into an example's parser `C` (which flattens
+/// [`TrainArgs`]), showing `defaults` in `--help`; prints clap's error (or
+/// the help) and exits on a bad flag.
+pub fn parse_args<C: Parser>(defaults: &Defaults) -> C {
+    try_parse_args_from(defaults, std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// [`parse_args`] from an explicit argument list (the first is the program
+/// name), returning clap's error instead of exiting.
+pub fn try_parse_args_from<C, I, T>(defaults: &Defaults, args: I) -> std::result::Result<C, clap::Error>
+where
+    C: Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut cmd = C::command();
+    if let Some(steps) = defaults.steps {
+        cmd = cmd.mut_arg("steps", |a| a.default_value(steps.to_string()));
+    }
+    let cmd = cmd
+        .mut_arg("epochs", |a| a.default_value(defaults.epochs.to_string()))
+        .mut_arg("batch_size", |a| a.default_value(defaults.batch_size.to_string()))
+        .mut_arg("lr", |a| a.default_value(defaults.lr.to_string()))
+        .mut_arg("optimizer", |a| a.default_value(defaults.optimizer.to_string()));
+    let matches = cmd.try_get_matches_from(args)?;
+    C::from_arg_matches(&matches)
+}
+
+/// Builds the global thread pool with `threads` workers (once per process;
+/// a second call with the same count is a no-op).
+pub fn init_threads(threads: usize) -> Result<()> {
+    // Asking rayon for its thread count would start the default pool, so
+    // build first and compare only if a pool exists already.
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
+        Ok(()) => Ok(()),
+        Err(_) if rayon::current_num_threads() == threads => Ok(()),
+        Err(e) => Err(ExampleError::Threads { threads, reason: e.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    const D: Defaults = Defaults { epochs: 3, batch_size: 64, lr: 0.05, optimizer: OptimizerKind::Sgd, steps: None };
+
+    fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        try_parse_args_from(&D, std::iter::once("prog").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_fill_in_and_follow_the_precision() {
+        let r = parse(&[]).unwrap().train.resolve(&D).unwrap();
+        assert_eq!((r.epochs, r.batch_size, r.lr, r.optimizer), (3, 64, 0.05, OptimizerKind::Sgd));
+        assert_eq!((r.precision, r.loss_scale, r.seed, r.json), (Precision::F32, LossScale::None, 1, false));
+        let r = parse(&["--precision", "master-weights"]).unwrap().train.resolve(&D).unwrap();
+        assert_eq!(r.loss_scale, LossScale::Dynamic);
+        let r = parse(&["--precision", "autocast-bf16"]).unwrap().train.resolve(&D).unwrap();
+        assert_eq!(r.loss_scale, LossScale::None);
+        let r = parse(&["--precision", "O2", "--loss-scale", "static:1024", "--epochs", "7", "--optimizer", "adam"])
+            .unwrap()
+            .train
+            .resolve(&D)
+            .unwrap();
+        assert_eq!((r.precision, r.loss_scale, r.epochs), (Precision::MasterWeights, LossScale::Static(1024.0), 7));
+        assert_eq!(r.optimizer, OptimizerKind::Adam);
+    }
+
+    #[test]
+    fn bad_flags_are_errors_that_name_the_flag() {
+        for (args, flag) in [
+            (&["--precision", "fp8"][..], "--precision"),
+            (&["--loss-scale", "static:0"], "--loss-scale"),
+            (&["--loss-scale", "static:abc"], "--loss-scale"),
+            (&["--loss-scale", "always"], "--loss-scale"),
+            (&["--epochs", "0"], "--epochs"),
+            (&["--batch-size", "0"], "--batch-size"),
+            (&["--lr", "nan"], "--lr"),
+            (&["--lr=-1"], "--lr"),
+            (&["--optimizer", "lbfgs"], "--optimizer"),
+            (&["--threads", "0"], "--threads"),
+            (&["--seed", "x"], "--seed"),
+        ] {
+            let err = parse(args).unwrap_err();
+            use clap::error::ErrorKind;
+            assert!(matches!(err.kind(), ErrorKind::ValueValidation | ErrorKind::InvalidValue), "{args:?}: {err}");
+            assert!(err.to_string().contains(flag), "{args:?}: {err}");
+        }
+        let err = parse(&["--frobnicate"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn loss_scale_tokens_round_trip() {
+        for s in ["none", "static:1024", "static:0.5", "dynamic", "stats"] {
+            assert_eq!(s.parse::<LossScale>().unwrap().to_string(), s);
+        }
+        let err = "static:inf".parse::<LossScale>().unwrap_err();
+        assert!(matches!(err, ExampleError::InvalidFlag { flag: "--loss-scale", .. }), "{err}");
+    }
+
+    #[test]
+    fn pure_f16_with_loss_scaling_is_refused() {
+        let cli = parse(&["--precision", "pure-f16", "--loss-scale", "dynamic"]).unwrap();
+        let err = cli.train.resolve(&D).unwrap_err();
+        assert!(matches!(err, ExampleError::InvalidFlag { flag: "--loss-scale", .. }), "{err}");
+        let r = parse(&["--precision", "pure-f16"]).unwrap().train.resolve(&D).unwrap();
+        assert_eq!(r.loss_scale, LossScale::None);
+    }
+}

@@ -1,0 +1,25 @@
+//! The harness mixprec's training examples share, so each example holds
+//! only its model and data: command-line flags ([`args`]), the JSON record
+//! every run prints ([`record`]), progress bars ([`progress`]), the training
+//! loop over any precision mode ([`trainer`]) and plots ([`plot`]).
+//!
+//! An example implements [`Task`] (parameters, an epoch of batches, the
+//! loss of a batch, an evaluation) and calls [`run`]; `reproduce` drives
+//! [`Trainer`] directly. Checkpointing hooks in at [`Trainer`] and
+//! [`RunOptions`].
+
+pub mod args;
+pub mod error;
+pub mod plot;
+pub mod progress;
+pub mod record;
+pub mod tasks;
+pub mod trainer;
+
+pub use args::{Defaults, LossScale, OptimizerKind, Resolved, TrainArgs, parse_args, try_parse_args_from};
+pub use error::{ExampleError, Result};
+pub use progress::Progress;
+pub use record::{BytesByDtype, Record};
+pub use trainer::{
+    Eval, Outcome, RunOptions, StepReport, Task, Trainer, TrainerConfig, accuracy, exit_with, report, run,
+};

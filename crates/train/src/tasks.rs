@@ -1,0 +1,328 @@
+//! The examples' models and data as [`Task`]s: DESIGN.md's benchmark models
+//! (the MNIST MLP and CNN, the character LSTM on Shakespeare).
+
+use mixprec::amp::{Precision, autocast};
+use mixprec::autograd::nn::{BatchNorm2d, Conv2d, Embedding, LSTM, Linear, MaxPool2d, Module, Relu, Sequential};
+use mixprec::autograd::{CrossEntropy, Var, no_grad};
+use mixprec::data::{Batch, BatchConfig, Mnist, Normalize, SeqBatch, Sequences, TextCorpus};
+use mixprec::tensor::random::Generator;
+use mixprec::tensor::{DType, Tensor};
+
+use crate::error::Result;
+use crate::trainer::{Eval, Task, accuracy};
+
+/// A ReLU MLP over flattened images: `Linear` layers with ReLU between
+/// (fused into the GEMM's store), logits out. Parameters are named
+/// `fc1.weight`, `fc1.bias`, …
+#[derive(Debug)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// Layers of the given widths (`[784, 512, 512, 10]`), PyTorch's
+    /// `nn.Linear` initialisation from `rng`.
+    pub fn new(widths: &[usize], rng: &mut Generator) -> Result<Mlp> {
+        let layers = widths.windows(2).map(|w| Linear::new(w[0], w[1], rng)).collect::<Result<_, _>>()?;
+        Ok(Mlp { layers })
+    }
+
+    /// The layers, input first.
+    pub fn layers(&self) -> &[Linear] {
+        &self.layers
+    }
+
+    /// Runs layers `from..` on `x` (ReLU after each but the last).
+    pub fn forward_from(&self, from: usize, x: &Var) -> mixprec::autograd::Result<Var> {
+        let mut h = x.clone();
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate().skip(from) {
+            h = if i < last {
+                layer.forward_relu(&h).unwrap_or_else(|| layer.forward(&h).and_then(|y| y.relu()))?
+            } else {
+                layer.forward(&h)?
+            };
+        }
+        Ok(h)
+    }
+
+    /// The gradients of the cross-entropy loss with respect to each
+    /// layer's output (activation gradients, the paper's Figure 3) and to
+    /// every parameter (weight gradients), in FP32 for the batch `(x,
+    /// targets)`. Clears the parameters' gradients before and after.
+    pub fn gradients(&self, x: &Tensor, targets: &[usize]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let params = self.parameters();
+        params.iter().for_each(Var::zero_grad);
+        // Each layer's output, as a leaf, with the rest of the net above it.
+        let mut inputs = vec![x.clone()];
+        for i in 0..self.layers.len() - 1 {
+            let h = no_grad(|| self.layer_output(i, &inputs[i]))?;
+            inputs.push(h);
+        }
+        let mut activation = Vec::new();
+        for (i, input) in inputs.iter().enumerate().skip(1) {
+            let leaf = Var::parameter(input.clone());
+            self.forward_from(i, &leaf)?.cross_entropy(targets, CrossEntropy::default())?.backward()?;
+            if let Some(g) = leaf.grad() {
+                activation.extend(g.to_vec_f32()?);
+            }
+        }
+        // The logits' gradient.
+        let logits = Var::parameter(no_grad(|| self.forward_from(0, &Var::new(x.clone())))?.value());
+        logits.cross_entropy(targets, CrossEntropy::default())?.backward()?;
+        if let Some(g) = logits.grad() {
+            activation.extend(g.to_vec_f32()?);
+        }
+        params.iter().for_each(Var::zero_grad);
+        self.forward_from(0, &Var::new(x.clone()))?.cross_entropy(targets, CrossEntropy::default())?.backward()?;
+        let mut weight = Vec::new();
+        for p in &params {
+            if let Some(g) = p.grad() {
+                weight.extend(g.to_vec_f32()?);
+            }
+        }
+        params.iter().for_each(Var::zero_grad);
+        Ok((activation, weight))
+    }
+
+    fn layer_output(&self, i: usize, input: &Tensor) -> mixprec::autograd::Result<Tensor> {
+        let y = self.layers[i].forward(&Var::new(input.clone()))?;
+        Ok(if i + 1 < self.layers.len() { y.relu()?.value() } else { y.value() })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Var) -> mixprec::autograd::Result<Var> {
+        self.forward_from(0, x)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.named_parameters().into_iter().map(move |(n, v)| (format!("fc{}.{n}", i + 1), v)))
+            .collect()
+    }
+}
+
+/// DESIGN.md's MLP (784-512-512-10) on MNIST.
+#[derive(Debug)]
+pub struct MnistMlp<'a> {
+    /// The model.
+    pub model: Mlp,
+    mnist: &'a Mnist,
+}
+
+impl<'a> MnistMlp<'a> {
+    /// The MLP initialised from `seed`, over `mnist`.
+    pub fn new(mnist: &'a Mnist, seed: u64) -> Result<MnistMlp<'a>> {
+        let mut rng = Generator::new(seed);
+        Ok(MnistMlp { model: Mlp::new(&[784, 512, 512, 10], &mut rng)?, mnist })
+    }
+}
+
+impl Task for MnistMlp<'_> {
+    type Batch = Batch;
+
+    fn name(&self) -> &'static str {
+        "mnist_mlp"
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        self.model.named_parameters()
+    }
+
+    fn set_training(&mut self, _training: bool) {}
+
+    fn steps_per_epoch(&self, batch_size: usize) -> usize {
+        BatchConfig::new(batch_size).num_batches(self.mnist.train.len())
+    }
+
+    fn epoch<'b>(
+        &'b self,
+        batch_size: usize,
+        rng: &mut Generator,
+    ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + 'b>> {
+        let config = BatchConfig::new(batch_size).shuffle(true);
+        Ok(Box::new(self.mnist.train.batches(&config, rng, DType::F32, Normalize::MNIST)?.map(Ok)))
+    }
+
+    fn loss(&self, batch: &Batch) -> Result<Var> {
+        let x = Var::new(batch.inputs.reshape(&[batch.targets.len(), 784])?);
+        Ok(self.model.forward_from(0, &x)?.cross_entropy(&batch.targets, CrossEntropy::default())?)
+    }
+
+    fn evaluate(&self, precision: Precision) -> Result<Eval> {
+        let acc = accuracy(&self.mnist.test, precision, |x| {
+            Ok(self.model.forward_from(0, &Var::new(x.reshape(&[x.shape()[0], 784])?))?)
+        })?;
+        Ok(Eval { test_accuracy: Some(acc), val_loss_nats: None })
+    }
+}
+
+/// DESIGN.md's CNN on MNIST: conv 1→32 3×3 pad 1, batch norm, ReLU, max
+/// pool 2; conv 32→64 3×3 pad 1, batch norm, ReLU, max pool 2; linear
+/// 64·7·7 → 10. Batch-norm parameters (`bn1.*`, `bn2.*`) stay FP32 under
+/// master weights.
+#[derive(Debug)]
+pub struct MnistCnn<'a> {
+    features: Sequential,
+    fc: Linear,
+    mnist: &'a Mnist,
+}
+
+impl<'a> MnistCnn<'a> {
+    /// The CNN initialised from `seed`, over `mnist`.
+    pub fn new(mnist: &'a Mnist, seed: u64) -> Result<MnistCnn<'a>> {
+        let mut rng = Generator::new(seed);
+        let features = Sequential::new()
+            .push_named("conv1", Conv2d::new(1, 32, [3, 3], [1, 1], &mut rng)?)
+            .push_named("bn1", BatchNorm2d::new(32)?)
+            .push(Relu)
+            .push(MaxPool2d::new([2, 2]))
+            .push_named("conv2", Conv2d::new(32, 64, [3, 3], [1, 1], &mut rng)?)
+            .push_named("bn2", BatchNorm2d::new(64)?)
+            .push(Relu)
+            .push(MaxPool2d::new([2, 2]));
+        let fc = Linear::new(64 * 7 * 7, 10, &mut rng)?;
+        Ok(MnistCnn { features, fc, mnist })
+    }
+
+    fn logits(&self, images: &Tensor) -> mixprec::autograd::Result<Var> {
+        let n = images.shape()[0];
+        let h = self.features.forward(&Var::new(images.reshape(&[n, 1, 28, 28])?))?;
+        self.fc.forward(&h.reshape(&[n, 64 * 7 * 7])?)
+    }
+}
+
+impl Task for MnistCnn<'_> {
+    type Batch = Batch;
+
+    fn name(&self) -> &'static str {
+        "mnist_cnn"
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let mut p = self.features.named_parameters();
+        p.extend(self.fc.named_parameters().into_iter().map(|(n, v)| (format!("fc.{n}"), v)));
+        p
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.features.set_training(training);
+    }
+
+    fn steps_per_epoch(&self, batch_size: usize) -> usize {
+        BatchConfig::new(batch_size).num_batches(self.mnist.train.len())
+    }
+
+    fn epoch<'b>(
+        &'b self,
+        batch_size: usize,
+        rng: &mut Generator,
+    ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + 'b>> {
+        let config = BatchConfig::new(batch_size).shuffle(true);
+        Ok(Box::new(self.mnist.train.batches(&config, rng, DType::F32, Normalize::MNIST)?.map(Ok)))
+    }
+
+    fn loss(&self, batch: &Batch) -> Result<Var> {
+        Ok(self.logits(&batch.inputs)?.cross_entropy(&batch.targets, CrossEntropy::default())?)
+    }
+
+    fn evaluate(&self, precision: Precision) -> Result<Eval> {
+        let acc = accuracy(&self.mnist.test, precision, |x| Ok(self.logits(x)?))?;
+        Ok(Eval { test_accuracy: Some(acc), val_loss_nats: None })
+    }
+}
+
+/// DESIGN.md's character LM: embedding 64, a 2-layer LSTM of 256, a linear
+/// head over the vocabulary; windows of `seq_len` characters from the first
+/// 90% of the text, validation on the start of the last 10%.
+#[derive(Debug)]
+pub struct CharLm<'a> {
+    embedding: Embedding,
+    lstm: LSTM,
+    head: Linear,
+    train: Sequences<'a>,
+    valid: Sequences<'a>,
+    /// Validation windows evaluated (from the start of the held-out text).
+    valid_windows: usize,
+}
+
+impl<'a> CharLm<'a> {
+    /// The model for `corpus`'s vocabulary, initialised from `seed`;
+    /// `valid_chars` bounds how much of the held-out 10% is evaluated.
+    pub fn new(corpus: &'a TextCorpus, seq_len: usize, valid_chars: usize, seed: u64) -> Result<CharLm<'a>> {
+        let (train, valid) = corpus.split(0.9)?;
+        let (train, valid) = (Sequences::new(train, seq_len)?, Sequences::new(valid, seq_len)?);
+        let vocab = corpus.vocab().len();
+        let mut rng = Generator::new(seed);
+        Ok(CharLm {
+            embedding: Embedding::new(vocab, 64, &mut rng)?,
+            lstm: LSTM::new(64, 256, 2, &mut rng)?,
+            head: Linear::new(256, vocab, &mut rng)?,
+            train,
+            valid,
+            valid_windows: (valid_chars / seq_len).clamp(1, valid.len()),
+        })
+    }
+
+    /// Mean cross-entropy (nats per character) of a batch; the LSTM runs
+    /// time-major, so ids and targets are reordered `[T, B]`.
+    fn batch_loss(&self, b: &SeqBatch) -> mixprec::autograd::Result<Var> {
+        let (n, t) = (b.batch, b.seq_len);
+        let time_major = |v: &[usize]| (0..t * n).map(|k| v[(k % n) * t + k / n]).collect::<Vec<_>>();
+        let x = self.embedding.lookup(&time_major(&b.inputs), &[t, n])?;
+        let h = self.lstm.forward(&x)?;
+        let logits = self.head.forward(&h.reshape(&[t * n, 256])?)?;
+        logits.cross_entropy(&time_major(&b.targets), CrossEntropy::default())
+    }
+}
+
+impl Task for CharLm<'_> {
+    type Batch = SeqBatch;
+
+    fn name(&self) -> &'static str {
+        "char_lm"
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let prefix =
+            |p: &str, v: Vec<(String, Var)>| v.into_iter().map(|(n, v)| (format!("{p}.{n}"), v)).collect::<Vec<_>>();
+        let mut out = prefix("embedding", self.embedding.named_parameters());
+        out.extend(prefix("lstm", self.lstm.named_parameters()));
+        out.extend(prefix("head", self.head.named_parameters()));
+        out
+    }
+
+    fn set_training(&mut self, _training: bool) {}
+
+    fn steps_per_epoch(&self, batch_size: usize) -> usize {
+        BatchConfig::new(batch_size).num_batches(self.train.len())
+    }
+
+    fn epoch<'b>(
+        &'b self,
+        batch_size: usize,
+        rng: &mut Generator,
+    ) -> Result<Box<dyn Iterator<Item = Result<SeqBatch>> + 'b>> {
+        let config = BatchConfig::new(batch_size).shuffle(true);
+        Ok(Box::new(self.train.batches(&config, rng)?.map(Ok)))
+    }
+
+    fn loss(&self, batch: &SeqBatch) -> Result<Var> {
+        Ok(self.batch_loss(batch)?)
+    }
+
+    fn evaluate(&self, precision: Precision) -> Result<Eval> {
+        let (mut sum, mut count) = (0.0, 0usize);
+        let windows: Vec<usize> = (0..self.valid_windows).collect();
+        for chunk in windows.chunks(64) {
+            let b = self.valid.batch(chunk)?;
+            let loss = no_grad(|| autocast(precision, || self.batch_loss(&b)))?.item()?;
+            sum += loss * chunk.len() as f64;
+            count += chunk.len();
+        }
+        Ok(Eval { test_accuracy: None, val_loss_nats: Some(sum / count.max(1) as f64) })
+    }
+}

@@ -1,0 +1,473 @@
+//! [`Trainer`]: one optimizer step in any precision mode (the paper's
+//! recipe: autocast forward, scaled backward, unscale and skip on Inf/NaN,
+//! FP32 master update), and [`run`]: the epoch loop around it for a
+//! [`Task`], with timing, memory peaks and the [`Record`].
+//!
+//! The learning rate follows a cosine decay from `--lr` to 0 over the
+//! planned steps and advances only on applied steps, so skipped steps do
+//! not shift the schedule. Checkpointing (save/resume) belongs between
+//! steps in [`run`]'s loop, with the trainer's state.
+
+use std::time::Instant;
+
+use mixprec::amp::scaler::ScalerConfig;
+use mixprec::amp::{AmpOptimizer, GradScaler, MasterWeights, Precision, StepOutcome, autocast, convert_params};
+use mixprec::autograd::optim::schedule::{CosineLr, LrSchedule};
+use mixprec::autograd::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use mixprec::autograd::{Var, no_grad};
+use mixprec::data::{ImageSet, Normalize};
+use mixprec::tensor::Tensor;
+use mixprec::tensor::random::Generator;
+use mixprec::tensor::{DType, memory};
+
+use crate::args::{LossScale, OptimizerKind, Resolved};
+use crate::error::Result;
+use crate::progress::Progress;
+use crate::record::{BytesByDtype, Record, finite};
+
+/// f16's largest finite value.
+const F16_MAX: f64 = 65504.0;
+
+/// The optimizer a run asked for, behind one type.
+struct AnyOptimizer(Box<dyn Optimizer + Send>);
+
+impl Optimizer for AnyOptimizer {
+    fn step(&mut self) -> mixprec::autograd::Result<()> {
+        self.0.step()
+    }
+    fn params(&self) -> &[Var] {
+        self.0.params()
+    }
+    fn lr(&self) -> f64 {
+        self.0.lr()
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.0.set_lr(lr)
+    }
+}
+
+enum Opt {
+    /// FP32, autocast and pure-f16 runs: the optimizer owns the model's parameters.
+    Plain(AnyOptimizer),
+    /// O2: f16/bf16 working copies, FP32 masters.
+    Master(MasterWeights<AnyOptimizer>),
+}
+
+/// What one [`Trainer::step`] did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepReport {
+    /// The (unscaled) loss of the batch.
+    pub loss: f64,
+    /// Whether the update was applied (false: skipped for Inf/NaN).
+    pub applied: bool,
+    /// The loss scale used for this step (1 without scaling).
+    pub scale: f32,
+}
+
+/// The training state of one run: optimizer (with master weights where the
+/// mode has them), loss scaler and schedule.
+pub struct Trainer {
+    precision: Precision,
+    loss_scale: LossScale,
+    opt: Opt,
+    scaler: GradScaler,
+    schedule: CosineLr,
+    /// Steps taken (applied or skipped).
+    steps: usize,
+    applied: usize,
+    skipped: u64,
+    /// The `stats` rule's current scale.
+    stats_scale: f32,
+    /// Steps left before the `stats` rule may grow the scale again (after an overflow).
+    stats_hold: u32,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("precision", &self.precision)
+            .field("loss_scale", &self.loss_scale)
+            .field("steps", &self.steps)
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hyper-parameters of a [`Trainer`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainerConfig {
+    /// The precision mode.
+    pub precision: Precision,
+    /// Loss scaling.
+    pub loss_scale: LossScale,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Steps of the cosine decay (the planned run).
+    pub total_steps: usize,
+}
+
+impl Trainer {
+    /// Prepares `params` (the model's, with their paths) for `config`'s
+    /// mode: pure-f16 converts them to f16, the master-weight modes convert
+    /// them to working copies (norm layers stay FP32) with FP32 masters.
+    pub fn new(config: &TrainerConfig, params: Vec<(String, Var)>) -> Result<Trainer> {
+        let make = move |ps: Vec<Var>| -> mixprec::autograd::Result<AnyOptimizer> {
+            Ok(AnyOptimizer(match config.optimizer {
+                OptimizerKind::Sgd => {
+                    Box::new(Sgd::new(ps, SgdConfig { lr: config.lr, momentum: 0.9, ..SgdConfig::default() })?)
+                }
+                OptimizerKind::Adam => Box::new(Adam::new(ps, AdamConfig { lr: config.lr, ..AdamConfig::adam() })?),
+            }))
+        };
+        let p = config.precision;
+        let opt = if p.has_master_weights() {
+            let dtype = p.low_dtype().unwrap_or(DType::F16);
+            Opt::Master(MasterWeights::new(params, dtype, |m| Ok(make(m)?))?)
+        } else {
+            if p == Precision::PureF16 {
+                convert_params(&params, DType::F16, |_| false)?;
+            }
+            Opt::Plain(make(params.into_iter().map(|(_, v)| v).collect())?)
+        };
+        let initial_stats_scale = 65536.0;
+        let scaler = match config.loss_scale {
+            LossScale::None => GradScaler::disabled(),
+            LossScale::Static(s) => GradScaler::new(ScalerConfig::fixed(s))?,
+            LossScale::Dynamic => GradScaler::new(ScalerConfig::default())?,
+            LossScale::Stats => GradScaler::new(ScalerConfig::fixed(initial_stats_scale))?,
+        };
+        Ok(Trainer {
+            precision: p,
+            loss_scale: config.loss_scale,
+            opt,
+            scaler,
+            schedule: CosineLr { base: config.lr, min: 0.0, total: config.total_steps },
+            steps: 0,
+            applied: 0,
+            skipped: 0,
+            stats_scale: initial_stats_scale,
+            stats_hold: 0,
+        })
+    }
+
+    /// The precision mode.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The loss scale in use (1 without scaling).
+    pub fn scale_factor(&self) -> f32 {
+        self.scaler.scale_factor()
+    }
+
+    /// The loss scale to report: `None` without scaling.
+    pub fn reported_scale(&self) -> Option<f32> {
+        (self.loss_scale != LossScale::None).then(|| self.scale_factor())
+    }
+
+    /// Steps skipped for Inf/NaN gradients.
+    pub fn skipped_steps(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    fn params(&self) -> &[Var] {
+        match &self.opt {
+            Opt::Plain(o) => o.amp_params(),
+            Opt::Master(o) => o.amp_params(),
+        }
+    }
+
+    /// One step: zero the gradients, run `loss` under the precision's
+    /// autocast, backward from the scaled loss, unscale, step unless a
+    /// gradient is Inf/NaN, move the scale.
+    pub fn step(&mut self, loss: impl FnOnce() -> Result<Var>) -> Result<StepReport> {
+        let lr = self.schedule.lr(self.applied);
+        match &mut self.opt {
+            Opt::Plain(o) => {
+                o.zero_grad();
+                o.set_lr(lr);
+            }
+            Opt::Master(o) => {
+                o.zero_grad();
+                o.inner_mut().set_lr(lr);
+            }
+        }
+        let loss = autocast(self.precision, loss)?;
+        let value = loss.item()?;
+        let scale = self.scale_factor();
+        self.scaler.scale(&loss)?.backward()?;
+        let max_grad = if self.loss_scale == LossScale::Stats { Some(self.max_abs_grad()?) } else { None };
+        let outcome = match &mut self.opt {
+            Opt::Plain(o) => self.scaler.step(o)?,
+            Opt::Master(o) => self.scaler.step(o)?,
+        };
+        self.scaler.update()?;
+        if let Some(g) = max_grad {
+            self.next_stats_scale(g, &outcome)?;
+        }
+        self.steps += 1;
+        let applied = outcome.applied();
+        if applied {
+            self.applied += 1;
+        } else {
+            self.skipped += 1;
+        }
+        Ok(StepReport { loss: value, applied, scale })
+    }
+
+    /// The largest |gradient| of the working parameters (scaled), NaN/Inf
+    /// included as such.
+    fn max_abs_grad(&self) -> Result<f64> {
+        let mut m = 0.0f64;
+        for p in self.params() {
+            if let Some(g) = p.grad() {
+                for x in g.to_vec_f32()? {
+                    let a = f64::from(x.abs());
+                    if !a.is_finite() {
+                        return Ok(a);
+                    }
+                    m = m.max(a);
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// `stats`: after an overflow, half the scale and hold it for
+    /// [`STATS_HOLD`] steps (the weight gradients seen here are not the
+    /// only values a scaled backward pass forms: an activation gradient can
+    /// overflow first); otherwise the largest power of two that keeps the
+    /// largest weight gradient below 65504, growing at most 2× per step,
+    /// within [1, 2^24].
+    fn next_stats_scale(&mut self, scaled_max: f64, outcome: &StepOutcome) -> Result<()> {
+        let s = f64::from(self.stats_scale);
+        let next = if !outcome.applied() || !scaled_max.is_finite() {
+            self.stats_hold = STATS_HOLD;
+            s / 2.0
+        } else if self.stats_hold > 0 {
+            self.stats_hold -= 1;
+            s
+        } else if scaled_max == 0.0 {
+            s * 2.0
+        } else {
+            let fit = (F16_MAX / (scaled_max / s)).log2().floor().exp2();
+            fit.min(s * 2.0)
+        };
+        self.stats_scale = next.clamp(1.0, 16_777_216.0) as f32;
+        self.scaler = GradScaler::new(ScalerConfig::fixed(self.stats_scale))?;
+        Ok(())
+    }
+}
+
+/// Steps the `stats` rule holds its scale after an overflow.
+const STATS_HOLD: u32 = 100;
+
+/// What a task reports after training.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Eval {
+    /// Test accuracy, a fraction (classifiers).
+    pub test_accuracy: Option<f64>,
+    /// Validation loss in nats per token (language models).
+    pub val_loss_nats: Option<f64>,
+}
+
+/// A model and its data, as [`run`] trains it.
+pub trait Task {
+    /// One training batch.
+    type Batch;
+
+    /// The example's name in the record (`mnist_mlp`).
+    fn name(&self) -> &'static str;
+
+    /// The model's parameters with their paths.
+    fn named_parameters(&self) -> Vec<(String, Var)>;
+
+    /// Training (`true`) or evaluation mode (batch norm, dropout).
+    fn set_training(&mut self, training: bool);
+
+    /// Batches in one epoch.
+    fn steps_per_epoch(&self, batch_size: usize) -> usize;
+
+    /// One epoch of batches, shuffled with `rng`.
+    fn epoch<'a>(
+        &'a self,
+        batch_size: usize,
+        rng: &mut Generator,
+    ) -> Result<Box<dyn Iterator<Item = Result<Self::Batch>> + 'a>>;
+
+    /// The loss of one batch (run inside the precision's autocast).
+    fn loss(&self, batch: &Self::Batch) -> Result<Var>;
+
+    /// Evaluates the trained model (in evaluation mode, under `precision`).
+    fn evaluate(&self, precision: Precision) -> Result<Eval>;
+}
+
+/// How [`run`] trains (the resolved flags).
+pub type RunOptions = Resolved;
+
+/// What [`run`] returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// The run's record.
+    pub record: Record,
+    /// The loss of every step, in order.
+    pub losses: Vec<f64>,
+}
+
+/// Trains `task` as `opts` says and returns its record and loss curve;
+/// draws the progress bar, and prints a summary line per epoch unless
+/// `opts.json` (or the bar is shown).
+pub fn run<T: Task>(task: &mut T, opts: &RunOptions) -> Result<Outcome> {
+    crate::args::init_threads(opts.threads)?;
+    let per_epoch = task.steps_per_epoch(opts.batch_size);
+    let planned = per_epoch * opts.epochs;
+    let total = opts.max_steps.map_or(planned, |m| m.min(planned));
+    let config = TrainerConfig {
+        precision: opts.precision,
+        loss_scale: opts.loss_scale,
+        optimizer: opts.optimizer,
+        lr: opts.lr,
+        total_steps: total,
+    };
+    let mut trainer = Trainer::new(&config, task.named_parameters())?;
+    let mut rng = Generator::new(opts.seed ^ 0x5eed_5eed);
+    let progress = Progress::new(total as u64, opts.json);
+    task.set_training(true);
+    memory::reset_peak();
+    mixprec::autograd::saved::reset_peak();
+    let start = Instant::now();
+    let mut last_epoch_losses = Vec::new();
+    let mut losses = Vec::with_capacity(total);
+    'epochs: for epoch in 0..opts.epochs {
+        progress.epoch(epoch + 1, opts.epochs);
+        last_epoch_losses.clear();
+        let epoch_start = Instant::now();
+        for batch in task.epoch(opts.batch_size, &mut rng)? {
+            if trainer.steps() >= total {
+                break 'epochs;
+            }
+            let batch = batch?;
+            let report = trainer.step(|| task.loss(&batch))?;
+            last_epoch_losses.push(report.loss);
+            losses.push(report.loss);
+            progress.step(report.loss, trainer.reported_scale());
+        }
+        if !opts.json && !progress.is_visible() {
+            println!(
+                "epoch {}/{}: train loss {:.4}, {:.1} s, skipped {} steps so far",
+                epoch + 1,
+                opts.epochs,
+                mean(&last_epoch_losses),
+                epoch_start.elapsed().as_secs_f64(),
+                trainer.skipped_steps()
+            );
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    progress.finish();
+    let mem = memory::stats();
+    let activation = mixprec::autograd::saved::saved_bytes().peak;
+    task.set_training(false);
+    let eval = task.evaluate(opts.precision)?;
+    let steps = trainer.steps();
+    let record = Record {
+        example: task.name().to_string(),
+        precision: opts.precision.name().to_string(),
+        loss_scale: opts.loss_scale.to_string(),
+        epochs: opts.epochs as u64,
+        steps: steps as u64,
+        batch_size: opts.batch_size as u64,
+        lr: opts.lr,
+        seed: opts.seed,
+        threads: opts.threads as u64,
+        isa: mixprec::kernels::active_isa().to_string(),
+        final_train_loss: finite(mean(&last_epoch_losses)),
+        test_accuracy: eval.test_accuracy,
+        val_loss_nats: eval.val_loss_nats,
+        perplexity: eval.val_loss_nats.map(f64::exp),
+        seconds,
+        steps_per_second: finite(steps as f64 / seconds),
+        peak_tensor_bytes: mem.total.peak as u64,
+        peak_tensor_bytes_by_dtype: BytesByDtype {
+            f32: mem.dtype(DType::F32).peak as u64,
+            f16: mem.dtype(DType::F16).peak as u64,
+            bf16: mem.dtype(DType::BF16).peak as u64,
+        },
+        peak_activation_bytes: activation as u64,
+        skipped_steps: trainer.skipped_steps(),
+        final_loss_scale: trainer.reported_scale().map(f64::from),
+    };
+    Ok(Outcome { record, losses })
+}
+
+/// Prints a record: the JSON line with `--json`, a readable summary otherwise.
+pub fn report(record: &Record, json: bool) {
+    if json {
+        println!("{}", record.to_json());
+        return;
+    }
+    let opt = |x: Option<f64>, f: &dyn Fn(f64) -> String| x.map_or_else(|| "-".to_string(), f);
+    println!(
+        "{} {} (loss scale {}), {} steps in {:.1} s ({} steps/s, {} threads, {}): train loss {}, test accuracy {}, val loss {} nats/char (perplexity {}), skipped {}, final scale {}, peak tensors {:.1} MiB, saved for backward {:.1} MiB",
+        record.example,
+        record.precision,
+        record.loss_scale,
+        record.steps,
+        record.seconds,
+        opt(record.steps_per_second, &|v| format!("{v:.1}")),
+        record.threads,
+        record.isa,
+        opt(record.final_train_loss, &|v| format!("{v:.4}")),
+        opt(record.test_accuracy, &|v| format!("{:.2}%", v * 100.0)),
+        opt(record.val_loss_nats, &|v| format!("{v:.4}")),
+        opt(record.perplexity, &|v| format!("{v:.2}")),
+        record.skipped_steps,
+        opt(record.final_loss_scale, &|v| format!("{v}")),
+        record.peak_tensor_bytes as f64 / 1048576.0,
+        record.peak_activation_bytes as f64 / 1048576.0,
+    );
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
+/// The fraction of `set` that `logits` classifies correctly, in chunks of
+/// 1000 images (FP32, MNIST normalisation), without a tape, under
+/// `precision`'s autocast.
+pub fn accuracy(set: &ImageSet, precision: Precision, logits: impl Fn(&Tensor) -> Result<Var>) -> Result<f64> {
+    let n = set.len();
+    let mut correct = 0usize;
+    let indices: Vec<usize> = (0..n).collect();
+    for chunk in indices.chunks(1000) {
+        let batch = set.batch(chunk, DType::F32, Normalize::MNIST)?;
+        let out = no_grad(|| autocast(precision, || logits(&batch.inputs)))?;
+        let pred = out.value().to_dtype(DType::F32)?.argmax_indices(-1)?;
+        correct += pred.iter().zip(&batch.targets).filter(|(p, t)| p == t).count();
+    }
+    Ok(correct as f64 / n.max(1) as f64)
+}
+
+/// Exit status of an example's `main`: prints the error (with its causes)
+/// to stderr and returns 1, or 0.
+pub fn exit_with(result: Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
