@@ -25,9 +25,9 @@ pub enum LossScale {
     /// PyTorch GradScaler's rule: start at 2^16, halve and skip on Inf/NaN,
     /// double after 2000 clean steps.
     Dynamic,
-    /// Chosen each step from the largest gradient magnitude seen (the
-    /// paper's §3.2 suggestion): the largest power of two that keeps
-    /// `scale × max|g|` below 65504.
+    /// Chosen each step from the largest gradient magnitude observed (the
+    /// paper's §3.2 suggestion; `amp`'s statistics-driven scaler with its
+    /// defaults, from 2^16).
     Stats,
 }
 

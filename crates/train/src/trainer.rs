@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use mixprec::amp::scaler::ScalerConfig;
-use mixprec::amp::{AmpOptimizer, GradScaler, MasterWeights, Precision, StepOutcome, autocast, convert_params};
+use mixprec::amp::{GradScaler, MasterWeights, Precision, autocast, convert_params};
 use mixprec::autograd::optim::schedule::{CosineLr, LrSchedule};
 use mixprec::autograd::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use mixprec::autograd::{Var, no_grad};
@@ -24,9 +24,6 @@ use crate::args::{LossScale, OptimizerKind, Resolved};
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::record::{BytesByDtype, Record, finite};
-
-/// f16's largest finite value.
-const F16_MAX: f64 = 65504.0;
 
 /// The optimizer a run asked for, behind one type.
 struct AnyOptimizer(Box<dyn Optimizer + Send>);
@@ -76,10 +73,6 @@ pub struct Trainer {
     steps: usize,
     applied: usize,
     skipped: u64,
-    /// The `stats` rule's current scale.
-    stats_scale: f32,
-    /// Steps left before the `stats` rule may grow the scale again (after an overflow).
-    stats_hold: u32,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -131,12 +124,11 @@ impl Trainer {
             }
             Opt::Plain(make(params.into_iter().map(|(_, v)| v).collect())?)
         };
-        let initial_stats_scale = 65536.0;
         let scaler = match config.loss_scale {
             LossScale::None => GradScaler::disabled(),
             LossScale::Static(s) => GradScaler::new(ScalerConfig::fixed(s))?,
             LossScale::Dynamic => GradScaler::new(ScalerConfig::default())?,
-            LossScale::Stats => GradScaler::new(ScalerConfig::fixed(initial_stats_scale))?,
+            LossScale::Stats => GradScaler::new(ScalerConfig::statistics(65536.0))?,
         };
         Ok(Trainer {
             precision: p,
@@ -147,8 +139,6 @@ impl Trainer {
             steps: 0,
             applied: 0,
             skipped: 0,
-            stats_scale: initial_stats_scale,
-            stats_hold: 0,
         })
     }
 
@@ -177,13 +167,6 @@ impl Trainer {
         self.steps
     }
 
-    fn params(&self) -> &[Var] {
-        match &self.opt {
-            Opt::Plain(o) => o.amp_params(),
-            Opt::Master(o) => o.amp_params(),
-        }
-    }
-
     /// One step: zero the gradients, run `loss` under the precision's
     /// autocast, backward from the scaled loss, unscale, step unless a
     /// gradient is Inf/NaN, move the scale.
@@ -203,15 +186,11 @@ impl Trainer {
         let value = loss.item()?;
         let scale = self.scale_factor();
         self.scaler.scale(&loss)?.backward()?;
-        let max_grad = if self.loss_scale == LossScale::Stats { Some(self.max_abs_grad()?) } else { None };
         let outcome = match &mut self.opt {
             Opt::Plain(o) => self.scaler.step(o)?,
             Opt::Master(o) => self.scaler.step(o)?,
         };
         self.scaler.update()?;
-        if let Some(g) = max_grad {
-            self.next_stats_scale(g, &outcome)?;
-        }
         self.steps += 1;
         let applied = outcome.applied();
         if applied {
@@ -221,53 +200,7 @@ impl Trainer {
         }
         Ok(StepReport { loss: value, applied, scale })
     }
-
-    /// The largest |gradient| of the working parameters (scaled), NaN/Inf
-    /// included as such.
-    fn max_abs_grad(&self) -> Result<f64> {
-        let mut m = 0.0f64;
-        for p in self.params() {
-            if let Some(g) = p.grad() {
-                for x in g.to_vec_f32()? {
-                    let a = f64::from(x.abs());
-                    if !a.is_finite() {
-                        return Ok(a);
-                    }
-                    m = m.max(a);
-                }
-            }
-        }
-        Ok(m)
-    }
-
-    /// `stats`: after an overflow, half the scale and hold it for
-    /// [`STATS_HOLD`] steps (the weight gradients seen here are not the
-    /// only values a scaled backward pass forms: an activation gradient can
-    /// overflow first); otherwise the largest power of two that keeps the
-    /// largest weight gradient below 65504, growing at most 2× per step,
-    /// within [1, 2^24].
-    fn next_stats_scale(&mut self, scaled_max: f64, outcome: &StepOutcome) -> Result<()> {
-        let s = f64::from(self.stats_scale);
-        let next = if !outcome.applied() || !scaled_max.is_finite() {
-            self.stats_hold = STATS_HOLD;
-            s / 2.0
-        } else if self.stats_hold > 0 {
-            self.stats_hold -= 1;
-            s
-        } else if scaled_max == 0.0 {
-            s * 2.0
-        } else {
-            let fit = (F16_MAX / (scaled_max / s)).log2().floor().exp2();
-            fit.min(s * 2.0)
-        };
-        self.stats_scale = next.clamp(1.0, 16_777_216.0) as f32;
-        self.scaler = GradScaler::new(ScalerConfig::fixed(self.stats_scale))?;
-        Ok(())
-    }
 }
-
-/// Steps the `stats` rule holds its scale after an overflow.
-const STATS_HOLD: u32 = 100;
 
 /// What a task reports after training.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
