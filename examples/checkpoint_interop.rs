@@ -75,7 +75,7 @@ fn train_mlp(dir: &Path, args: &[String]) -> Result<(), Error> {
             for (_, p) in &params {
                 p.zero_grad();
             }
-            let x = Var::new(b.inputs.clone());
+            let x = Var::new(b.inputs.reshape(&[b.targets.len(), 784])?);
             let loss = autocast(precision, || model.forward(&x)?.cross_entropy(&b.targets, CrossEntropy::default()))?;
             scaler.scale(&loss)?.backward()?;
             scaler.step(opt)?;
@@ -98,7 +98,8 @@ fn train_mlp(dir: &Path, args: &[String]) -> Result<(), Error> {
     ckpt.save_in(dir)?;
     // The logits mixprec computes for the first 128 test images, in FP32
     // from the parameters as stored (the working copies widened).
-    let test = mnist.test.batch(&(0..128).collect::<Vec<_>>(), DType::F32, Normalize::MNIST)?;
+    let mut test = mnist.test.batch(&(0..128).collect::<Vec<_>>(), DType::F32, Normalize::MNIST)?;
+    test.inputs = test.inputs.reshape(&[128, 784])?;
     let eval = mlp(&mut Generator::new(1))?;
     for ((_, p), (_, t)) in eval.named_parameters().iter().zip(&ckpt.params) {
         p.param().ok_or("not a parameter")?.set_value(t.to_dtype(DType::F32)?)?;
