@@ -34,6 +34,16 @@ pub enum AmpError {
         /// The settings.
         config: crate::scaler::ScalerConfig,
     },
+    /// A scaler state no run can reach (restored from a corrupt snapshot).
+    #[error(
+        "invalid loss-scaler state {state:?}: the scale must be finite and not negative and the growth tracker below the growth interval {growth_interval}"
+    )]
+    BadScalerState {
+        /// The state given.
+        state: crate::scaler::ScaleState,
+        /// The settings' growth interval.
+        growth_interval: u32,
+    },
     /// The scaler was asked to unscale a gradient stored in f16/bf16.
     #[error(
         "parameter {param} has a {dtype} gradient: unscaling in low precision would underflow; keep FP32 master weights (Precision::MasterWeights)"

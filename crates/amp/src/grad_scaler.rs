@@ -26,7 +26,9 @@ use half::{bf16, f16};
 use mixprec_autograd::Var;
 use mixprec_autograd::optim::schedule::LrSchedule;
 use mixprec_autograd::scan::{self, ScanGuard};
-use mixprec_autograd::tensor::kernels::amp::unscale_and_check;
+use mixprec_autograd::tensor::kernels::amp::{
+    has_non_finite, has_non_finite_bf16, has_non_finite_f16, unscale_and_check,
+};
 use mixprec_autograd::tensor::{DType, Tensor};
 
 use crate::error::{AmpError, Result};
@@ -124,6 +126,20 @@ pub fn unscale_params(params: &[Var], inv_scale: f32) -> Result<Option<NonFinite
         }
     }
     Ok(first)
+}
+
+/// The first parameter whose gradient (any float dtype) holds an Inf or NaN.
+fn first_non_finite(params: &[Var]) -> Option<NonFinite> {
+    params.iter().enumerate().find_map(|(i, p)| {
+        let g = p.grad()?.contiguous();
+        let bad = match g.dtype() {
+            DType::F32 => has_non_finite(g.as_slice::<f32>()?),
+            DType::F16 => has_non_finite_f16(g.as_slice::<f16>()?),
+            DType::BF16 => has_non_finite_bf16(g.as_slice::<bf16>()?),
+            _ => g.to_vec_f64().ok()?.iter().any(|x| !x.is_finite()),
+        };
+        bad.then(|| NonFinite { param: i, kind: classify(&g) })
+    })
 }
 
 /// NaN if any element is NaN, else Inf.
@@ -429,6 +445,8 @@ impl GradScaler {
 
     /// Steps `opt` unless one of its gradients is non-finite (the paper's
     /// step 9), unscaling first if [`GradScaler::unscale`] was not called.
+    /// If it was, the gradients are checked again (one read pass): a
+    /// backward in between may have added an Inf or NaN.
     /// A second `step` of the same optimizer before `update` is an error.
     pub fn step<O: AmpOptimizer + ?Sized>(&mut self, opt: &mut O) -> Result<StepOutcome> {
         if !self.enabled {
@@ -437,7 +455,15 @@ impl GradScaler {
         }
         let i = match self.optimizers.iter().position(|s| same_key(&s.key, opt.amp_params())) {
             Some(i) if self.optimizers[i].stage == Some(Stage::Stepped) => return Err(AmpError::AlreadyStepped),
-            Some(i) if self.optimizers[i].stage == Some(Stage::Unscaled) => i,
+            Some(i) if self.optimizers[i].stage == Some(Stage::Unscaled) => {
+                // A backward between `unscale` and `step` may have added Inf
+                // or NaN since the check: look again (one read pass), so no
+                // step ever applies a non-finite gradient.
+                if self.optimizers[i].found.is_none() {
+                    self.optimizers[i].found = first_non_finite(opt.amp_params());
+                }
+                i
+            }
             _ => self.unscale_at(opt)?.0,
         };
         let s = &mut self.optimizers[i];
@@ -573,11 +599,20 @@ impl GradScaler {
     }
 
     /// Restores a [`ScalerSnapshot`]; the step in progress, if any, is
-    /// forgotten.
+    /// forgotten. A snapshot no run could produce (invalid settings, a
+    /// negative or non-finite scale, a growth tracker at or past the
+    /// interval of a dynamic scaler without statistics) is
+    /// [`AmpError::BadScalerConfig`] or [`AmpError::BadScalerState`].
     pub fn load_state(&mut self, snap: ScalerSnapshot) -> Result<()> {
         let mut fresh = if snap.enabled { GradScaler::new(snap.config)? } else { GradScaler::disabled() };
-        if snap.enabled && !(snap.state.scale.is_finite() && snap.state.scale > 0.0) {
-            return Err(AmpError::BadScalerConfig { config: snap.config });
+        // A scale of 0 is reachable (repeated backoff underflows), so it resumes too.
+        let reachable = snap.state.scale.is_finite()
+            && snap.state.scale >= 0.0
+            && (!snap.config.dynamic
+                || snap.config.statistics.is_some()
+                || snap.state.growth_tracker < snap.config.growth_interval);
+        if snap.enabled && !reachable {
+            return Err(AmpError::BadScalerState { state: snap.state, growth_interval: snap.config.growth_interval });
         }
         fresh.state = snap.state;
         fresh.skipped = snap.skipped_steps;

@@ -171,8 +171,11 @@ impl ScaleState {
             self.scale = (self.scale as f64 * config.backoff_factor) as f32;
             self.growth_tracker = 0;
         } else {
-            let successful = self.growth_tracker + 1;
-            if successful == config.growth_interval {
+            // `>=` and saturation only matter for states no run reaches
+            // (a tracker at or past the interval): they grow at once
+            // instead of counting on to an overflow.
+            let successful = self.growth_tracker.saturating_add(1);
+            if successful >= config.growth_interval {
                 let grown = (self.scale as f64 * config.growth_factor) as f32;
                 if grown.is_finite() {
                     self.scale = grown;

@@ -29,7 +29,8 @@ thread_local! {
 /// A tensor of `shape` and `dtype` whose contents are unspecified (a cached
 /// buffer, or zeros): the caller overwrites every element.
 pub(crate) fn take(shape: &[usize], dtype: DType) -> Result<Tensor> {
-    let numel: usize = shape.iter().product();
+    // An overflowing shape is left to `Tensor::zeros` to refuse.
+    let numel = mixprec_tensor::layout::checked_numel(shape).unwrap_or(0);
     if numel * dtype.size_in_bytes() >= MIN_BYTES {
         let hit = CACHE.with(|c| {
             let mut c = c.borrow_mut();

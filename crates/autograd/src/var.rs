@@ -100,7 +100,7 @@ impl Var {
 
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.shape().iter().product()
+        mixprec_tensor::layout::checked_numel(self.shape()).unwrap_or(0)
     }
 
     /// The value of a one-element tensor, widened to f64.

@@ -155,6 +155,24 @@ pub enum TensorError {
         /// The shape.
         shape: Vec<usize>,
     },
+    /// A view that reaches past the end of its storage.
+    #[error(
+        "{op}: shape {shape:?} with strides {strides:?} at offset {offset} needs {needed} elements, the storage holds {len}"
+    )]
+    OutOfStorage {
+        /// The operation.
+        op: &'static str,
+        /// The shape asked for.
+        shape: Vec<usize>,
+        /// The strides asked for.
+        strides: Vec<usize>,
+        /// The storage offset asked for.
+        offset: usize,
+        /// Elements the view needs (one past its last index).
+        needed: usize,
+        /// Elements the storage holds.
+        len: usize,
+    },
     /// An argument outside its domain (e.g. a zero `arange` step, an empty list).
     #[error("{op}: {reason}")]
     BadArgument {

@@ -15,9 +15,21 @@ pub struct Layout {
     offset: usize,
 }
 
-/// The element count of a shape, or `None` if it overflows.
+/// The element count of a shape, or `None` if it overflows. A shape with a
+/// zero-sized axis holds nothing, whatever its other axes (so the answer
+/// does not depend on the order of the axes).
 pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+/// The element count of a shape whose full product is known not to
+/// overflow, or of a part of one: a part of an empty shape may overflow on
+/// its own, and then counts as 0 (nothing of an empty tensor is visited).
+pub(crate) fn numel_or_zero(dims: &[usize]) -> usize {
+    checked_numel(dims).unwrap_or(0)
 }
 
 /// Checks that a shape's elements fit in memory addressing (`numel × 8`
@@ -71,6 +83,35 @@ impl Layout {
         Layout { strides: contiguous_strides(shape), shape: shape.to_vec(), offset: 0 }
     }
 
+    /// A layout from explicit parts (PyTorch's `as_strided`): one stride per
+    /// axis, an element count that [`Layout::contiguous`] could hold, and an
+    /// index of the last element that does not overflow. Whether the range
+    /// fits a storage is checked by [`crate::Tensor::as_strided`].
+    pub fn from_parts(shape: &[usize], strides: &[usize], offset: usize) -> Result<Layout> {
+        if strides.len() != shape.len() {
+            return Err(TensorError::ShapeMismatch { op: "as_strided", lhs: shape.to_vec(), rhs: strides.to_vec() });
+        }
+        validate_shape("as_strided", shape)?;
+        let l = Layout { shape: shape.to_vec(), strides: strides.to_vec(), offset };
+        match l.checked_end() {
+            Some(_) => Ok(l),
+            None => Err(TensorError::ShapeOverflow { op: "as_strided", shape: shape.to_vec() }),
+        }
+    }
+
+    /// One past the storage index of the last element (`offset` for an empty
+    /// tensor), or `None` if that overflows.
+    pub fn checked_end(&self) -> Option<usize> {
+        if self.numel() == 0 {
+            return Some(self.offset);
+        }
+        self.shape
+            .iter()
+            .zip(&self.strides)
+            .try_fold(self.offset, |acc, (&d, &s)| (d - 1).checked_mul(s).and_then(|x| acc.checked_add(x)))?
+            .checked_add(1)
+    }
+
     /// The size of every axis.
     pub fn shape(&self) -> &[usize] {
         &self.shape
@@ -93,7 +134,9 @@ impl Layout {
 
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        // Validated shapes never overflow, but an empty one may have huge
+        // axes before its zero.
+        checked_numel(&self.shape).unwrap_or(0)
     }
 
     /// Whether the elements are stored row-major without gaps (axes of size
@@ -235,7 +278,8 @@ impl Layout {
     pub fn unsqueeze(&self, axis: isize) -> Result<Layout> {
         let ax = normalize_axis("unsqueeze", axis, self.rank() + 1)?;
         let mut l = self.clone();
-        let stride = if ax < self.rank() { self.shape[ax] * self.strides[ax] } else { 1 };
+        // Saturating: an empty tensor (from `as_strided`) may carry any stride.
+        let stride = if ax < self.rank() { self.shape[ax].saturating_mul(self.strides[ax]) } else { 1 };
         l.shape.insert(ax, 1);
         l.strides.insert(ax, stride);
         Ok(l)
@@ -246,7 +290,7 @@ impl Layout {
 /// as `new`, if the axes that get merged or split are contiguous among
 /// themselves. Both shapes have the same non-zero element count.
 fn view_strides(old: &[usize], old_strides: &[usize], new: &[usize]) -> Option<Vec<usize>> {
-    if old.iter().product::<usize>() == 0 {
+    if old.contains(&0) {
         return Some(contiguous_strides(new));
     }
     let mut strides = vec![0; new.len()];
@@ -288,7 +332,7 @@ pub(crate) struct Odometer<const N: usize> {
 
 impl<const N: usize> Odometer<N> {
     pub fn new(shape: Vec<usize>, strides: [Vec<usize>; N], offsets: [usize; N]) -> Odometer<N> {
-        let remaining = shape.iter().product();
+        let remaining = numel_or_zero(&shape);
         Odometer { idx: vec![0; shape.len()], shape, strides, offs: offsets, remaining }
     }
 }

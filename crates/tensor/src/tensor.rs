@@ -294,7 +294,9 @@ impl Tensor {
         }
         let sh = self.shape();
         let mut shape = sh[..s].to_vec();
-        shape.push(sh[s..=e].iter().product());
+        let merged = crate::layout::checked_numel(&sh[s..=e])
+            .ok_or_else(|| TensorError::ShapeOverflow { op: "flatten", shape: sh.to_vec() })?;
+        shape.push(merged);
         shape.extend_from_slice(&sh[e + 1..]);
         self.reshape(&shape)
     }
@@ -320,6 +322,28 @@ impl Tensor {
     /// A view of indices `start..start + len` along `axis`.
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Tensor> {
         Ok(self.view(self.layout.narrow(axis, start, len)?))
+    }
+
+    /// A view of this tensor's storage with explicit shape, strides and
+    /// storage offset (PyTorch's `as_strided`; `offset` counts from the
+    /// start of the storage, not of this view). Every element must lie in
+    /// the storage; overlapping views (a stride of 0, or strides that make
+    /// two indices meet) are allowed and read the same element twice.
+    pub fn as_strided(&self, shape: &[usize], strides: &[usize], offset: usize) -> Result<Tensor> {
+        let layout = Layout::from_parts(shape, strides, offset)?;
+        let needed = layout.checked_end().unwrap_or(usize::MAX);
+        let len = self.storage.len();
+        if needed > len || (layout.numel() == 0 && offset > len) {
+            return Err(TensorError::OutOfStorage {
+                op: "as_strided",
+                shape: shape.to_vec(),
+                strides: strides.to_vec(),
+                offset,
+                needed,
+                len,
+            });
+        }
+        Ok(self.view(layout))
     }
 
     /// A view of index `index` along `axis`, with that axis removed.

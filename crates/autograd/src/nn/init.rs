@@ -23,18 +23,16 @@ pub const LINEAR_DEFAULT_GAIN: f64 = 0.577_350_269_189_625_8;
 
 /// Uniform samples in `[lo, hi)`.
 pub fn uniform(shape: &[usize], lo: f64, hi: f64, dtype: DType, rng: &mut Generator) -> Result<Tensor> {
-    let n: usize = shape.iter().product();
-    let mut v = vec![0.0f64; n];
-    rng.fill_uniform_f64(&mut v, lo, hi);
-    Ok(Tensor::from_vec(v, shape)?.to_dtype(dtype)?)
+    let mut t = Tensor::zeros(shape, DType::F64)?;
+    rng.fill_uniform_f64(t.data_mut::<f64>()?, lo, hi);
+    Ok(t.to_dtype(dtype)?)
 }
 
 /// Normal samples with this mean and standard deviation.
 pub fn normal(shape: &[usize], mean: f64, std: f64, dtype: DType, rng: &mut Generator) -> Result<Tensor> {
-    let n: usize = shape.iter().product();
-    let mut v = vec![0.0f64; n];
-    rng.fill_normal_f64(&mut v, mean, std);
-    Ok(Tensor::from_vec(v, shape)?.to_dtype(dtype)?)
+    let mut t = Tensor::zeros(shape, DType::F64)?;
+    rng.fill_normal_f64(t.data_mut::<f64>()?, mean, std);
+    Ok(t.to_dtype(dtype)?)
 }
 
 /// Kaiming (He) uniform: `U(±gain·√(3/fan_in))`.

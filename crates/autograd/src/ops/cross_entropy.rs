@@ -64,7 +64,8 @@ fn as_rows(op: &'static str, logits: &Tensor, targets: &[usize], opts: &CrossEnt
         }
     };
     let classes = *x.shape().last().unwrap_or(&0);
-    let rows: usize = positions.iter().product();
+    // An overflowing count (possible only with no classes) matches no target list.
+    let rows = mixprec_tensor::layout::checked_numel(&positions).unwrap_or(usize::MAX);
     if targets.len() != rows {
         return Err(AutogradError::bad(
             op,

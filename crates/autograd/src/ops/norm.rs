@@ -285,7 +285,8 @@ impl Var {
             return Err(TensorError::BadRank { op: OP, expected: "an input of rank ≥ 2 ([N, C, …])", shape: xs }.into());
         }
         let (n, c) = (xs[0], xs[1]);
-        let len: usize = xs[2..].iter().product();
+        // Overflow only when N or C is 0: nothing is normalised.
+        let len = mixprec_tensor::layout::checked_numel(&xs[2..]).unwrap_or(0);
         if eps.is_nan() || eps <= 0.0 {
             return Err(AutogradError::bad(OP, format!("eps must be positive, got {eps}")));
         }
@@ -365,7 +366,8 @@ impl Var {
         if eps.is_nan() || eps <= 0.0 {
             return Err(AutogradError::bad(OP, format!("eps must be positive, got {eps}")));
         }
-        let len: usize = normalized_shape.iter().product();
+        // The trailing axes of x: overflow only when x is empty.
+        let len = mixprec_tensor::layout::checked_numel(normalized_shape).unwrap_or(0);
         let rows = x.numel() / len.max(1);
         let (wi, bi) = (weight.map(|_| 1), bias.map(|_| 1 + usize::from(weight.is_some())));
         let affine = Affine {

@@ -8,13 +8,13 @@
 use mixprec_kernels::reduce::{self, ArgOp, ReduceOp, SoftmaxOp};
 
 use crate::error::{Result, TensorError};
-use crate::layout::normalize_axis;
+use crate::layout::{normalize_axis, numel_or_zero, validate_shape};
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 
 /// `(outer, axis, inner)` sizes around `axis`.
 fn split(shape: &[usize], ax: usize) -> (usize, usize, usize) {
-    (shape[..ax].iter().product(), shape[ax], shape[ax + 1..].iter().product())
+    (numel_or_zero(&shape[..ax]), shape[ax], numel_or_zero(&shape[ax + 1..]))
 }
 
 fn reduced_shape(shape: &[usize], axes: &[usize], keepdim: bool) -> Vec<usize> {
@@ -59,8 +59,13 @@ impl Tensor {
         }
         let shape = self.shape();
         let out_shape = reduced_shape(shape, &ax, keepdim);
-        let len: usize = ax.iter().map(|&a| shape[a]).product();
-        let kept: usize = self.numel().checked_div(len).unwrap_or_else(|| out_shape.iter().product());
+        let reduced: Vec<usize> = ax.iter().map(|&a| shape[a]).collect();
+        let len = numel_or_zero(&reduced);
+        let kept = match self.numel().checked_div(len) {
+            Some(kept) => kept,
+            // An empty reduced axis: the kept axes alone may be too large.
+            None => validate_shape(name, &out_shape)?,
+        };
         if len == 0 && kept > 0 && matches!(op, ReduceOp::Max | ReduceOp::Min) {
             return Err(TensorError::EmptyReduction { op: name, axis: ax[0], shape: shape.to_vec() });
         }

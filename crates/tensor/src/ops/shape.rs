@@ -6,7 +6,7 @@ use mixprec_kernels::slice::Src;
 
 use crate::dtype::DType;
 use crate::error::{Result, TensorError};
-use crate::layout::{normalize_axis, validate_shape};
+use crate::layout::{normalize_axis, numel_or_zero, validate_shape};
 use crate::random::Generator;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
@@ -41,8 +41,8 @@ impl Tensor {
         let mut shape = first.shape().to_vec();
         shape[ax] = total;
         let numel = validate_shape("cat", &shape)?;
-        let outer: usize = shape[..ax].iter().product();
-        let inner: usize = shape[ax + 1..].iter().product();
+        let outer = numel_or_zero(&shape[..ax]);
+        let inner = numel_or_zero(&shape[ax + 1..]);
         let mut out = Storage::zeros(dtype, numel);
         if numel > 0 {
             let mut dst = out.dst_all();
@@ -96,8 +96,8 @@ impl Tensor {
         let mut shape = self.shape().to_vec();
         shape[ax] = indices.len();
         let numel = validate_shape("index_select", &shape)?;
-        let outer: usize = shape[..ax].iter().product();
-        let inner: usize = shape[ax + 1..].iter().product();
+        let outer = numel_or_zero(&shape[..ax]);
+        let inner = numel_or_zero(&shape[ax + 1..]);
         let c = self.contiguous();
         let mut out = Storage::zeros(self.dtype(), numel);
         if numel > 0 {
