@@ -9,41 +9,47 @@
 #   FUZZ_SECONDS=600 FUZZ_JOBS=6 fuzz/run.sh
 #   FUZZ_TARGETS="gemm casts" fuzz/run.sh
 #   FUZZ_KEEP=1 fuzz/run.sh       # grow fuzz/corpus/<target>/ (git ignores all but seed-*)
+#   FUZZ_BIN_DIR=dir fuzz/run.sh  # run prebuilt binaries (fuzz/package.sh), no toolchain needed
+#   FUZZ_LOG_DIR=dir fuzz/run.sh  # keep each target's libFuzzer log and artifacts there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-2}
 
-if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "fuzz: the nightly toolchain is missing (rustup toolchain install nightly)"; exit 1
-fi
-if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-    echo "fuzz: installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
-fi
-
-targets=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
-[[ -n $targets ]] || { echo "fuzz: no targets"; exit 1; }
+bin_dir=${FUZZ_BIN_DIR:-fuzz/target/x86_64-unknown-linux-gnu/release}
 start=$(date +%s)
-if [[ -n ${FUZZ_TARGETS:-} ]]; then
-    for t in $targets; do cargo +nightly fuzz build --debug-assertions "$t"; done
+if [[ -n ${FUZZ_BIN_DIR:-} ]]; then
+    # Prebuilt binaries (fuzz/package.sh): nothing to build.
+    targets=${FUZZ_TARGETS:-$(cd "$bin_dir" && ls)}
 else
-    cargo +nightly fuzz build --debug-assertions
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+        echo "fuzz: the nightly toolchain is missing (rustup toolchain install nightly)"; exit 1
+    fi
+    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+        echo "fuzz: installing cargo-fuzz"
+        cargo install cargo-fuzz --locked
+    fi
+    targets=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
+    if [[ -n ${FUZZ_TARGETS:-} ]]; then
+        for t in $targets; do cargo +nightly fuzz build --debug-assertions "$t"; done
+    else
+        cargo +nightly fuzz build --debug-assertions
+    fi
 fi
+[[ -n $targets ]] || { echo "fuzz: no targets"; exit 1; }
 for t in $targets; do
-    bin=fuzz/target/x86_64-unknown-linux-gnu/release/$t
-    [[ -x $bin ]] || { echo "fuzz: $t did not build"; exit 1; }
+    [[ -x $bin_dir/$t ]] || { echo "fuzz: $t did not build"; exit 1; }
 done
-echo "fuzz: built in $(( $(date +%s) - start )) s"
+echo "fuzz: built in $(( $(date +%s) - start )) s; $(nproc) CPUs; targets: $targets"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 run_one() {
-    local t=$1 bin=fuzz/target/x86_64-unknown-linux-gnu/release/$1
+    local t=$1 bin=$bin_dir/$1
     local corpus=("$scratch/$t/corpus" "fuzz/corpus/$t")
     [[ -n ${FUZZ_KEEP:-} ]] && corpus=("fuzz/corpus/$t")
-    mkdir -p "$scratch/$t/corpus" "$scratch/$t/artifacts"
+    mkdir -p "$scratch/$t/corpus" "$scratch/$t/artifacts" "fuzz/corpus/$t"
     "$bin" "${corpus[@]}" -max_total_time="$seconds" -timeout=20 \
         -print_final_stats=1 -artifact_prefix="$scratch/$t/artifacts/" >"$scratch/$t/log" 2>&1
 }
@@ -71,6 +77,13 @@ for t in $targets; do
     if [[ " ${failed[*]} " == *" $t "* ]]; then result=FAILED; fi
     printf '%-10s %12s %10s %8s %s\n' "$t" "$execs" "$rate" "$corpus" "$result"
 done
+if [[ -n ${FUZZ_LOG_DIR:-} ]]; then
+    mkdir -p "$FUZZ_LOG_DIR"
+    for t in $targets; do
+        cp "$scratch/$t/log" "$FUZZ_LOG_DIR/$t.log"
+        cp -r "$scratch/$t/artifacts" "$FUZZ_LOG_DIR/$t-artifacts"
+    done
+fi
 if (( ${#failed[@]} )); then
     for t in "${failed[@]}"; do
         echo; echo "=== $t: last lines of its log"; tail -40 "$scratch/$t/log"

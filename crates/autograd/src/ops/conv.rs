@@ -71,16 +71,25 @@ impl Geom {
                 format!("kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive"),
             ));
         }
-        let span = |k: usize, d: usize| d * (k - 1) + 1;
-        let (eh, ew) = (span(kernel[0], dilation[0]), span(kernel[1], dilation[1]));
-        if x[2] + 2 * padding[0] < eh || x[3] + 2 * padding[1] < ew {
+        // Checked: padding, dilation and kernel come from the caller.
+        let span = |k: usize, d: usize| d.checked_mul(k - 1).and_then(|s| s.checked_add(1));
+        let padded = |n: usize, p: usize| p.checked_mul(2).and_then(|p| p.checked_add(n));
+        let (Some(eh), Some(ew), Some(hp), Some(wp)) = (
+            span(kernel[0], dilation[0]),
+            span(kernel[1], dilation[1]),
+            padded(x[2], padding[0]),
+            padded(x[3], padding[1]),
+        ) else {
+            return Err(AutogradError::bad(
+                op,
+                format!("kernel {kernel:?}, dilation {dilation:?} or padding {padding:?} is too large"),
+            ));
+        };
+        if hp < eh || wp < ew {
             return Err(AutogradError::bad(
                 op,
                 format!(
-                    "a window spanning {eh}×{ew} does not fit the padded input {}×{} (input {:?}, padding {padding:?})",
-                    x[2] + 2 * padding[0],
-                    x[3] + 2 * padding[1],
-                    x
+                    "a window spanning {eh}×{ew} does not fit the padded input {hp}×{wp} (input {x:?}, padding {padding:?})"
                 ),
             ));
         }
@@ -97,8 +106,8 @@ impl Geom {
             pw: padding[1],
             dh: dilation[0],
             dw: dilation[1],
-            oh: (x[2] + 2 * padding[0] - eh) / stride[0] + 1,
-            ow: (x[3] + 2 * padding[1] - ew) / stride[1] + 1,
+            oh: (hp - eh) / stride[0] + 1,
+            ow: (wp - ew) / stride[1] + 1,
         })
     }
 
