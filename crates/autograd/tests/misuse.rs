@@ -142,7 +142,12 @@ fn conv_pool_norm() {
     err("avg_pool2d rank", || v(&[5, 5]).avg_pool2d([2, 2], [2, 2], [0, 0]));
     err("batch_norm weight", || x.batch_norm(Some(&p(&[3])), None, None, true, 0.1, 1e-5));
     err("batch_norm eps NaN", || x.batch_norm(None, None, None, true, 0.1, f64::NAN));
-    err("batch_norm momentum NaN", || x.batch_norm(None, None, None, true, f64::NAN, 1e-5));
+    let mut stats = mixprec_autograd::ops::RunningStats::new(2).unwrap();
+    err("batch_norm momentum NaN", || x.batch_norm(None, None, Some(&mut stats), true, f64::NAN, 1e-5));
+    err("batch_norm momentum > 1", || x.batch_norm(None, None, Some(&mut stats), true, 1.5, 1e-5));
+    err("batch_norm stats channels", || {
+        x.batch_norm(None, None, Some(&mut mixprec_autograd::ops::RunningStats::new(3)?), true, 0.1, 1e-5)
+    });
     err("layer_norm shape", || x.layer_norm(&[4], None, None, 1e-5));
     err("layer_norm eps negative", || x.layer_norm(&[5], None, None, -1.0));
     err("layer_norm empty normalized shape", || x.layer_norm(&[], None, None, 1e-5));
@@ -201,4 +206,15 @@ fn backward_misuse() {
     err("second backward of a freed graph", || y.backward());
     err("set_grad wrong shape", || w.param().unwrap().set_grad(Some(t(&[3], DType::F32))));
     err("set_grad wrong dtype", || w.param().unwrap().set_grad(Some(t(&[2], DType::F16))));
+}
+
+#[test]
+fn initialisers_refuse_overflowing_shapes() {
+    use mixprec_autograd::nn::init;
+    use mixprec_autograd::tensor::random::Generator;
+    let mut rng = Generator::new(3);
+    err("uniform overflow", || init::uniform(&[usize::MAX, 2], -1.0, 1.0, DType::F32, &mut rng));
+    err("normal overflow", || init::normal(&[1 << 62, 4], 0.0, 1.0, DType::F16, &mut rng));
+    let e = ok("uniform of an empty shape", || init::uniform(&[0, usize::MAX], -1.0, 1.0, DType::F32, &mut rng));
+    assert_eq!(e.numel(), 0);
 }

@@ -290,6 +290,9 @@ impl Var {
         if eps.is_nan() || eps <= 0.0 {
             return Err(AutogradError::bad(OP, format!("eps must be positive, got {eps}")));
         }
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(AutogradError::bad(OP, format!("momentum must be in [0, 1], got {momentum}")));
+        }
         let (wi, bi) = (weight.map(|_| 1), bias.map(|_| 1 + usize::from(weight.is_some())));
         let affine = Affine {
             gamma: param_values(wi.map(|i| &ins[i]), &[c], OP)?,
