@@ -129,16 +129,20 @@ pub fn unscale_params(params: &[Var], inv_scale: f32) -> Result<Option<NonFinite
 }
 
 /// The first parameter whose gradient (any float dtype) holds an Inf or NaN.
+/// Reads the gradients in place: no allocation unless one is found.
 fn first_non_finite(params: &[Var]) -> Option<NonFinite> {
     params.iter().enumerate().find_map(|(i, p)| {
-        let g = p.grad()?.contiguous();
-        let bad = match g.dtype() {
-            DType::F32 => has_non_finite(g.as_slice::<f32>()?),
-            DType::F16 => has_non_finite_f16(g.as_slice::<f16>()?),
-            DType::BF16 => has_non_finite_bf16(g.as_slice::<bf16>()?),
-            _ => g.to_vec_f64().ok()?.iter().any(|x| !x.is_finite()),
-        };
-        bad.then(|| NonFinite { param: i, kind: classify(&g) })
+        let bad = p.param()?.with_grad(|g| {
+            let g = g?;
+            let fast = match g.dtype() {
+                DType::F32 => g.as_slice::<f32>().map(has_non_finite),
+                DType::F16 => g.as_slice::<f16>().map(has_non_finite_f16),
+                DType::BF16 => g.as_slice::<bf16>().map(has_non_finite_bf16),
+                _ => None,
+            };
+            Some(fast.unwrap_or_else(|| g.to_vec_f64().is_ok_and(|v| v.iter().any(|x| !x.is_finite()))))
+        })?;
+        bad.then(|| NonFinite { param: i, kind: p.grad().map_or(NonFiniteKind::Inf, |g| classify(&g)) })
     })
 }
 

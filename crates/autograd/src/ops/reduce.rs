@@ -81,9 +81,13 @@ fn reduce(x: &Var, name: &'static str, op: ReduceOp, axes: &[isize], keepdim: bo
         let signed: Vec<isize> = ax.iter().map(|&a| a as isize).collect();
         xv.reduce_axes(op, &signed, keepdim)?
     };
-    let reduced: Vec<usize> = ax.iter().map(|&a| xv.shape()[a]).collect();
     // Overflow only in an empty tensor, whose mean is empty too.
-    let count = mixprec_tensor::layout::checked_numel(&reduced).unwrap_or(0);
+    let dims = xv.shape();
+    let count = if ax.iter().any(|&a| dims[a] == 0) {
+        0
+    } else {
+        ax.iter().try_fold(1usize, |acc, &a| acc.checked_mul(dims[a])).unwrap_or(0)
+    };
     let scale = if op == ReduceOp::Mean { 1.0 / count as f64 } else { 1.0 };
     let kept = keepdim_shape(xv.shape(), &ax);
     Ok(record(name, &[&x], y, |_| SumBackward { kept, scale }))

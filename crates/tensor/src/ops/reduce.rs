@@ -59,8 +59,13 @@ impl Tensor {
         }
         let shape = self.shape();
         let out_shape = reduced_shape(shape, &ax, keepdim);
-        let reduced: Vec<usize> = ax.iter().map(|&a| shape[a]).collect();
-        let len = numel_or_zero(&reduced);
+        // Without a Vec (reductions run in allocation-free steps); as
+        // `numel_or_zero`: an overflow only in an empty tensor counts as 0.
+        let len = if ax.iter().any(|&a| shape[a] == 0) {
+            0
+        } else {
+            ax.iter().try_fold(1usize, |acc, &a| acc.checked_mul(shape[a])).unwrap_or(0)
+        };
         let kept = match self.numel().checked_div(len) {
             Some(kept) => kept,
             // An empty reduced axis: the kept axes alone may be too large.
