@@ -2,8 +2,10 @@
 //! element is moved by ±h, and the central difference
 //! `(L(x + h) − L(x − h)) / 2h` of the projected output `L = Σ r·f(x)` (a
 //! fixed random `r`, so every output element matters) must match the
-//! backward pass: `|g_ad − g_fd| ≤ atol + rtol·|g_fd|` (by default `1e-8`
-//! and `1e-6`, with `h = 1e-6`).
+//! backward pass: `|g_ad − g_fd| ≤ atol + rtol·|g_fd|` (by default `1e-7`
+//! and `1e-6`, with `h = 1e-6`). The absolute term covers the rounding of
+//! the difference quotient, about `ε·|L|/h ≈ 1e-10·|L|` in f64: projected
+//! outputs of tens to hundreds give errors near `1e-8`.
 //!
 //! The check also fails if the graph holds an op missing from
 //! [`registry::OPS`](crate::registry::OPS), so every op with a gradcheck is
@@ -33,7 +35,7 @@ pub struct Tolerance {
 
 impl Default for Tolerance {
     fn default() -> Tolerance {
-        Tolerance { step: 1e-6, atol: 1e-8, rtol: 1e-6 }
+        Tolerance { step: 1e-6, atol: 1e-7, rtol: 1e-6 }
     }
 }
 
