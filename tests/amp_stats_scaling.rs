@@ -91,3 +91,66 @@ fn statistics_driven_scaling_skips_fewer_steps_than_gradscaler() {
         assert!(st.accuracy > 0.95 && (st.accuracy - gs.accuracy).abs() < 0.01);
     }
 }
+
+/// The char-LM of DESIGN.md (embedding 64, 2-layer LSTM 256, sequence 64,
+/// batch 32, the shipped Shakespeare), O1 autocast with Adam (lr 2e-3),
+/// the first `MIXPREC_CHAR_LM_STEPS` (default 150) steps, both scalers
+/// started at 2^24, seeds 1–3. Ignored by default (minutes on two cores):
+/// `cargo test --release --test amp_stats_scaling -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn statistics_driven_scaling_on_the_char_lm() {
+    use mixprec::autograd::nn::{Embedding, LSTM};
+    use mixprec::autograd::optim::{Adam, AdamConfig};
+    use mixprec::data::{Sequences, TextCorpus, shipped_shakespeare};
+    let corpus = TextCorpus::load(shipped_shakespeare()).expect("the shipped Shakespeare");
+    let steps: usize = std::env::var("MIXPREC_CHAR_LM_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
+    let (train_ids, _) = corpus.split(0.9).unwrap();
+    let seqs = Sequences::new(train_ids, 64).unwrap();
+    let v = corpus.vocab().len();
+    let run = |seed: u64, config: ScalerConfig| -> (u64, F16Underflow, f64) {
+        let mut rng = Generator::new(seed);
+        let emb = Embedding::new(v, 64, &mut rng).unwrap();
+        let lstm = LSTM::new(64, 256, 2, &mut rng).unwrap();
+        let head = Linear::new(256, v, &mut rng).unwrap();
+        let params: Vec<Var> = [emb.parameters(), lstm.parameters(), head.parameters()].concat();
+        let mut opt = Adam::new(params.clone(), AdamConfig { lr: 2e-3, ..AdamConfig::adam() }).unwrap();
+        let mut scaler = GradScaler::new(config).unwrap();
+        let mut underflow = F16Underflow::default();
+        let mut last = 0.0;
+        let batches = seqs.batches(&BatchConfig::new(32).shuffle(true), &mut rng).unwrap();
+        for (step, b) in batches.take(steps).enumerate() {
+            let (bs, t) = (b.batch, b.seq_len);
+            // Time-first, as the LSTM takes it.
+            let idx: Vec<usize> = (0..t * bs).map(|i| b.inputs[(i % bs) * t + i / bs]).collect();
+            let tgt: Vec<usize> = (0..t * bs).map(|i| b.targets[(i % bs) * t + i / bs]).collect();
+            let forward = || -> mixprec::amp::Result<Var> {
+                let x = emb.lookup(&idx, &[t, bs])?;
+                let h = lstm.forward(&x)?.reshape(&[t * bs, 256])?;
+                Ok(head.forward(&h)?.cross_entropy(&tgt, CrossEntropy::default())?)
+            };
+            params.iter().for_each(Var::zero_grad);
+            let loss = autocast(Precision::Autocast, forward).unwrap();
+            last = loss.item().unwrap();
+            scaler.scale(&loss).unwrap().backward().unwrap();
+            if step % 25 == 0 {
+                underflow.add(measure_underflow(&params, scaler.scale_factor(), 8, forward).unwrap().activations);
+            }
+            scaler.step(&mut opt).unwrap();
+            scaler.update().unwrap();
+        }
+        (scaler.skipped_steps(), underflow, last)
+    };
+    let start = 2f32.powi(24);
+    for seed in 1..=3 {
+        let (gs, gu, gl) = run(seed, ScalerConfig { init_scale: start, ..ScalerConfig::default() });
+        let (st, su, sl) = run(seed, ScalerConfig::statistics(start));
+        eprintln!(
+            "char-LM seed {seed}, {steps} steps: skipped GradScaler {gs} statistics {st}; activation underflow {:.3e} vs {:.3e}; last loss {gl:.3} vs {sl:.3}",
+            gu.zero_fraction(),
+            su.zero_fraction()
+        );
+        assert!(st <= gs && (gs == 0 || st < gs), "seed {seed}: {st} vs {gs}");
+        assert!(su.zero_fraction() <= 1.1 * gu.zero_fraction(), "seed {seed}");
+    }
+}
