@@ -8,14 +8,9 @@
 
 use clap::Parser;
 use mixprec::data::{TextCorpus, shipped_shakespeare};
+use mixprec_train::recipes::{CHAR_LM as DEFAULTS, CHAR_LM_SEQ_LEN as SEQ_LEN, CHAR_LM_VALID_CHARS};
 use mixprec_train::tasks::CharLm;
-use mixprec_train::{Defaults, OptimizerKind, Result, TrainArgs};
-
-const DEFAULTS: Defaults =
-    Defaults { epochs: 1, batch_size: 32, lr: 0.002, optimizer: OptimizerKind::Adam, steps: Some(500) };
-
-/// Characters per training window.
-const SEQ_LEN: usize = 64;
+use mixprec_train::{Result, TrainArgs};
 
 /// Trains DESIGN.md's char-LM (embedding 64, 2-layer LSTM 256, windows of
 /// 64 characters) on Shakespeare.
@@ -29,7 +24,7 @@ struct Cli {
     #[command(flatten)]
     train: TrainArgs,
     /// Characters of the held-out 10% evaluated (from its start)
-    #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u64).range(65..))]
+    #[arg(long, default_value_t = CHAR_LM_VALID_CHARS, value_parser = clap::value_parser!(u64).range(65..))]
     valid_chars: u64,
 }
 

@@ -8,11 +8,9 @@
 
 use clap::Parser;
 use mixprec::data::{Mnist, load_mnist};
+use mixprec_train::recipes::MNIST_MLP as DEFAULTS;
 use mixprec_train::tasks::MnistMlp;
-use mixprec_train::{Defaults, OptimizerKind, Result, TrainArgs};
-
-const DEFAULTS: Defaults =
-    Defaults { epochs: 10, batch_size: 128, lr: 0.1, optimizer: OptimizerKind::Sgd, steps: None };
+use mixprec_train::{Result, TrainArgs};
 
 /// Trains DESIGN.md's MLP (784-512-512-10, ReLU) on MNIST.
 ///

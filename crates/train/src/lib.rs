@@ -1,17 +1,20 @@
 //! The harness mixprec's training examples share, so each example holds
 //! only its model and data: command-line flags ([`args`]), the JSON record
 //! every run prints ([`record`]), progress bars ([`progress`]), the training
-//! loop over any precision mode ([`trainer`]) and plots ([`plot`]).
+//! loop over any precision mode ([`trainer`]), plots ([`plot`]) and the
+//! examples' default recipes ([`recipes`]).
 //!
 //! An example implements [`Task`] (parameters, an epoch of batches, the
 //! loss of a batch, an evaluation) and calls [`run`]; `reproduce` drives
-//! [`Trainer`] directly. Checkpointing hooks in at [`Trainer`] and
+//! [`Trainer`] directly; [`run_observed`] is [`run`] with another loss
+//! scaler and a look at every step (the scaler comparisons use it). Checkpointing hooks in at [`Trainer`] and
 //! [`RunOptions`].
 
 pub mod args;
 pub mod error;
 pub mod plot;
 pub mod progress;
+pub mod recipes;
 pub mod record;
 pub mod tasks;
 pub mod trainer;
@@ -21,5 +24,5 @@ pub use error::{ExampleError, Result};
 pub use progress::Progress;
 pub use record::{BytesByDtype, Record};
 pub use trainer::{
-    Eval, Outcome, RunOptions, StepReport, Task, Trainer, TrainerConfig, accuracy, exit_with, report, run,
+    Eval, Outcome, RunOptions, StepReport, Task, Trainer, TrainerConfig, accuracy, exit_with, report, run, run_observed,
 };

@@ -258,6 +258,20 @@ pub struct Outcome {
 /// draws the progress bar, and prints a summary line per epoch unless
 /// `opts.json` (or the bar is shown).
 pub fn run<T: Task>(task: &mut T, opts: &RunOptions) -> Result<Outcome> {
+    run_observed(task, opts, None, |_, _, _| Ok(()))
+}
+
+/// [`run`], with the loss scaler built from `scaler` instead of
+/// `opts.loss_scale`'s defaults (another initial scale, say; `opts.loss_scale`
+/// still decides whether there is a scaler and names it in the record), and
+/// `observe` called before every step with the task, the trainer (its scale
+/// and step count) and the batch about to be trained on.
+pub fn run_observed<T: Task>(
+    task: &mut T,
+    opts: &RunOptions,
+    scaler: Option<ScalerConfig>,
+    mut observe: impl FnMut(&T, &Trainer, &T::Batch) -> Result<()>,
+) -> Result<Outcome> {
     crate::args::init_threads(opts.threads)?;
     let per_epoch = task.steps_per_epoch(opts.batch_size);
     let planned = per_epoch * opts.epochs;
@@ -270,6 +284,11 @@ pub fn run<T: Task>(task: &mut T, opts: &RunOptions) -> Result<Outcome> {
         total_steps: total,
     };
     let mut trainer = Trainer::new(&config, task.named_parameters())?;
+    if let Some(c) = scaler
+        && opts.loss_scale != LossScale::None
+    {
+        trainer.scaler = GradScaler::new(c)?;
+    }
     let mut rng = Generator::new(opts.seed ^ 0x5eed_5eed);
     let progress = Progress::new(total as u64, opts.json);
     task.set_training(true);
@@ -287,6 +306,7 @@ pub fn run<T: Task>(task: &mut T, opts: &RunOptions) -> Result<Outcome> {
                 break 'epochs;
             }
             let batch = batch?;
+            observe(task, &trainer, &batch)?;
             let report = trainer.step(|| task.loss(&batch))?;
             last_epoch_losses.push(report.loss);
             losses.push(report.loss);
