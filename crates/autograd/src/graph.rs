@@ -180,24 +180,37 @@ impl std::fmt::Debug for Grads<'_> {
     }
 }
 
-impl Grads<'_> {
+impl<'a> Grads<'a> {
     /// Whether input `i` needs a gradient (skip computing it otherwise).
     pub fn wants(&self, i: usize) -> bool {
         self.inputs.get(i).is_some_and(|x| x.edge.is_some())
     }
 
     /// The shape of input `i` (the shape its gradient must have).
+    ///
+    /// # Panics
+    /// If the op has no input `i` (a defect of the op's backward rule, not
+    /// of its caller's input: rules index the inputs they recorded).
     pub fn shape(&self, i: usize) -> &[usize] {
         &self.inputs[i].shape
     }
 
     /// The dtype of input `i` (the dtype its gradient gets).
+    ///
+    /// # Panics
+    /// If the op has no input `i` (as [`Grads::shape`]).
     pub fn dtype(&self, i: usize) -> DType {
         self.inputs[i].dtype
     }
 
-    fn check(&self, i: usize, g: &Tensor) -> Result<()> {
-        let input = &self.inputs[i];
+    /// Input `i`, or an error naming the op (a rule for another arity).
+    fn input(&self, i: usize) -> Result<&'a Input> {
+        self.inputs.get(i).ok_or_else(|| {
+            AutogradError::bad(self.op, format!("backward wrote input {i} of an op with {}", self.inputs.len()))
+        })
+    }
+
+    fn check(&self, input: &Input, i: usize, g: &Tensor) -> Result<()> {
         if g.shape() != input.shape.as_slice() {
             return Err(AutogradError::bad(
                 self.op,
@@ -215,9 +228,10 @@ impl Grads<'_> {
     /// `g` is converted to the input's dtype if it differs. Nothing happens
     /// if the input needs no gradient.
     pub fn accumulate(&mut self, i: usize, g: Tensor) -> Result<()> {
-        let Some(edge) = &self.inputs[i].edge else { return Ok(()) };
-        self.check(i, &g)?;
-        let dtype = self.inputs[i].dtype;
+        let input = self.input(i)?;
+        let Some(edge) = &input.edge else { return Ok(()) };
+        self.check(input, i, &g)?;
+        let dtype = input.dtype;
         let g = if g.dtype() == dtype { g } else { g.to_dtype(dtype)? };
         match edge {
             Edge::Param(p) => p.accumulate(g, util::add_assign),
@@ -231,8 +245,9 @@ impl Grads<'_> {
     /// backward accumulates a weight gradient with GEMM `beta = 1`. Nothing
     /// happens if the input needs no gradient.
     pub fn accumulate_with(&mut self, i: usize, f: impl FnOnce(GradBuffer<'_>) -> Result<()>) -> Result<()> {
-        let Some(edge) = &self.inputs[i].edge else { return Ok(()) };
-        let (shape, dtype) = (&self.inputs[i].shape, self.inputs[i].dtype);
+        let input = self.input(i)?;
+        let Some(edge) = &input.edge else { return Ok(()) };
+        let (shape, dtype) = (&input.shape, input.dtype);
         match edge {
             Edge::Param(p) => p.with_grad_buffer(f),
             Edge::Node(n) => self.slots.with_buffer(n, shape, dtype, f),

@@ -218,3 +218,132 @@ fn initialisers_refuse_overflowing_shapes() {
     let e = ok("uniform of an empty shape", || init::uniform(&[0, usize::MAX], -1.0, 1.0, DType::F32, &mut rng));
     assert_eq!(e.numel(), 0);
 }
+
+/// Sizes that only overflow when multiplied: an empty batch whose planes are
+/// huge, padding that makes the output uncountable, windows too large to
+/// index, index shapes whose product wraps. Each is a typed error or a
+/// result computed without allocating for the empty axes.
+#[test]
+fn sizes_whose_products_overflow() {
+    let huge_empty = || Var::parameter(Tensor::zeros(&[0, 1, 1 << 20, 1 << 20], DType::F32).unwrap());
+    let x = huge_empty();
+    // Columns for 2^40 output positions would be 4 TiB; an empty batch needs none.
+    let y =
+        ok("conv2d of an empty batch with huge planes", || x.conv2d(&p(&[2, 1, 1, 1]), None, [1, 1], [0, 0], [1, 1]));
+    assert_eq!(y.shape(), &[0, 2, 1 << 20, 1 << 20]);
+    ok("its backward", || y.sum_all()?.backward());
+    assert_eq!(x.grad().unwrap().shape(), x.shape());
+    let one = v(&[1, 1, 1, 1]);
+    err("conv2d output overflows", || one.conv2d(&p(&[1, 1, 1, 1]), None, [1, 1], [1 << 31, 1 << 31], [1, 1]));
+    err("conv2d empty-batch output overflows", || {
+        Var::new(Tensor::zeros(&[0, 1, 1 << 40, 1 << 40], DType::F32)?).conv2d(
+            &p(&[1, 1, 1, 1]),
+            None,
+            [1, 1],
+            [0, 0],
+            [1, 1],
+        )
+    });
+    err("max_pool2d window of 2^34 elements", || {
+        one.max_pool2d([1 << 17, 1 << 17], [1, 1], [1 << 16, 1 << 16], [1, 1])
+    });
+    err("avg_pool2d window overflows", || one.avg_pool2d([1 << 33, 1 << 33], [1, 1], [1 << 32, 1 << 32]));
+    let table = p(&[4, 3]);
+    err("embedding index shape overflows", || table.embedding(&[], &[1 << 32, 1 << 32]));
+    let e = ok("embedding with an empty index shape", || table.embedding(&[], &[0, usize::MAX]));
+    assert_eq!(e.shape(), &[0, usize::MAX, 3]);
+    let empty_w = |shape: &[usize]| Var::parameter(Tensor::zeros(shape, DType::F32).unwrap());
+    let params = LstmParams { w_ih: empty_w(&[0, 3]), w_hh: empty_w(&[0, 1 << 62]), b_ih: None, b_hh: None };
+    err("lstm hidden size whose 4H overflows", || v(&[1, 3]).lstm_cell(&v(&[1, 2]), &v(&[1, 2]), &params));
+}
+
+#[test]
+fn nn_layers() {
+    use mixprec_autograd::nn::{
+        AvgPool2d, BatchNorm2d, Conv2d, Embedding, LSTM, LayerNorm, Linear, MaxPool2d, Module, Sequential,
+    };
+    use mixprec_autograd::tensor::random::Generator;
+    let mut rng = Generator::new(5);
+    // Construction.
+    err("Linear overflow", || Linear::new(usize::MAX, 2, &mut rng));
+    err("Linear weight rank", || Linear::from_tensors(t(&[3], DType::F32), None));
+    err("Linear bias shape", || Linear::from_tensors(t(&[2, 3], DType::F32), Some(t(&[3], DType::F32))));
+    err("Conv2d fan-in overflow", || Conv2d::new(usize::MAX, 1, [2, 2], [0, 0], &mut rng));
+    err("LSTM 4·hidden overflow", || LSTM::new(3, usize::MAX / 2, 1, &mut rng));
+    err("Embedding overflow", || Embedding::new(usize::MAX, 2, &mut rng));
+    err("BatchNorm2d overflow", || BatchNorm2d::new(usize::MAX));
+    err("LayerNorm overflow", || LayerNorm::new(&[usize::MAX, 2]));
+    // Forward with the wrong input.
+    let lin = Linear::new(3, 2, &mut rng).unwrap();
+    err("Linear in-features", || lin.forward(&v(&[4, 5])));
+    err("Linear rank 0", || lin.forward(&Var::new(Tensor::scalar(1.0, DType::F32))));
+    let conv = Conv2d::new(2, 3, [3, 3], [1, 1], &mut rng).unwrap();
+    err("Conv2d channels", || conv.forward(&v(&[1, 3, 5, 5])));
+    err("Conv2d rank", || conv.forward(&v(&[2, 5, 5])));
+    err("MaxPool2d larger than the input", || MaxPool2d::new([4, 4]).forward(&v(&[1, 1, 3, 3])));
+    err("AvgPool2d kernel 0", || AvgPool2d::new([0, 2]).forward(&v(&[1, 1, 3, 3])));
+    let emb = Embedding::new(5, 2, &mut rng).unwrap();
+    err("Embedding index out of range", || emb.lookup(&[1, 5], &[2]));
+    err("Embedding index usize::MAX", || emb.lookup(&[usize::MAX], &[1]));
+    err("BatchNorm2d channels", || BatchNorm2d::new(3)?.forward(&v(&[2, 4, 2, 2])));
+    err("BatchNorm2d rank", || BatchNorm2d::new(3)?.forward(&v(&[3])));
+    err("LayerNorm shape", || LayerNorm::new(&[4])?.forward(&v(&[2, 5])));
+    let lstm = LSTM::new(3, 4, 2, &mut rng).unwrap();
+    err("LSTM input size", || lstm.forward(&v(&[2, 1, 5])));
+    err("LSTM rank", || lstm.forward(&v(&[2, 3])));
+    err("LSTM state shape", || lstm.forward_with_state(&v(&[2, 1, 3]), Some((&v(&[1, 1, 4]), &v(&[1, 1, 4])))));
+    let net = Sequential::new().push(Linear::new(3, 4, &mut rng).unwrap()).push(Linear::new(5, 2, &mut rng).unwrap());
+    err("Sequential with mismatched layers", || net.forward(&v(&[2, 3])));
+    // Empty batches pass through every layer; NaN inputs propagate.
+    let out = ok("Linear of an empty batch", || lin.forward(&v(&[0, 3])));
+    assert_eq!(out.shape(), &[0, 2]);
+    ok("Conv2d of an empty batch", || conv.forward(&v(&[0, 2, 5, 5])));
+    ok("LayerNorm of an empty batch", || LayerNorm::new(&[3])?.forward(&v(&[0, 3])));
+    let nan = Var::new(Tensor::from_vec(vec![f32::NAN, 1.0, 2.0], &[1, 3]).unwrap());
+    let y = ok("Linear of NaN", || lin.forward(&nan));
+    assert!(y.value().to_vec_f32().unwrap().iter().all(|x| x.is_nan()));
+    // f16 inputs into f32 layers are promoted, not refused.
+    ok("Linear of f16", || lin.forward(&Var::new(t(&[2, 3], DType::F16))));
+}
+
+#[test]
+fn optimizer_state_out_of_range() {
+    use mixprec_autograd::optim::{Adam, AdamState, Optimizer, Sgd, SgdState};
+    let w = p(&[3]);
+    let mut adam = Adam::new(vec![w.clone()], AdamConfig::adam()).unwrap();
+    err("Adam state for two parameters", || {
+        adam.load_state(AdamState { steps: vec![0, 0], exp_avg: vec![None, None], exp_avg_sq: vec![None, None] })
+    });
+    err("Adam moment of the wrong length", || {
+        adam.load_state(AdamState { steps: vec![1], exp_avg: vec![Some(vec![0.0; 2])], exp_avg_sq: vec![None] })
+    });
+    // A loaded step count at the end of u64 stops with an error instead of
+    // wrapping to a first step (a panic in debug builds before).
+    let state =
+        AdamState { steps: vec![u64::MAX], exp_avg: vec![Some(vec![0.0; 3])], exp_avg_sq: vec![Some(vec![0.0; 3])] };
+    ok("load a step count of u64::MAX", || adam.load_state(state));
+    w.sum_all().unwrap().backward().unwrap();
+    let before = w.value().to_vec_f32().unwrap();
+    err("Adam step past u64::MAX", || adam.step());
+    assert_eq!(w.value().to_vec_f32().unwrap(), before, "the parameter is left as it was");
+    let mut sgd = Sgd::new(vec![w.clone()], SgdConfig { momentum: 0.9, ..SgdConfig::default() }).unwrap();
+    err("Sgd momentum of the wrong length", || sgd.load_state(SgdState { momentum: vec![Some(vec![0.0; 4])] }));
+    err("Sgd state for no parameter", || sgd.load_state(SgdState { momentum: vec![] }));
+}
+
+/// A backward rule that writes a gradient for an input its op does not
+/// have gets an error naming the op, not an index panic.
+#[test]
+fn backward_rule_for_a_missing_input() {
+    use mixprec_autograd::graph::{Backward, Grads, record};
+    struct Stray;
+    impl Backward for Stray {
+        fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<(), AutogradError> {
+            grads.accumulate(3, g.clone())
+        }
+    }
+    let w = p(&[2]);
+    let y = record("neg", &[&w], w.value().clone(), |_| Stray);
+    let e = y.sum_all().unwrap().backward().unwrap_err();
+    assert!(e.to_string().contains("input 3"), "{e}");
+}

@@ -2,8 +2,8 @@
 //! `[N, C, H, W]`, with its default initialisation for `Conv2d`
 //! (Kaiming uniform with gain √(1/3), bias `U(±1/√fan_in)`).
 
-use mixprec_tensor::DType;
 use mixprec_tensor::random::Generator;
+use mixprec_tensor::{DType, TensorError};
 
 use crate::error::Result;
 use crate::nn::{Module, init};
@@ -34,8 +34,11 @@ impl Conv2d {
         padding: [usize; 2],
         rng: &mut Generator,
     ) -> Result<Conv2d> {
-        let fan_in = in_channels * kernel[0] * kernel[1];
         let shape = [out_channels, in_channels, kernel[0], kernel[1]];
+        let fan_in = [in_channels, kernel[0], kernel[1]]
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or(TensorError::ShapeOverflow { op: "Conv2d", shape: shape.to_vec() })?;
         let w = init::kaiming_uniform(&shape, fan_in, init::LINEAR_DEFAULT_GAIN, DType::F32, rng)?;
         let bound = if fan_in == 0 { 0.0 } else { 1.0 / (fan_in as f64).sqrt() };
         let b = init::uniform(&[out_channels], -bound, bound, DType::F32, rng)?;

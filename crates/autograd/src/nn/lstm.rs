@@ -1,8 +1,8 @@
 //! [`LSTM`]: PyTorch's multi-layer `nn.LSTM` (sequence-first `[T, B, I]`,
 //! gate order i, f, g, o, every weight and bias `U(±1/√H)`).
 
-use mixprec_tensor::DType;
 use mixprec_tensor::random::Generator;
+use mixprec_tensor::{DType, TensorError};
 
 use crate::error::Result;
 use crate::nn::{Module, init};
@@ -24,14 +24,16 @@ impl LSTM {
         let mut u = |shape: &[usize]| -> Result<Var> {
             Ok(Var::parameter(init::uniform(shape, -bound, bound, DType::F32, rng)?))
         };
-        let mut layers = Vec::with_capacity(num_layers);
+        let gates = hidden.checked_mul(4).ok_or(TensorError::ShapeOverflow { op: "LSTM", shape: vec![4, hidden] })?;
+        // Grown layer by layer: `num_layers` is the caller's, unchecked.
+        let mut layers = Vec::new();
         for l in 0..num_layers {
             let i = if l == 0 { input } else { hidden };
             layers.push(LstmParams {
-                w_ih: u(&[4 * hidden, i])?,
-                w_hh: u(&[4 * hidden, hidden])?,
-                b_ih: Some(u(&[4 * hidden])?),
-                b_hh: Some(u(&[4 * hidden])?),
+                w_ih: u(&[gates, i])?,
+                w_hh: u(&[gates, hidden])?,
+                b_ih: Some(u(&[gates])?),
+                b_hh: Some(u(&[gates])?),
             });
         }
         Ok(LSTM { layers })

@@ -93,6 +93,15 @@ impl Geom {
                 ),
             ));
         }
+        let (oh, ow) = ((hp - eh) / stride[0] + 1, (wp - ew) / stride[1] + 1);
+        // An input may be empty with axes whose products overflow, and
+        // padding can make the output far larger than the input: the output
+        // and one image's columns `[C·KH·KW, OH·OW]` must be countable.
+        // Zero axes count as 1, so products over any subset fit too.
+        let count = |dims: &[usize]| dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d.max(1)));
+        if count(&[x[0], x[1], oh, ow]).is_none() || count(&[x[1], kernel[0], kernel[1], oh, ow]).is_none() {
+            return Err(TensorError::ShapeOverflow { op, shape: vec![x[0], x[1], oh, ow] }.into());
+        }
         Ok(Geom {
             n: x[0],
             c: x[1],
@@ -106,8 +115,8 @@ impl Geom {
             pw: padding[1],
             dh: dilation[0],
             dw: dilation[1],
-            oh: (hp - eh) / stride[0] + 1,
-            ow: (wp - ew) / stride[1] + 1,
+            oh,
+            ow,
         })
     }
 
@@ -218,6 +227,10 @@ fn col2im<A: Real>(dcols: &[A], ld: usize, at: usize, g: &Geom, dx: &mut [A]) {
 fn forward<T: Elem>(x: &[T], w: &[T], b: Option<&[T::Acc]>, g: &Geom, o: usize) -> Vec<T::Acc> {
     let (k, l, per) = (g.k(), g.l(), group(g));
     let zero = T::Acc::default();
+    if g.n == 0 {
+        // No column buffers for an empty batch (its planes may be huge).
+        return Vec::new();
+    }
     let mut cols = vec![T::ZERO; k * per * l];
     let mut yc = vec![zero; o * per * l];
     let mut y = vec![zero; g.n * o * l];
@@ -250,9 +263,11 @@ fn backward<T: Elem>(x: &[T], w: &[T], gy: &[T], g: &Geom, o: usize, want: [bool
     let plane = g.c * g.h * g.w;
     let mut dx = want[0].then(|| vec![zero; g.n * plane]);
     let mut dw = want[1].then(|| vec![zero; o * k]);
-    let mut cols = vec![T::ZERO; if want[1] { k * per * l } else { 0 }];
-    let mut dcols = vec![zero; if want[0] { k * per * l } else { 0 }];
-    let mut gc = vec![T::ZERO; if want[0] || want[1] { o * per * l } else { 0 }];
+    // An empty batch needs no column buffers (its planes may be huge).
+    let batch = g.n > 0;
+    let mut cols = vec![T::ZERO; if want[1] && batch { k * per * l } else { 0 }];
+    let mut dcols = vec![zero; if want[0] && batch { k * per * l } else { 0 }];
+    let mut gc = vec![T::ZERO; if (want[0] || want[1]) && batch { o * per * l } else { 0 }];
     for n0 in (0..g.n).step_by(per) {
         if !(want[0] || want[1]) {
             break;
@@ -327,6 +342,10 @@ impl Var {
             && b.shape() != [o]
         {
             return Err(TensorError::ShapeMismatch { op: OP, lhs: vec![o], rhs: b.shape().to_vec() }.into());
+        }
+        let out = [g.n, o, g.oh, g.ow];
+        if out.iter().try_fold(1usize, |a, &d| a.checked_mul(d.max(1))).is_none() {
+            return Err(TensorError::ShapeOverflow { op: OP, shape: out.to_vec() }.into());
         }
         let dtype = ins.iter().fold(x.dtype(), |d, v| d.promote(v.dtype()));
         let xv = x.value().to_dtype(dtype)?.contiguous();

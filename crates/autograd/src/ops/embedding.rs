@@ -25,7 +25,8 @@ impl Var {
             );
         }
         let (v, d) = (ws[0], ws[1]);
-        if index_shape.iter().product::<usize>() != indices.len() {
+        // Checked: an index shape whose product overflows fills no list.
+        if mixprec_tensor::layout::checked_numel(index_shape) != Some(indices.len()) {
             return Err(AutogradError::bad(
                 OP,
                 format!("{} indices do not fill the index shape {index_shape:?}", indices.len()),

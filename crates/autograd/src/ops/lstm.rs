@@ -47,7 +47,7 @@ impl LstmParams {
     /// The hidden size `H` and input size `I`, after checking the shapes.
     fn sizes(&self, op: &'static str) -> Result<(usize, usize)> {
         let (wi, wh) = (self.w_ih.shape(), self.w_hh.shape());
-        if wi.len() != 2 || wh.len() != 2 || wi[0] % 4 != 0 || wh[0] != wi[0] || wh[1] * 4 != wh[0] {
+        if wi.len() != 2 || wh.len() != 2 || wi[0] % 4 != 0 || wh[0] != wi[0] || wh[1].checked_mul(4) != Some(wh[0]) {
             return Err(AutogradError::bad(op, format!("w_ih {wi:?} and w_hh {wh:?} are not [4H, I] and [4H, H]")));
         }
         for b in self.b_ih.iter().chain(&self.b_hh) {

@@ -173,7 +173,14 @@ impl Var {
         check_padding(OP, kernel, padding)?;
         let g = Geom::new(OP, x.shape(), kernel, stride, padding, dilation)?;
         let xv = x.value().contiguous();
+        // `Geom::new` checked that `C·KH·KW·OH·OW` is countable.
         let window = kernel[0] * kernel[1];
+        if window >= u32::MAX as usize {
+            return Err(AutogradError::bad(
+                OP,
+                format!("a window of {window} elements (kernel {kernel:?}) is too large"),
+            ));
+        }
         let (y, offsets) = dispatch!(xv.dtype(), T => {
             let xs = elems::<T>(&xv);
             let r = if window < 256 {

@@ -96,8 +96,14 @@ impl AdamCore {
             param.update(|value, grad| -> Result<()> {
                 let Some(grad) = grad else { return Ok(()) };
                 let g = update::grad_f32(grad)?;
-                st.steps[i] += 1;
-                let t = st.steps[i];
+                // `steps`, `exp_avg` and `exp_avg_sq` have one slot per
+                // parameter (`new` and `load_state` check it). A loaded
+                // count may be anything: stop at the end of u64 instead of
+                // wrapping to a first step.
+                let t = st.steps[i].checked_add(1).ok_or_else(|| {
+                    AutogradError::bad("Adam::step", format!("the step count of parameter {i} is at u64::MAX"))
+                })?;
+                st.steps[i] = t;
                 let m = st.exp_avg[i].get_or_insert_with(|| vec![0.0; g.len()]);
                 let v = st.exp_avg_sq[i].get_or_insert_with(|| vec![0.0; g.len()]);
                 let st = kernel::AdamStep::new(c.lr, b1, b2, c.eps, c.weight_decay, decoupled, t);
