@@ -136,6 +136,42 @@ fn restoring_into_another_model_or_run_names_the_mismatch() {
     assert!(matches!(&e, CheckpointError::Missing { tensor } if tensor == "rng/data"), "{e:?}");
 }
 
+/// Values a file can hold but no optimizer accepts: a learning rate that is
+/// NaN or negative is refused before anything is written (the optimizers'
+/// `set_lr` takes any value); an Adam step count at the end of u64 loads (it
+/// is a count) and the next step is an error, not a wrap to a first step.
+#[test]
+fn out_of_range_optimizer_values_in_a_file() {
+    for adam in [false, true] {
+        for lr in [f64::NAN, -0.5] {
+            let mut c = trained(Precision::MasterWeights, adam).capture();
+            let snap = c.optimizer.as_mut().unwrap();
+            match &mut snap.state {
+                OptimizerState::Sgd { config, .. } => config.lr = lr,
+                OptimizerState::Adam { config, .. } | OptimizerState::AdamW { config, .. } => config.lr = lr,
+            }
+            let back = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap();
+            let e = restore_err(&back, Precision::MasterWeights, adam, 32);
+            assert!(matches!(&e, CheckpointError::Metadata { key, .. } if key == "optimizer.lr"), "{e:?}");
+        }
+    }
+    let mut c = trained(Precision::F32, true).capture();
+    match &mut c.optimizer.as_mut().unwrap().state {
+        OptimizerState::AdamW { state, .. } => state.steps.iter_mut().for_each(|s| *s = u64::MAX),
+        other => panic!("{other:?}"),
+    }
+    let back = Checkpoint::from_bytes(&c.to_bytes().unwrap()).unwrap();
+    let mut run = Run::new(Precision::F32, true);
+    run.restore(&back).unwrap();
+    let x = mixprec_autograd::Var::new(Tensor::from_vec(vec![0.5f32; 4 * 16], &[4, 16]).unwrap());
+    let loss = run.net.forward(&x).cross_entropy(&[0, 1, 2, 3], mixprec_autograd::CrossEntropy::default()).unwrap();
+    run.scaler.scale(&loss).unwrap().backward().unwrap();
+    let before = values(&run);
+    let e = run.scaler.step(&mut *run.opt).unwrap_err();
+    assert!(e.to_string().contains("u64::MAX"), "{e}");
+    assert_eq!(values(&run), before);
+}
+
 /// A small checkpoint file for the byte-level tests.
 fn small_file() -> Vec<u8> {
     let mut run = Run::with_hidden(Precision::MasterWeights, false, 3);

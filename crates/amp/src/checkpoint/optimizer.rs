@@ -79,6 +79,11 @@ impl OptimizerSnapshot {
         if let Some(extra) = self.params.iter().find(|p| !names.contains(p)) {
             return Err(CheckpointError::Unexpected { tensor: format!("optimizer state of `{extra}`") });
         }
+        // Checked here, before `restore` writes anything.
+        checked_lr(match &self.state {
+            OptimizerState::Sgd { config, .. } => config.lr,
+            OptimizerState::Adam { config, .. } | OptimizerState::AdamW { config, .. } => config.lr,
+        })?;
         if self.state.len() != self.params.len() {
             return Err(CheckpointError::Invalid {
                 what: "the optimizer state".into(),
@@ -149,6 +154,16 @@ fn invalid(e: mixprec_autograd::AutogradError) -> CheckpointError {
     CheckpointError::Invalid { what: "the optimizer state".into(), reason: e.to_string() }
 }
 
+/// The learning rate a file holds, refused unless the optimizer's
+/// constructor would accept it (`set_lr` takes any value).
+fn checked_lr(lr: f64) -> Result<f64, CheckpointError> {
+    if lr >= 0.0 {
+        Ok(lr)
+    } else {
+        Err(CheckpointError::metadata("optimizer.lr", format!("{lr} is not a non-negative number")))
+    }
+}
+
 impl CheckpointOptimizer for Sgd {
     fn state_params(&self) -> &[Var] {
         self.params()
@@ -160,8 +175,9 @@ impl CheckpointOptimizer for Sgd {
 
     fn import_state(&mut self, state: OptimizerState) -> Result<(), CheckpointError> {
         let OptimizerState::Sgd { config, state } = state else { return Err(mismatch("sgd", &state)) };
+        let lr = checked_lr(config.lr)?;
         self.load_state(state).map_err(invalid)?;
-        self.set_lr(config.lr);
+        self.set_lr(lr);
         Ok(())
     }
 }
@@ -179,8 +195,9 @@ macro_rules! adam_checkpoint {
 
             fn import_state(&mut self, state: OptimizerState) -> Result<(), CheckpointError> {
                 let OptimizerState::$variant { config, state } = state else { return Err(mismatch($kind, &state)) };
+                let lr = checked_lr(config.lr)?;
                 self.load_state(state).map_err(invalid)?;
-                self.set_lr(config.lr);
+                self.set_lr(lr);
                 Ok(())
             }
         }
