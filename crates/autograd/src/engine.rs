@@ -36,6 +36,8 @@ pub(crate) struct Slots {
 
 impl Slots {
     fn slot(&mut self, node: &Arc<Node>) -> &mut Option<Tensor> {
+        // Every node a rule can reach is in the order `collect` built from
+        // the same graph, so it has a slot.
         let i = self.index[&Arc::as_ptr(node)];
         &mut self.grads[i]
     }
@@ -106,6 +108,7 @@ pub(crate) fn backward(root: &Var, opts: BackwardOptions) -> Result<()> {
         index: order.iter().enumerate().map(|(i, n)| (Arc::as_ptr(n), i)).collect(),
         grads: (0..order.len()).map(|_| None).collect(),
     };
+    // The order starts with the root.
     slots.grads[0] = Some(seed);
     let scanning = scan::enabled();
     let observing = scan::observing();

@@ -81,7 +81,8 @@ impl Linear {
         Ok(Linear { weight: Var::parameter(weight), bias: bias.map(Var::parameter) })
     }
 
-    /// Input features.
+    /// Input features. (The weight is rank 2: `from_tensors` checks it and
+    /// a parameter's shape never changes.)
     pub fn in_features(&self) -> usize {
         self.weight.shape()[1]
     }

@@ -264,6 +264,7 @@ impl Backward for CrossEntropyBackward {
                     for v in row.iter_mut() {
                         *v -= smooth;
                     }
+                    // `as_rows` checked every kept target against C.
                     row[t] += gi * self.eps;
                 }
             }

@@ -46,7 +46,7 @@ impl Mat {
         Ok(Mat { t: t.contiguous(), trans })
     }
 
-    /// Rows and columns of `op(t)`.
+    /// Rows and columns of `op(t)` (callers build a `Mat` from 2-D tensors only).
     pub(crate) fn dims(&self) -> (usize, usize) {
         let s = self.t.shape();
         match self.trans {

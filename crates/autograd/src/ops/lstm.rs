@@ -135,6 +135,7 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
         let p = LstmParams::from_vars(&ins[at..at + n], layer);
         at += n;
         let (hs, is) = p.sizes(OP)?;
+        // Rank 3: `x` was checked, later layers read the previous one's `[T, B, H]`.
         if input.shape()[2] != is {
             return Err(TensorError::ShapeMismatch {
                 op: OP,

@@ -60,6 +60,7 @@ impl Backward for MatmulBackward {
         // The output shape with 1-D operands' axes put back.
         let mut g_sh = g.shape().to_vec();
         if self.a_shape.len() == 1 {
+            // A 1-D `a` with a 2-D+ `b` gives a rank ≥ 1 output; with a 1-D `b`, nothing is subtracted.
             let at = g_sh.len() - usize::from(self.b_shape.len() != 1);
             g_sh.insert(at, 1);
         }

@@ -61,6 +61,7 @@ impl Var {
     pub fn permute(&self, perm: &[usize]) -> Result<Var> {
         let [x] = cast_inputs("permute", [self])?;
         let y = x.value().permute(perm)?;
+        // `Tensor::permute` accepted `perm`: a permutation of 0..rank.
         let mut inverse = vec![0; perm.len()];
         for (i, &p) in perm.iter().enumerate() {
             inverse[p] = i;
