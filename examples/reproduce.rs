@@ -1,7 +1,8 @@
 //! The paper's comparisons on real MNIST in one run (Micikevicius et al.,
 //! "Mixed Precision Training", ICLR 2018): FP32, pure FP16, master weights
 //! without loss scaling, with a static, dynamic and statistics-driven
-//! scale, and BF16; a table, one JSON record per run, and the figures.
+//! scale, and BF16; a table, one JSON record per configuration, and the
+//! figures.
 //!
 //! ```text
 //! cargo run --release --example reproduce                # ≈ 2 min on 2 cores
@@ -23,8 +24,9 @@ use mixprec::amp::{F16Underflow, Precision};
 use mixprec::data::{Mnist, Normalize, load_mnist};
 use mixprec::tensor::DType;
 use mixprec_train::plot::{Chart, Log2Histogram, Series};
+use mixprec_train::record::finite;
 use mixprec_train::tasks::MnistMlp;
-use mixprec_train::{ExampleError, LossScale, OptimizerKind, Record, Resolved, Result};
+use mixprec_train::{BytesByDtype, ExampleError, LossScale, OptimizerKind, Record, Resolved, Result};
 
 /// Reproduces the paper's comparisons on MNIST (DESIGN.md's MLP).
 ///
@@ -61,7 +63,9 @@ struct Cli {
     /// Where the figures go
     #[arg(long, default_value = "reproduce-out")]
     out: PathBuf,
-    /// One JSON record per run as the last lines of stdout
+    /// One JSON record per configuration as the last lines of stdout
+    /// (accuracy and loss: means over the seeds; steps, seconds, skipped
+    /// steps: totals; peaks: maxima; seed and final scale: the first seed's)
     #[arg(long)]
     json: bool,
 }
@@ -176,8 +180,8 @@ fn run(cli: &Cli) -> Result<()> {
     );
     println!("Figures in {} ({:.0} s in all).", cli.out.display(), start.elapsed().as_secs_f64());
     if cli.json {
-        for r in rows.iter().flat_map(|r| &r.records) {
-            println!("{}", r.to_json());
+        for r in &rows {
+            println!("{}", row_record(&r.records).to_json());
         }
     }
     Ok(())
@@ -281,6 +285,36 @@ fn write_figures(
     }
     .write(&cli.out.join("loss_scale_sweep"))?;
     Ok(sweep)
+}
+
+/// One configuration's record (same schema as a run's) from its runs, one
+/// per seed: `seed` and `final_loss_scale` are the first run's; `steps`,
+/// `seconds` and `skipped_steps` are totals over the runs (so
+/// `steps_per_second` stays their ratio); `final_train_loss` and
+/// `test_accuracy` are means; the peaks are maxima.
+fn row_record(records: &[Record]) -> Record {
+    let mut row = records[0].clone();
+    let mean = |f: &dyn Fn(&Record) -> Option<f64>| {
+        let v: Vec<f64> = records.iter().filter_map(f).collect();
+        (!v.is_empty()).then(|| mean_sd(&v).0)
+    };
+    row.final_train_loss = mean(&|r| r.final_train_loss);
+    row.test_accuracy = mean(&|r| r.test_accuracy);
+    row.val_loss_nats = mean(&|r| r.val_loss_nats);
+    row.perplexity = row.val_loss_nats.map(f64::exp);
+    row.steps = records.iter().map(|r| r.steps).sum();
+    row.seconds = records.iter().map(|r| r.seconds).sum();
+    row.steps_per_second = finite(row.steps as f64 / row.seconds);
+    row.skipped_steps = records.iter().map(|r| r.skipped_steps).sum();
+    row.peak_tensor_bytes = records.iter().map(|r| r.peak_tensor_bytes).max().unwrap_or(0);
+    row.peak_activation_bytes = records.iter().map(|r| r.peak_activation_bytes).max().unwrap_or(0);
+    let by = |f: &dyn Fn(&Record) -> u64| records.iter().map(f).max().unwrap_or(0);
+    row.peak_tensor_bytes_by_dtype = BytesByDtype {
+        f32: by(&|r| r.peak_tensor_bytes_by_dtype.f32),
+        f16: by(&|r| r.peak_tensor_bytes_by_dtype.f16),
+        bf16: by(&|r| r.peak_tensor_bytes_by_dtype.bf16),
+    };
+    row
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {

@@ -182,9 +182,9 @@ fn bad_flags_and_data_are_reported_not_panics() {
 }
 
 #[test]
-fn reproduce_quick_writes_every_figure_and_a_record_per_run() {
+fn reproduce_quick_writes_every_figure_and_a_record_per_configuration() {
     let dir = std::env::temp_dir().join(format!("mixprec-reproduce-{}", std::process::id()));
-    let out = run("reproduce", &["--steps", "40", "--seeds", "1", "--json", "--out", dir.to_str().unwrap()]);
+    let out = run("reproduce", &["--steps", "40", "--seeds", "1,2", "--json", "--out", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let records: Vec<_> = stdout.lines().filter(|l| l.starts_with('{')).map(check_record).collect();
@@ -205,6 +205,10 @@ fn reproduce_quick_writes_every_figure_and_a_record_per_run() {
     let scales: Vec<&str> = records.iter().map(|r| r["loss_scale"].as_str().unwrap()).collect();
     assert_eq!(scales, ["none", "none", "none", "static:1024", "dynamic", "stats", "none"]);
     assert!(stdout.lines().rev().take(7).all(|l| l.starts_with('{')), "the records are the last lines");
+    // One record per configuration over both seeds: the first seed, the two runs' steps.
+    for r in &records {
+        assert_eq!((r["seed"].as_u64(), r["steps"].as_u64()), (Some(1), Some(80)), "{r:?}");
+    }
     assert!(stdout.contains("| configuration |"), "{stdout}");
     for (stem, texts) in [
         (
