@@ -5,10 +5,10 @@
 //! examples' default recipes ([`recipes`]).
 //!
 //! An example implements [`Task`] (parameters, an epoch of batches, the
-//! loss of a batch, an evaluation) and calls [`run`]; `reproduce` drives
-//! [`Trainer`] directly; [`run_observed`] is [`run`] with another loss
-//! scaler and a look at every step (the scaler comparisons use it). Checkpointing hooks in at [`Trainer`] and
-//! [`RunOptions`].
+//! loss of a batch, an evaluation) and calls [`run`] (`reproduce` calls it
+//! once per configuration and seed); [`run_observed`] is [`run`] with
+//! another loss scaler and a look at every step (the scaler comparisons use
+//! it). Checkpointing hooks in at [`Trainer`] and [`RunOptions`].
 
 pub mod args;
 pub mod error;
