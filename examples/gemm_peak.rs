@@ -14,57 +14,89 @@
 #[path = "../benches/gemm_peers/mod.rs"]
 mod peers;
 
+use std::process::ExitCode;
 use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
 
 use mixprec::kernels::gemm::{self, Blocking, peak};
 use mixprec::kernels::{Isa, table};
 use peers::{Imp, MLP, Problem, SQUARES, Shape};
 
+/// Which product `--compare` times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Op {
+    Sgemm,
+    Hgemm,
+    Bgemm,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "The FMA and bf16 dot-product peaks, GEMM blocking, and GEMM throughput beside the peers")]
 struct Opts {
-    compare: Option<String>,
-    shapes: Vec<Shape>,
-    threads: usize,
-    reps: usize,
+    /// Time this product beside its peers (interleaved repetitions, medians).
+    #[arg(long, value_enum)]
+    compare: Option<Op>,
+    /// Comma-separated: `squares`, `mlp`, `all`, a size `S` (S×S×S) or `MxKxN[:TT]` (TT in N/T: op(A), op(B)).
+    #[arg(long, value_parser = parse_shapes, default_value = "1024")]
+    shapes: ShapeList,
+    /// Threads of the rayon pool the products run on.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: u32,
+    /// Interleaved repetitions per implementation (the median is reported).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    reps: u32,
+    /// Minimum milliseconds per timed sample (calls are repeated to reach it).
+    #[arg(long, default_value_t = 30.0, value_parser = positive_ms)]
     min_ms: f64,
 }
 
-fn parse_shapes(spec: &str) -> Vec<Shape> {
-    let t = |c: u8| if c == b'T' { gemm::Transpose::Yes } else { gemm::Transpose::No };
-    spec.split(',')
-        .flat_map(|item| match item {
-            "squares" => SQUARES.to_vec(),
-            "mlp" => MLP.to_vec(),
-            "all" => SQUARES.iter().chain(MLP.iter()).copied().collect(),
+#[derive(Clone, Debug)]
+struct ShapeList(Vec<Shape>);
+
+fn positive_ms(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number of milliseconds")),
+    }
+}
+
+fn parse_dim(item: &str, d: &str) -> Result<usize, String> {
+    match d.parse::<usize>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(format!("shape `{item}`: `{d}` is not a positive size")),
+    }
+}
+
+fn parse_shapes(spec: &str) -> Result<ShapeList, String> {
+    let mut out = Vec::new();
+    for item in spec.split(',') {
+        match item {
+            "squares" => out.extend(SQUARES),
+            "mlp" => out.extend(MLP),
+            "all" => out.extend(SQUARES.iter().chain(MLP.iter())),
             _ => {
                 let (dims, tt) = item.split_once(':').unwrap_or((item, "NN"));
-                let d: Vec<usize> = dims.split('x').map(|x| x.parse().expect("shape: MxKxN")).collect();
+                let d = dims.split('x').map(|x| parse_dim(item, x)).collect::<Result<Vec<_>, _>>()?;
                 let (m, k, n) = match d[..] {
                     [s] => (s, s, s),
                     [m, k, n] => (m, k, n),
-                    _ => panic!("shape `{item}`: expected S or MxKxN[:TT]"),
+                    _ => return Err(format!("shape `{item}`: expected S or MxKxN[:TT]")),
                 };
-                let tt = tt.as_bytes();
-                vec![Shape { name: "custom", ta: t(tt[0]), tb: t(tt[1]), m, k, n }]
+                let t = |c: u8| match c {
+                    b'N' => Ok(gemm::Transpose::No),
+                    b'T' => Ok(gemm::Transpose::Yes),
+                    _ => Err(format!("shape `{item}`: transposes `{tt}` must be two of N and T")),
+                };
+                let (ta, tb) = match tt.as_bytes() {
+                    &[a, b] => (t(a)?, t(b)?),
+                    _ => return Err(format!("shape `{item}`: transposes `{tt}` must be two of N and T")),
+                };
+                out.push(Shape { name: "custom", ta, tb, m, k, n });
             }
-        })
-        .collect()
-}
-
-fn opts() -> Opts {
-    let mut o = Opts { compare: None, shapes: vec![SQUARES[4]], threads: 1, reps: 7, min_ms: 30.0 };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
-        match a.as_str() {
-            "--compare" => o.compare = Some(val()),
-            "--shapes" => o.shapes = parse_shapes(&val()),
-            "--threads" => o.threads = val().parse().expect("--threads N"),
-            "--reps" => o.reps = val().parse().expect("--reps R"),
-            "--min-ms" => o.min_ms = val().parse().expect("--min-ms T"),
-            other => panic!("unknown argument `{other}`"),
         }
     }
-    o
+    Ok(ShapeList(out))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -72,20 +104,36 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
-    let o = opts();
+fn main() -> ExitCode {
+    let o = Opts::parse();
     // matrixmultiply reads its thread count once per process from the
     // environment: run again with it set.
     if o.compare.is_some() && std::env::var("MATMUL_NUM_THREADS").ok() != Some(o.threads.to_string()) {
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(std::env::args().skip(1))
-            .env("MATMUL_NUM_THREADS", o.threads.to_string())
-            .status()
-            .expect("re-run");
-        std::process::exit(status.code().unwrap_or(1));
+        let status = std::env::current_exe().and_then(|exe| {
+            std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env("MATMUL_NUM_THREADS", o.threads.to_string())
+                .status()
+        });
+        return match status {
+            Ok(s) if s.success() => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("gemm_peak: could not re-run itself with MATMUL_NUM_THREADS set: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(o.threads).build().unwrap();
-    pool.install(|| report(&o));
+    match rayon::ThreadPoolBuilder::new().num_threads(o.threads as usize).build() {
+        Ok(pool) => {
+            pool.install(|| report(&o));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gemm_peak: could not start {} threads: {e}", o.threads);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn report(o: &Opts) {
@@ -108,36 +156,36 @@ fn report(o: &Opts) {
         Some(d) => println!("peak bf16 dot product (vdpbf16ps): {d:.1} GFLOP/s per core"),
         None => println!("peak bf16 dot product: this CPU has no AVX-512-BF16"),
     }
-    let Some(op) = o.compare.as_deref() else { return };
+    let Some(op) = o.compare else { return };
     let mut imps: Vec<Imp> = match op {
-        "sgemm" => vec![Imp::Sgemm, Imp::PeerGemm, Imp::MatrixMultiply, Imp::Faer],
-        "hgemm" => vec![Imp::Hgemm, Imp::Sgemm, Imp::PeerGemmF16],
-        "bgemm" => vec![Imp::Bgemm, Imp::Sgemm],
-        other => panic!("--compare {other}: expected sgemm, hgemm or bgemm"),
+        Op::Sgemm => vec![Imp::Sgemm, Imp::PeerGemm, Imp::MatrixMultiply, Imp::Faer],
+        Op::Hgemm => vec![Imp::Hgemm, Imp::Sgemm, Imp::PeerGemmF16],
+        Op::Bgemm => vec![Imp::Bgemm, Imp::Sgemm],
     };
     // On AVX-512-FP16 CPUs, the in-register f16 kernel the table does not install.
-    if op == "hgemm"
+    if op == Op::Hgemm
         && let Some((name, _)) = peers::alternative()
     {
         println!("alternative hgemm path measured as mixprec_hgemm_f16panels: {name}");
         imps.push(Imp::HgemmAlt);
     }
-    let peak_ref = if op == "bgemm" { dot.unwrap_or(fma) } else { fma } * o.threads as f64;
+    let peak_ref = if op == Op::Bgemm { dot.unwrap_or(fma) } else { fma } * f64::from(o.threads);
+    let op = format!("{op:?}").to_lowercase();
     println!(
         "\n{op}, {} thread(s), median of {} interleaved repetitions (GFLOP/s; ratio = {} / other; peak = {peak_ref:.1})",
         o.threads,
         o.reps,
         imps[0].name()
     );
-    for &s in &o.shapes {
+    for &s in &o.shapes.0 {
         let mut p = Problem::new(s);
         // Calibrate: calls per timed sample so each takes at least min_ms.
         let calls: Vec<usize> = imps
             .iter()
             .map(|&imp| {
-                peers::run(imp, &mut p, o.threads);
+                peers::run(imp, &mut p, o.threads as usize);
                 let t = Instant::now();
-                peers::run(imp, &mut p, o.threads);
+                peers::run(imp, &mut p, o.threads as usize);
                 let one = t.elapsed().as_secs_f64().max(1e-7);
                 ((o.min_ms / 1e3 / one).ceil() as usize).max(1)
             })
@@ -147,7 +195,7 @@ fn report(o: &Opts) {
             for (i, &imp) in imps.iter().enumerate() {
                 let t = Instant::now();
                 for _ in 0..calls[i] {
-                    peers::run(imp, &mut p, o.threads);
+                    peers::run(imp, &mut p, o.threads as usize);
                 }
                 samples[i].push(t.elapsed().as_secs_f64() / calls[i] as f64);
             }

@@ -325,6 +325,40 @@ impl Lanes for bf16 {
     }
 }
 
+/// Transposes a 16×16 block of 32-bit lanes held in 16 registers (row `i`
+/// of the result is lane `i` of every input), in 64 shuffles: the packers'
+/// transposing loops use it instead of element-by-element copies.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn transpose16(r: &[__m512; L]) -> [__m512; L] {
+    let mut t = [_mm512_setzero_ps(); L];
+    for i in 0..L / 2 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4g + c], 128-bit lane l: column 4l + c of rows 4g..4g+4.
+    let mut u = [_mm512_setzero_ps(); L];
+    for g in 0..4 {
+        let b = 4 * g;
+        u[b] = _mm512_shuffle_ps::<0x44>(t[b], t[b + 2]);
+        u[b + 1] = _mm512_shuffle_ps::<0xEE>(t[b], t[b + 2]);
+        u[b + 2] = _mm512_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
+        u[b + 3] = _mm512_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
+    }
+    let mut out = [_mm512_setzero_ps(); L];
+    for c in 0..4 {
+        let v = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+        let w = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+        let v1 = _mm512_shuffle_f32x4::<0xDD>(u[c], u[4 + c]);
+        let w1 = _mm512_shuffle_f32x4::<0xDD>(u[8 + c], u[12 + c]);
+        out[c] = _mm512_shuffle_f32x4::<0x88>(v, w);
+        out[8 + c] = _mm512_shuffle_f32x4::<0xDD>(v, w);
+        out[4 + c] = _mm512_shuffle_f32x4::<0x88>(v1, w1);
+        out[12 + c] = _mm512_shuffle_f32x4::<0xDD>(v1, w1);
+    }
+    out
+}
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn pack_a_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, rows: usize, depth: usize, dst: *mut f32) {
@@ -340,23 +374,20 @@ unsafe fn pack_a_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, rows: usi
                     _mm512_mask_storeu_ps(dst.add(p * rows), rmask, T::load(src.add(p * ld), rmask));
                 }
             }
-            // Stored m×k: read up to 16 depth steps of every row (a masked
-            // load for the last few, so short depths stay vectorised), write
-            // them across.
+            // Stored m×k: up to 16 depth steps of every row (a masked load
+            // for the last few, so short depths stay vectorised), transposed
+            // in registers, each depth step's `rows` values one masked store.
             Transpose::No => {
                 let mut p = 0;
                 while p < depth {
                     let w = (depth - p).min(L);
                     let mask = lane_mask(w, 0);
-                    let mut buf = [[0.0f32; L]; MR];
-                    for (i, r) in buf.iter_mut().enumerate().take(rows) {
-                        _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(i * ld + p), mask));
+                    let mut r = [_mm512_setzero_ps(); L];
+                    for (i, x) in r.iter_mut().enumerate().take(rows) {
+                        *x = T::load(src.add(i * ld + p), mask);
                     }
-                    #[allow(clippy::needless_range_loop)]
-                    for q in 0..w {
-                        for (i, r) in buf.iter().enumerate().take(rows) {
-                            *dst.add((p + q) * rows + i) = r[q];
-                        }
+                    for (q, x) in transpose16(&r).iter().enumerate().take(w) {
+                        _mm512_mask_storeu_ps(dst.add((p + q) * rows), rmask, *x);
                     }
                     p += w;
                 }
@@ -380,21 +411,22 @@ unsafe fn pack_b_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, cols: usi
                 }
             }
             // Stored n×k: up to 16 depth steps of each column (masked for the
-            // last few), written across; columns past `cols` stay zero.
+            // last few), transposed in registers per half of the panel;
+            // columns past `cols` stay zero.
             Transpose::Yes => {
                 let mut p = 0;
                 while p < depth {
                     let w = (depth - p).min(L);
                     let mask = lane_mask(w, 0);
-                    let mut buf = [[0.0f32; L]; NR];
-                    for (j, r) in buf.iter_mut().enumerate().take(cols) {
-                        _mm512_storeu_ps(r.as_mut_ptr(), T::load(src.add(j * ld + p), mask));
-                    }
-                    #[allow(clippy::needless_range_loop)]
-                    for q in 0..w {
-                        let row: [f32; NR] = core::array::from_fn(|j| buf[j][q]);
-                        _mm512_storeu_ps(dst.add((p + q) * NR), _mm512_loadu_ps(row.as_ptr()));
-                        _mm512_storeu_ps(dst.add((p + q) * NR + L), _mm512_loadu_ps(row.as_ptr().add(L)));
+                    for h in 0..NR / L {
+                        let mut r = [_mm512_setzero_ps(); L];
+                        for (j, x) in r.iter_mut().enumerate().take(cols.saturating_sub(h * L)) {
+                            *x = T::load(src.add((h * L + j) * ld + p), mask);
+                        }
+                        let t = if h * L < cols { transpose16(&r) } else { r };
+                        for (q, x) in t.iter().enumerate().take(w) {
+                            _mm512_storeu_ps(dst.add((p + q) * NR + h * L), *x);
+                        }
                     }
                     p += w;
                 }
@@ -567,23 +599,36 @@ unsafe fn interleave_pairs(lo: *const u16, hi: *const u16, count: usize, width: 
 
 /// `dst[q·width + j]` = the pair at `src + j·ld + 2q` for `j < count` (zero
 /// for `count ≤ j < width`), `q < depth.div_ceil(2)`; an odd depth's last
-/// pair has a zero high half. Pairs of adjacent steps are one u32 read.
+/// pair has a zero high half. Up to 16 pairs of each row are one masked load
+/// (the mask counts bf16 elements, so an odd depth's missing half reads as
+/// zero), transposed in registers as 32-bit lanes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 #[inline]
 unsafe fn gather_pairs(src: *const u16, ld: usize, count: usize, depth: usize, width: usize, dst: *mut u32) {
-    let full = depth / 2;
+    let pairs = depth.div_ceil(2);
     // SAFETY: the caller guarantees `count` rows of `depth` readable u16 at
-    // stride `ld` and `width·depth.div_ceil(2)` writable u32 at `dst`.
+    // stride `ld` and `width·depth.div_ceil(2)` writable u32 at `dst`; the
+    // element mask keeps loads inside each row, the lane mask stores inside
+    // `width`.
     unsafe {
-        for q in 0..depth.div_ceil(2) {
-            let d = dst.add(q * width);
-            for j in 0..count {
-                let s = src.add(j * ld + 2 * q);
-                *d.add(j) = if q < full { s.cast::<u32>().read_unaligned() } else { *s as u32 };
+        let mut q = 0;
+        while q < pairs {
+            let w = (pairs - q).min(L);
+            let elems = (depth - 2 * q).min(2 * L);
+            let emask: __mmask32 = if elems >= 32 { u32::MAX } else { (1u32 << elems) - 1 };
+            for h in 0..width.div_ceil(L) {
+                let mut r = [_mm512_setzero_ps(); L];
+                for (j, x) in r.iter_mut().enumerate().take(count.saturating_sub(h * L)) {
+                    let v = _mm512_maskz_loadu_epi16(emask, src.add((h * L + j) * ld + 2 * q).cast());
+                    *x = _mm512_castsi512_ps(v);
+                }
+                let t = if h * L < count { transpose16(&r) } else { r };
+                let smask = lane_mask(width - h * L, 0);
+                for (qq, x) in t.iter().enumerate().take(w) {
+                    _mm512_mask_storeu_ps(dst.add((q + qq) * width + h * L).cast(), smask, *x);
+                }
             }
-            for j in count..width {
-                *d.add(j) = 0;
-            }
+            q += w;
         }
     }
 }

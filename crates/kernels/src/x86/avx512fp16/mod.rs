@@ -4,7 +4,8 @@
 //! `1/x`, `x²`, negation, absolute value and ReLU (32 lanes per instruction;
 //! a scalar operand only if its f32 value is an f16), and classification;
 //! everything else keeps the avx512 kernels, hgemm included (its conversion
-//! while packing outruns the in-register widening of `gemm.rs`). Casts keep
+//! while packing outruns the in-register widening of `gemm.rs`), except that
+//! bgemm widens while packing instead of using `vdpbf16ps`. Casts keep
 //! avx512's `vcvtps2ph`/`vcvtph2ps` (the `vcvtps2phx` forms are the same
 //! operation at the same speed).
 //! `install` overrides the entries of the table this path implements.
@@ -194,6 +195,11 @@ pub(crate) fn unary_avx512fp16(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) {
 
 /// Overrides the entries this path implements.
 pub(crate) fn install(k: &mut Kernels, _features: Features) {
+    // bgemm widens bf16 while packing into the FP32 kernel, as hgemm does:
+    // on the AVX-512-FP16 Xeon `vdpbf16ps` runs at half the FP32 FMA rate
+    // (84.6 against 169.6 GFLOP/s per core, docs/kernels.md), the opposite of
+    // Zen 4, so the pair kernel the avx512 table installs would halve bgemm.
+    k.gemm.bgemm = crate::x86::avx512::gemm::table(false).bgemm;
     k.amp.has_non_finite_f16 = kernel!(has_non_finite_f16_avx512fp16);
     k.ew.binary = kernel!(binary_avx512fp16);
     k.ew.unary = kernel!(unary_avx512fp16);
