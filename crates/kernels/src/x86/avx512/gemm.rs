@@ -128,6 +128,33 @@ pub(crate) unsafe fn store_tile<const M: usize, const NV: usize>(
     out: &mut TileOut<'_>,
 ) {
     let alpha = _mm512_set1_ps(out.alpha);
+    // The common tile (an f32 destination written or accumulated into, no
+    // bias or ReLU) without the per-vector epilogue dispatch of `store_vec`,
+    // so the accumulators go from registers to C: this is most of the cost
+    // outside the depth loop when the depth is short.
+    if out.bias.is_none() && !out.relu && matches!(out.prev, Prev::None | Prev::Dst) {
+        let accumulate = matches!(out.prev, Prev::Dst);
+        if let Dst::F32(c, ld) = &mut out.dst {
+            let (p, ld) = (c.as_mut_ptr(), *ld);
+            for (i, row) in acc.iter().enumerate() {
+                for (v, &a) in row.iter().enumerate() {
+                    let mask = lane_mask(n, v);
+                    // SAFETY: `check_tile` established that row i, columns
+                    // v·16.. under `mask` are inside the destination.
+                    unsafe {
+                        let q = p.add(i * ld + v * L);
+                        let x = if accumulate {
+                            _mm512_fmadd_ps(a, alpha, _mm512_maskz_loadu_ps(mask, q))
+                        } else {
+                            _mm512_mul_ps(a, alpha)
+                        };
+                        _mm512_mask_storeu_ps(q, mask, x);
+                    }
+                }
+            }
+            return;
+        }
+    }
     for (i, row) in acc.iter().enumerate() {
         for (v, &a) in row.iter().enumerate() {
             // SAFETY: forwarded from the caller (`check_tile` passed).
