@@ -486,3 +486,16 @@ fn packers_match_the_reference_layout() {
     }
     assert!(seen > 0);
 }
+
+/// On AVX-512-FP16 CPUs bgemm widens bf16 while packing into the FP32 kernel
+/// instead of the `vdpbf16ps` pair kernel, which runs at half the FMA rate
+/// there (docs/kernels.md).
+#[test]
+fn avx512fp16_bgemm_widens_into_the_f32_kernel() {
+    let Some(t) = mixprec_kernels::table(mixprec_kernels::Isa::Avx512Fp16) else {
+        eprintln!("skipped path avx512fp16: not available here");
+        return;
+    };
+    assert!(matches!(t.gemm.bgemm, Path::F32(_)), "avx512fp16 bgemm: {:?}", t.gemm.bgemm.shape());
+    assert_eq!(t.gemm.bgemm.shape().kpack, 1);
+}
