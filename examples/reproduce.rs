@@ -41,7 +41,7 @@ use mixprec_train::{BytesByDtype, ExampleError, LossScale, OptimizerKind, Record
 #[derive(Parser, Debug)]
 #[command(name = "reproduce")]
 struct Cli {
-    /// Epochs per run [default: 1, or 10 with --full]
+    /// Epochs per run [default: 2, or 10 with --full]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
     /// The full recipe: 10 epochs per run
