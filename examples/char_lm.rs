@@ -40,7 +40,7 @@ fn run(cli: &Cli) -> Result<()> {
     let path = opts.data.clone().unwrap_or_else(shipped_shakespeare);
     let corpus = TextCorpus::load(&path)?;
     let mut task = CharLm::new(&corpus, SEQ_LEN, cli.valid_chars as usize, opts.seed)?;
-    let outcome = mixprec_train::run(&mut task, &opts)?;
+    let outcome = mixprec_train::run_with(&mut task, &opts, &cli.train.checkpointing())?;
     mixprec_train::report(&outcome.record, opts.json);
     Ok(())
 }

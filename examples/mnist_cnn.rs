@@ -41,7 +41,7 @@ fn run(cli: &Cli) -> Result<()> {
         None => Mnist::shipped()?,
     };
     let mut task = MnistCnn::new(&mnist, opts.seed)?;
-    let outcome = mixprec_train::run(&mut task, &opts)?;
+    let outcome = mixprec_train::run_with(&mut task, &opts, &cli.train.checkpointing())?;
     mixprec_train::report(&outcome.record, opts.json);
     Ok(())
 }

@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --release --example mnist_mlp -- --precision master-weights
 //! cargo run --release --example mnist_mlp -- --precision autocast-bf16 --epochs 2 --json
+//! cargo run --release --example mnist_mlp -- --precision master-weights --save ckpt --stop-after 1000
+//! cargo run --release --example mnist_mlp -- --precision master-weights --resume ckpt --save ckpt
 //! ```
 
 use clap::Parser;
@@ -38,7 +40,7 @@ fn run(cli: &Cli) -> Result<()> {
         None => Mnist::shipped()?,
     };
     let mut task = MnistMlp::new(&mnist, opts.seed)?;
-    let outcome = mixprec_train::run(&mut task, &opts)?;
+    let outcome = mixprec_train::run_with(&mut task, &opts, &cli.train.checkpointing())?;
     mixprec_train::report(&outcome.record, opts.json);
     Ok(())
 }

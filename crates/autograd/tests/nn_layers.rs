@@ -2,7 +2,9 @@
 //! each forwards to its op (same values as the op called directly).
 
 use mixprec_autograd::Var;
-use mixprec_autograd::nn::{AvgPool2d, BatchNorm2d, Conv2d, Dropout, Embedding, LSTM, LayerNorm, MaxPool2d, Module};
+use mixprec_autograd::nn::{
+    AvgPool2d, BatchNorm2d, Conv2d, Dropout, Embedding, LSTM, LayerNorm, MaxPool2d, Module, Relu, Sequential,
+};
 use mixprec_tensor::random::Generator;
 use mixprec_tensor::{DType, Tensor};
 
@@ -53,6 +55,37 @@ fn batch_norm_module_trains_then_evaluates_on_running_statistics() {
     assert_eq!(vals(&ye), vals(&want));
     // Eval leaves the running statistics alone.
     assert_eq!(bn.running_stats().mean.to_vec_f64().unwrap(), stats.mean.to_vec_f64().unwrap());
+}
+
+#[test]
+fn batch_norm_buffers_are_listed_by_path_and_restored_exactly() {
+    let net = || Sequential::new().push_named("bn", BatchNorm2d::new(4).unwrap()).push(Relu);
+    let (a, b) = (net(), net());
+    a.forward(&input(&[8, 4, 3, 3], 5)).unwrap();
+    let bufs = a.named_buffers();
+    let names: Vec<&str> = bufs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["bn.running_mean", "bn.running_var"]);
+    assert_ne!(b.named_buffers()[0].1.to_vec_f32().unwrap(), bufs[0].1.to_vec_f32().unwrap());
+    for (n, t) in &bufs {
+        b.set_buffer(n, t.clone()).unwrap();
+    }
+    for ((_, x), (_, y)) in b.named_buffers().iter().zip(&bufs) {
+        assert_eq!(x.to_vec_f32().unwrap(), y.to_vec_f32().unwrap());
+    }
+    // Restored statistics give the same evaluation output.
+    let (mut a, mut b) = (a, b);
+    a.eval();
+    b.eval();
+    let x = input(&[2, 4, 3, 3], 6);
+    assert_eq!(vals(&a.forward(&x).unwrap()), vals(&b.forward(&x).unwrap()));
+    // Unknown paths and mismatched values are errors naming the buffer.
+    let err = b.set_buffer("bn.running_mu", bufs[0].1.clone()).unwrap_err().to_string();
+    assert!(err.contains("bn.running_mu"), "{err}");
+    let err = b.set_buffer("bn.running_mean", Tensor::zeros(&[5], DType::F32).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("running_mean") && err.contains("[5]"), "{err}");
+    let err = b.set_buffer("bn.running_var", Tensor::ones(&[4], DType::F16).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("running_var") && err.contains("f16"), "{err}");
+    assert!(Relu.set_buffer("x", bufs[0].1.clone()).is_err());
 }
 
 #[test]

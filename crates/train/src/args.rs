@@ -147,6 +147,32 @@ pub struct TrainArgs {
     /// Print one JSON object as the last line of stdout; no progress bar
     #[arg(long)]
     pub json: bool,
+    /// Save a checkpoint (DIR/checkpoint.safetensors, written atomically) at the end of each epoch (or every --save-every steps) and at the end
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+    /// With --save: save every N optimizer steps instead of at each epoch's end
+    #[arg(long, value_name = "N", requires = "save", value_parser = clap::value_parser!(u64).range(1..))]
+    pub save_every: Option<u64>,
+    /// Continue the run saved in DIR (by --save) from its step, bit-exactly: same example, --precision, --loss-scale, --optimizer, --lr, --batch-size, --epochs, --steps and --seed
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Stop once this many steps have run in total (counting those before --resume), without shortening the learning-rate schedule; save with --save and continue later with --resume
+    #[arg(long, value_name = "STEP", value_parser = clap::value_parser!(u64).range(1..))]
+    pub stop_after: Option<u64>,
+}
+
+/// The checkpoint flags of a run (`--save`, `--save-every`, `--resume`,
+/// `--stop-after`); [`Checkpointing::default`] is none of them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checkpointing {
+    /// `--save`: the directory checkpoints are written to.
+    pub save: Option<PathBuf>,
+    /// `--save-every` (`None`: at each epoch's end).
+    pub save_every: Option<usize>,
+    /// `--resume`: the directory of the checkpoint to continue from.
+    pub resume: Option<PathBuf>,
+    /// `--stop-after`: the step to stop at (the schedule still spans the run).
+    pub stop_after: Option<usize>,
 }
 
 /// An example's default recipe.
@@ -222,6 +248,19 @@ impl TrainArgs {
             max_steps: self.steps.or(defaults.steps).map(to_usize),
             json: self.json,
         })
+    }
+}
+
+impl TrainArgs {
+    /// The checkpoint flags.
+    pub fn checkpointing(&self) -> Checkpointing {
+        let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Checkpointing {
+            save: self.save.clone(),
+            save_every: self.save_every.map(to_usize),
+            resume: self.resume.clone(),
+            stop_after: self.stop_after.map(to_usize),
+        }
     }
 }
 
@@ -313,6 +352,8 @@ mod tests {
             (&["--optimizer", "lbfgs"], "--optimizer"),
             (&["--threads", "0"], "--threads"),
             (&["--seed", "x"], "--seed"),
+            (&["--save-every", "0", "--save", "d"], "--save-every"),
+            (&["--stop-after", "0"], "--stop-after"),
         ] {
             let err = parse(args).unwrap_err();
             use clap::error::ErrorKind;
@@ -321,6 +362,27 @@ mod tests {
         }
         let err = parse(&["--frobnicate"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+        let err = parse(&["--save-every", "5"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{err}");
+        assert!(err.to_string().contains("--save"), "{err}");
+    }
+
+    #[test]
+    fn checkpoint_flags() {
+        assert_eq!(parse(&[]).unwrap().train.checkpointing(), Checkpointing::default());
+        let c = parse(&["--save", "a", "--save-every", "50", "--resume", "b", "--stop-after", "7"])
+            .unwrap()
+            .train
+            .checkpointing();
+        assert_eq!(
+            c,
+            Checkpointing {
+                save: Some("a".into()),
+                save_every: Some(50),
+                resume: Some("b".into()),
+                stop_after: Some(7)
+            }
+        );
     }
 
     #[test]

@@ -51,6 +51,24 @@ pub enum ExampleError {
         /// What the writer reported.
         reason: String,
     },
+    /// Saving, loading or restoring a checkpoint failed (`--save`,
+    /// `--resume`): the error names the file, tensor or metadata key and
+    /// the mismatch (another model, another precision mode, …).
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] mixprec::amp::CheckpointError),
+    /// `--resume` with a flag that defines the run (batch size, learning
+    /// rate, schedule, …) different from the run that wrote the checkpoint.
+    #[error(
+        "--resume: the checkpoint's run used {flag} {checkpoint}, this run {flag} {run}; resume with the same value"
+    )]
+    ResumeMismatch {
+        /// The flag, with its dashes.
+        flag: &'static str,
+        /// The value the checkpoint's run used.
+        checkpoint: String,
+        /// The value given now.
+        run: String,
+    },
     /// The thread pool could not be built.
     #[error("cannot start {threads} threads: {reason}")]
     Threads {

@@ -8,7 +8,8 @@
 //! loss of a batch, an evaluation) and calls [`run`] (`reproduce` calls it
 //! once per configuration and seed); [`run_observed`] is [`run`] with
 //! another loss scaler and a look at every step (the scaler comparisons use
-//! it). Checkpointing hooks in at [`Trainer`] and [`RunOptions`].
+//! it); [`run_with`] adds checkpoints (`--save`, `--resume`,
+//! [`Checkpointing`]).
 
 pub mod args;
 pub mod error;
@@ -19,10 +20,13 @@ pub mod record;
 pub mod tasks;
 pub mod trainer;
 
-pub use args::{Defaults, LossScale, OptimizerKind, Resolved, TrainArgs, parse_args, try_parse_args_from};
+pub use args::{
+    Checkpointing, Defaults, LossScale, OptimizerKind, Resolved, TrainArgs, parse_args, try_parse_args_from,
+};
 pub use error::{ExampleError, Result};
 pub use progress::Progress;
 pub use record::{BytesByDtype, Record};
 pub use trainer::{
-    Eval, Outcome, RunOptions, StepReport, Task, Trainer, TrainerConfig, accuracy, exit_with, report, run, run_observed,
+    Eval, Outcome, RunOptions, StepReport, Task, Trainer, TrainerConfig, accuracy, exit_with, report, run,
+    run_observed, run_with,
 };

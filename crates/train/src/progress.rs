@@ -43,6 +43,11 @@ impl Progress {
         }
     }
 
+    /// Prints a line to stderr without tearing the bar.
+    pub fn note(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();

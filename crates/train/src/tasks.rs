@@ -212,6 +212,14 @@ impl Task for MnistCnn<'_> {
         self.features.set_training(training);
     }
 
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        self.features.named_buffers()
+    }
+
+    fn set_buffer(&self, path: &str, value: Tensor) -> Result<()> {
+        Ok(self.features.set_buffer(path, value)?)
+    }
+
     fn steps_per_epoch(&self, batch_size: usize) -> usize {
         BatchConfig::new(batch_size).num_batches(self.mnist.train.len())
     }

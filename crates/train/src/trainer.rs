@@ -5,11 +5,16 @@
 //!
 //! The learning rate follows a cosine decay from `--lr` to 0 over the
 //! planned steps and advances only on applied steps, so skipped steps do
-//! not shift the schedule. Checkpointing (save/resume) belongs between
-//! steps in [`run`]'s loop, with the trainer's state.
+//! not shift the schedule. [`run_with`] saves checkpoints between steps
+//! (`--save`) and continues from one (`--resume`) bit-exactly: the
+//! trainer's state ([`Trainer::capture`]), the data order's generator at
+//! the start of the epoch with the batches already taken, the model's
+//! buffers and the losses of the epoch so far.
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
+use mixprec::amp::checkpoint::{Checkpoint, CheckpointError, CheckpointOptimizer, OptimizerState};
 use mixprec::amp::scaler::ScalerConfig;
 use mixprec::amp::{GradScaler, MasterWeights, Precision, autocast, convert_params};
 use mixprec::autograd::optim::schedule::{CosineLr, LrSchedule};
@@ -17,16 +22,36 @@ use mixprec::autograd::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use mixprec::autograd::{Var, no_grad};
 use mixprec::data::{ImageSet, Normalize};
 use mixprec::tensor::Tensor;
-use mixprec::tensor::random::Generator;
+use mixprec::tensor::random::{Generator, GeneratorState};
 use mixprec::tensor::{DType, memory};
 
-use crate::args::{LossScale, OptimizerKind, Resolved};
-use crate::error::Result;
+use crate::args::{Checkpointing, LossScale, OptimizerKind, Resolved};
+use crate::error::{ExampleError, Result};
 use crate::progress::Progress;
 use crate::record::{BytesByDtype, Record, finite};
 
+/// What the trainer needs of an optimizer: a step, and its state in checkpoints.
+trait TrainOptimizer: Optimizer + CheckpointOptimizer + Send {}
+
+impl<O: Optimizer + CheckpointOptimizer + Send> TrainOptimizer for O {}
+
 /// The optimizer a run asked for, behind one type.
-struct AnyOptimizer(Box<dyn Optimizer + Send>);
+struct AnyOptimizer(Box<dyn TrainOptimizer>);
+
+impl CheckpointOptimizer for AnyOptimizer {
+    fn state_params(&self) -> &[Var] {
+        self.0.state_params()
+    }
+    fn master_params(&self) -> Option<&[Var]> {
+        self.0.master_params()
+    }
+    fn export_state(&self) -> OptimizerState {
+        self.0.export_state()
+    }
+    fn import_state(&mut self, state: OptimizerState) -> std::result::Result<(), CheckpointError> {
+        self.0.import_state(state)
+    }
+}
 
 impl Optimizer for AnyOptimizer {
     fn step(&mut self) -> mixprec::autograd::Result<()> {
@@ -167,6 +192,46 @@ impl Trainer {
         self.steps
     }
 
+    /// A checkpoint of the training state for `model` (its name) with
+    /// parameters `params` (`named_parameters()`, the same cells the
+    /// trainer was built from): working copies, FP32 masters, optimizer and
+    /// scaler state, and the step counters (`user.trainer.applied`,
+    /// `user.trainer.skipped`). Generators and buffers are the caller's to add.
+    pub fn capture(&self, model: &str, params: &[(String, Var)]) -> Result<Checkpoint> {
+        let (p, step) = (self.precision, self.steps as u64);
+        let mut c = match &self.opt {
+            Opt::Plain(o) => Checkpoint::capture(model, p, step, params, o, &self.scaler)?,
+            Opt::Master(o) => Checkpoint::capture(model, p, step, params, o, &self.scaler)?,
+        };
+        c.extra.insert(APPLIED.into(), self.applied.to_string());
+        c.extra.insert(SKIPPED.into(), self.skipped.to_string());
+        Ok(c)
+    }
+
+    /// Restores a [`capture`](Self::capture) of a run of the same model,
+    /// precision and optimizer: validates everything first (a typed error
+    /// naming the mismatch, nothing written), then writes the parameters,
+    /// masters, optimizer and scaler state and the step counters.
+    pub fn restore(&mut self, c: &Checkpoint, model: &str, params: &[(String, Var)]) -> Result<()> {
+        let applied: usize = extra_value(c, APPLIED)?;
+        let skipped: u64 = extra_value(c, SKIPPED)?;
+        if applied as u64 + skipped != c.step {
+            return Err(CheckpointError::Metadata {
+                key: format!("user.{APPLIED}"),
+                reason: format!("{applied} applied and {skipped} skipped steps do not add up to step {}", c.step),
+            }
+            .into());
+        }
+        match &mut self.opt {
+            Opt::Plain(o) => c.restore(model, self.precision, params, o, &mut self.scaler)?,
+            Opt::Master(o) => c.restore(model, self.precision, params, o, &mut self.scaler)?,
+        }
+        self.steps = usize::try_from(c.step).unwrap_or(usize::MAX);
+        self.applied = applied;
+        self.skipped = skipped;
+        Ok(())
+    }
+
     /// One step: zero the gradients, run `loss` under the precision's
     /// autocast, backward from the scaled loss, unscale, step unless a
     /// gradient is Inf/NaN, move the scale.
@@ -240,6 +305,18 @@ pub trait Task {
 
     /// Evaluates the trained model (in evaluation mode, under `precision`).
     fn evaluate(&self, precision: Precision) -> Result<Eval>;
+
+    /// The model's buffers (state that training changes but the optimizer
+    /// does not own: batch norm's running statistics) by path, for
+    /// checkpoints. None by default.
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// Restores buffer `path` of [`named_buffers`](Self::named_buffers).
+    fn set_buffer(&self, path: &str, _value: Tensor) -> Result<()> {
+        Err(CheckpointError::Unexpected { tensor: format!("buffer/{path}") }.into())
+    }
 }
 
 /// How [`run`] trains (the resolved flags).
@@ -256,9 +333,9 @@ pub struct Outcome {
 
 /// Trains `task` as `opts` says and returns its record and loss curve;
 /// draws the progress bar, and prints a summary line per epoch unless
-/// `opts.json` (or the bar is shown).
+/// `opts.json` (or the bar is shown). No checkpoints: [`run_with`].
 pub fn run<T: Task>(task: &mut T, opts: &RunOptions) -> Result<Outcome> {
-    run_observed(task, opts, None, |_, _, _| Ok(()))
+    run_with(task, opts, &Checkpointing::default())
 }
 
 /// [`run`], with the loss scaler built from `scaler` instead of
@@ -270,12 +347,151 @@ pub fn run_observed<T: Task>(
     task: &mut T,
     opts: &RunOptions,
     scaler: Option<ScalerConfig>,
+    observe: impl FnMut(&T, &Trainer, &T::Batch) -> Result<()>,
+) -> Result<Outcome> {
+    train(task, opts, &Checkpointing::default(), scaler, observe)
+}
+
+/// Metadata keys of a run's checkpoint beyond [`Trainer::capture`]'s
+/// (stored as `user.<key>`).
+const APPLIED: &str = "trainer.applied";
+const SKIPPED: &str = "trainer.skipped";
+const EPOCH: &str = "run.epoch";
+const EPOCH_BATCHES: &str = "run.epoch_batches";
+/// The generator of the data order, as it was at the start of epoch `run.epoch`.
+const DATA_ORDER: &str = "data_order";
+/// The losses of the steps of epoch `run.epoch` so far (f64).
+const EPOCH_LOSSES: &str = "run.epoch_losses";
+
+/// The flags that define a run, as a resumed run must repeat them: flag,
+/// metadata key, value.
+fn recipe(opts: &RunOptions, total: usize) -> [(&'static str, &'static str, String); 7] {
+    [
+        ("--loss-scale", "run.loss_scale", opts.loss_scale.to_string()),
+        ("--optimizer", "run.optimizer", opts.optimizer.to_string()),
+        ("--lr", "run.lr", opts.lr.to_string()),
+        ("--batch-size", "run.batch_size", opts.batch_size.to_string()),
+        ("--epochs", "run.epochs", opts.epochs.to_string()),
+        ("--steps", "run.total_steps", total.to_string()),
+        ("--seed", "run.seed", opts.seed.to_string()),
+    ]
+}
+
+fn extra_value<V: std::str::FromStr>(c: &Checkpoint, key: &str) -> Result<V> {
+    let raw = c.extra.get(key).ok_or_else(|| CheckpointError::Metadata {
+        key: format!("user.{key}"),
+        reason: "missing (not a checkpoint of a training example)".into(),
+    })?;
+    raw.parse().map_err(|_| {
+        CheckpointError::Metadata { key: format!("user.{key}"), reason: format!("{raw:?} is not a valid value") }.into()
+    })
+}
+
+/// Where in the data a run stands: epoch `epoch` (0-based), whose order
+/// the generator state `order` (taken before the epoch's shuffle) gives,
+/// with `batches` of its batches taken and their `losses`.
+struct Position {
+    epoch: usize,
+    order: GeneratorState,
+    batches: usize,
+    losses: Vec<f64>,
+}
+
+/// Writes the run's checkpoint into `dir`; returns the file.
+fn save<T: Task>(
+    task: &T,
+    trainer: &Trainer,
+    opts: &RunOptions,
+    total: usize,
+    at: &Position,
+    dir: &Path,
+) -> Result<std::path::PathBuf> {
+    let mut c = trainer.capture(task.name(), &task.named_parameters())?;
+    for (_, key, value) in recipe(opts, total) {
+        c.extra.insert(key.into(), value);
+    }
+    c.extra.insert(EPOCH.into(), at.epoch.to_string());
+    c.extra.insert(EPOCH_BATCHES.into(), at.batches.to_string());
+    c.rngs.push((DATA_ORDER.into(), at.order));
+    c.buffers = task.named_buffers();
+    c.buffers.push((EPOCH_LOSSES.into(), Tensor::from_vec(at.losses.clone(), &[at.losses.len()])?));
+    Ok(c.save_in(dir)?)
+}
+
+/// Loads the checkpoint in `dir` and restores it into `task` and
+/// `trainer` after checking that it belongs to this example, precision
+/// mode and recipe; returns where the saved run stood.
+fn resume<T: Task>(task: &T, trainer: &mut Trainer, opts: &RunOptions, total: usize, dir: &Path) -> Result<Position> {
+    let c = Checkpoint::load_from(dir)?;
+    // The model and the mode first: they explain any other difference.
+    if c.model != task.name() {
+        return Err(CheckpointError::OtherModel { expected: task.name().into(), found: c.model.clone() }.into());
+    }
+    if c.precision != opts.precision {
+        return Err(CheckpointError::Precision { expected: opts.precision, found: c.precision }.into());
+    }
+    for (flag, key, value) in recipe(opts, total) {
+        let saved: String = extra_value(&c, key)?;
+        if saved != value {
+            return Err(ExampleError::ResumeMismatch { flag, checkpoint: saved, run: value });
+        }
+    }
+    let epoch: usize = extra_value(&c, EPOCH)?;
+    let batches: usize = extra_value(&c, EPOCH_BATCHES)?;
+    let order = c.rng(DATA_ORDER)?;
+    let losses = c.buffers.iter().find(|(n, _)| n == EPOCH_LOSSES).map(|(_, t)| t);
+    let losses = losses.ok_or_else(|| CheckpointError::Missing { tensor: format!("buffer/{EPOCH_LOSSES}") })?;
+    let losses = c.buffer(EPOCH_LOSSES, &[losses.numel()], DType::F64)?.to_vec::<f64>()?;
+    if batches > task.steps_per_epoch(opts.batch_size) || losses.len() != batches {
+        return Err(CheckpointError::Metadata {
+            key: format!("user.{EPOCH_BATCHES}"),
+            reason: format!(
+                "{batches} batches taken of an epoch of {}, with {} losses",
+                task.steps_per_epoch(opts.batch_size),
+                losses.len()
+            ),
+        }
+        .into());
+    }
+    let buffers = task.named_buffers();
+    let mut values = Vec::with_capacity(buffers.len());
+    for (name, t) in &buffers {
+        values.push((name.clone(), c.buffer(name, t.shape(), t.dtype())?.clone()));
+    }
+    if let Some((name, _)) = c.buffers.iter().find(|(n, _)| n != EPOCH_LOSSES && !buffers.iter().any(|(b, _)| b == n)) {
+        return Err(CheckpointError::Unexpected { tensor: format!("buffer/{name}") }.into());
+    }
+    trainer.restore(&c, task.name(), &task.named_parameters())?;
+    for (name, t) in values {
+        task.set_buffer(&name, t)?;
+    }
+    Ok(Position { epoch, order, batches, losses })
+}
+
+/// [`run`] with checkpoints: continues the run saved by `--resume`'s
+/// directory (checked to be of this task, precision and recipe), stops
+/// after `--stop-after` steps, and saves into `--save`'s directory at each
+/// epoch's end (or every `--save-every` steps) and when it stops. A resumed
+/// run ends bit-identical to the uninterrupted one (parameters, optimizer,
+/// scaler, data order, buffers, record); its [`Outcome::losses`] holds only
+/// the steps it ran. Time spent saving is not counted in `seconds`.
+pub fn run_with<T: Task>(task: &mut T, opts: &RunOptions, ckpt: &Checkpointing) -> Result<Outcome> {
+    train(task, opts, ckpt, None, |_, _, _| Ok(()))
+}
+
+/// The loop behind [`run`], [`run_observed`] and [`run_with`].
+fn train<T: Task>(
+    task: &mut T,
+    opts: &RunOptions,
+    ckpt: &Checkpointing,
+    scaler: Option<ScalerConfig>,
     mut observe: impl FnMut(&T, &Trainer, &T::Batch) -> Result<()>,
 ) -> Result<Outcome> {
     crate::args::init_threads(opts.threads)?;
     let per_epoch = task.steps_per_epoch(opts.batch_size);
     let planned = per_epoch * opts.epochs;
     let total = opts.max_steps.map_or(planned, |m| m.min(planned));
+    let stop = ckpt.stop_after.map_or(total, |s| s.min(total));
     let config = TrainerConfig {
         precision: opts.precision,
         loss_scale: opts.loss_scale,
@@ -289,41 +505,79 @@ pub fn run_observed<T: Task>(
     {
         trainer.scaler = GradScaler::new(c)?;
     }
-    let mut rng = Generator::new(opts.seed ^ 0x5eed_5eed);
-    let progress = Progress::new(total as u64, opts.json);
     task.set_training(true);
+    let mut rng = Generator::new(opts.seed ^ 0x5eed_5eed);
+    let mut at = Position { epoch: 0, order: rng.state(), batches: 0, losses: Vec::new() };
+    if let Some(dir) = &ckpt.resume {
+        at = resume(task, &mut trainer, opts, total, dir)?;
+        rng = Generator::from_state(&at.order);
+    }
+    let first_steps = trainer.steps();
+    let progress = Progress::new(total.saturating_sub(first_steps) as u64, opts.json);
+    let mut saving = Duration::ZERO;
+    let mut saved_at = None;
+    let mut save_now = |trainer: &Trainer, at: &Position, task: &T| -> Result<()> {
+        let Some(dir) = &ckpt.save else { return Ok(()) };
+        if saved_at == Some(trainer.steps()) {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let path = save(task, trainer, opts, total, at, dir)?;
+        saving += t.elapsed();
+        saved_at = Some(trainer.steps());
+        progress.note(&format!("saved step {} to {}", trainer.steps(), path.display()));
+        Ok(())
+    };
     memory::reset_peak();
     mixprec::autograd::saved::reset_peak();
     let start = Instant::now();
-    let mut last_epoch_losses = Vec::new();
-    let mut losses = Vec::with_capacity(total);
-    'epochs: for epoch in 0..opts.epochs {
+    let mut losses = Vec::with_capacity(total.saturating_sub(first_steps));
+    let first_epoch = at.epoch;
+    for epoch in first_epoch..opts.epochs {
+        if trainer.steps() >= stop {
+            break;
+        }
         progress.epoch(epoch + 1, opts.epochs);
-        last_epoch_losses.clear();
         let epoch_start = Instant::now();
-        for batch in task.epoch(opts.batch_size, &mut rng)? {
-            if trainer.steps() >= total {
-                break 'epochs;
-            }
+        let skip = if epoch == first_epoch { at.batches } else { 0 };
+        if epoch != first_epoch {
+            at = Position { epoch, order: rng.state(), batches: 0, losses: Vec::new() };
+        }
+        let mut batches = task.epoch(opts.batch_size, &mut rng)?;
+        for _ in 0..skip {
+            batches.next().transpose()?;
+        }
+        for batch in batches {
             let batch = batch?;
             observe(task, &trainer, &batch)?;
             let report = trainer.step(|| task.loss(&batch))?;
-            last_epoch_losses.push(report.loss);
+            at.batches += 1;
+            at.losses.push(report.loss);
             losses.push(report.loss);
             progress.step(report.loss, trainer.reported_scale());
+            if ckpt.save_every.is_some_and(|n| trainer.steps() % n == 0) {
+                save_now(&trainer, &at, task)?;
+            }
+            if trainer.steps() >= stop {
+                break;
+            }
+        }
+        if ckpt.save_every.is_none() && at.batches == per_epoch {
+            save_now(&trainer, &at, task)?;
         }
         if !opts.json && !progress.is_visible() {
             println!(
                 "epoch {}/{}: train loss {:.4}, {:.1} s, skipped {} steps so far",
                 epoch + 1,
                 opts.epochs,
-                mean(&last_epoch_losses),
+                mean(&at.losses),
                 epoch_start.elapsed().as_secs_f64(),
                 trainer.skipped_steps()
             );
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
+    save_now(&trainer, &at, task)?;
+    let seconds = start.elapsed().saturating_sub(saving).as_secs_f64();
     progress.finish();
     let mem = memory::stats();
     let activation = mixprec::autograd::saved::saved_bytes().peak;
@@ -341,12 +595,12 @@ pub fn run_observed<T: Task>(
         seed: opts.seed,
         threads: opts.threads as u64,
         isa: mixprec::kernels::active_isa().to_string(),
-        final_train_loss: finite(mean(&last_epoch_losses)),
+        final_train_loss: finite(mean(&at.losses)),
         test_accuracy: eval.test_accuracy,
         val_loss_nats: eval.val_loss_nats,
         perplexity: eval.val_loss_nats.map(f64::exp),
         seconds,
-        steps_per_second: finite(steps as f64 / seconds),
+        steps_per_second: finite((steps - first_steps) as f64 / seconds),
         peak_tensor_bytes: mem.total.peak as u64,
         peak_tensor_bytes_by_dtype: BytesByDtype {
             f32: mem.dtype(DType::F32).peak as u64,

@@ -25,7 +25,9 @@ pub use lstm::LSTM;
 pub use norm::{BatchNorm2d, LayerNorm};
 pub use sequential::Sequential;
 
-use crate::error::Result;
+use mixprec_tensor::Tensor;
+
+use crate::error::{AutogradError, Result};
 use crate::var::Var;
 
 /// A layer or model: a differentiable function with parameters.
@@ -37,6 +39,21 @@ pub trait Module: Send + Sync {
     /// included, in a fixed order.
     fn named_parameters(&self) -> Vec<(String, Var)> {
         Vec::new()
+    }
+
+    /// Every buffer (state that is not a parameter and that training
+    /// changes: batch norm's `running_mean`, `running_var`) with its dotted
+    /// path, children's included, in a fixed order; copies, as PyTorch's
+    /// `named_buffers` in a `state_dict`.
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// Replaces the buffer at `path` (a path [`named_buffers`](Self::named_buffers)
+    /// lists) with `value`, which must have the buffer's shape and dtype.
+    /// An unknown path or a mismatch is an error naming the buffer.
+    fn set_buffer(&self, path: &str, _value: Tensor) -> Result<()> {
+        Err(no_buffer(path))
     }
 
     /// Every parameter (handles sharing the module's cells).
@@ -77,4 +94,9 @@ pub trait Module: Send + Sync {
     fn forward_relu(&self, _x: &Var) -> Option<Result<Var>> {
         None
     }
+}
+
+/// The error for a buffer path that names nothing.
+fn no_buffer(path: &str) -> AutogradError {
+    AutogradError::BadArgument { op: "set_buffer", reason: format!("this module has no buffer `{path}`") }
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use mixprec_tensor::{DType, Tensor};
 
-use crate::error::Result;
+use crate::error::{AutogradError, Result};
 use crate::nn::Module;
 use crate::ops::RunningStats;
 use crate::var::Var;
@@ -64,6 +64,34 @@ impl Module for BatchNorm2d {
 
     fn named_parameters(&self) -> Vec<(String, Var)> {
         vec![("weight".to_string(), self.weight.clone()), ("bias".to_string(), self.bias.clone())]
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let r = self.running_stats();
+        vec![("running_mean".to_string(), r.mean), ("running_var".to_string(), r.var)]
+    }
+
+    fn set_buffer(&self, path: &str, value: Tensor) -> Result<()> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match path {
+            "running_mean" => &mut running.mean,
+            "running_var" => &mut running.var,
+            _ => return Err(super::no_buffer(path)),
+        };
+        if value.shape() != slot.shape() || value.dtype() != slot.dtype() {
+            return Err(AutogradError::BadArgument {
+                op: "set_buffer",
+                reason: format!(
+                    "buffer `{path}` is {} {:?}, the value given is {} {:?}",
+                    slot.dtype(),
+                    slot.shape(),
+                    value.dtype(),
+                    value.shape()
+                ),
+            });
+        }
+        *slot = value;
+        Ok(())
     }
 
     fn set_training(&mut self, training: bool) {

@@ -3,8 +3,10 @@
 //! `Linear`) runs both as one op; the result is bit-identical to running
 //! them apart.
 
-use crate::error::Result;
-use crate::nn::Module;
+use mixprec_tensor::Tensor;
+
+use crate::error::{AutogradError, Result};
+use crate::nn::{Module, no_buffer};
 use crate::scan::name_scope;
 use crate::var::Var;
 
@@ -91,6 +93,33 @@ impl Module for Sequential {
             }
         }
         out
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (name, m) in &self.children {
+            for (b, t) in m.named_buffers() {
+                out.push((format!("{name}.{b}"), t));
+            }
+        }
+        out
+    }
+
+    fn set_buffer(&self, path: &str, value: Tensor) -> Result<()> {
+        let child = self.children.iter().find_map(|(name, m)| {
+            let rest = path.strip_prefix(name.as_str())?.strip_prefix('.')?;
+            Some((name, m, rest))
+        });
+        let Some((name, m, rest)) = child.filter(|(_, m, rest)| m.named_buffers().iter().any(|(b, _)| b == rest))
+        else {
+            return Err(no_buffer(path));
+        };
+        m.set_buffer(rest, value).map_err(|e| match e {
+            AutogradError::BadArgument { op, reason } => {
+                AutogradError::BadArgument { op, reason: format!("{reason} (in child `{name}`)") }
+            }
+            e => e,
+        })
     }
 
     fn set_training(&mut self, training: bool) {
