@@ -228,12 +228,15 @@ fn elementwise(c: &mut Criterion) {
             g.bench_function(format!("gelu_grad_f32/{l}"), |bch| {
                 bch.iter(|| (k.ew.unary_grad.f)(GradOp::GeluErf, Src::F32(&b), Src::F32(&a), Dst::F32(&mut o32)))
             });
-            // y += alpha·x: an f32 gradient, and an f16 gradient into an f32 accumulator.
+            // y += alpha·x: f32 into f32, an f16 gradient into an f32 accumulator, f16 into f16.
             g.bench_function(format!("axpy_f32/{l}"), |bch| {
                 bch.iter(|| (k.ew.axpy.f)(0.5, Src::F32(&a), Dst::F32(&mut o32)))
             });
             g.bench_function(format!("axpy_f16_into_f32/{l}"), |bch| {
                 bch.iter(|| (k.ew.axpy.f)(0.5, Src::F16(&ah), Dst::F32(&mut o32)))
+            });
+            g.bench_function(format!("axpy_f16/{l}"), |bch| {
+                bch.iter(|| (k.ew.axpy.f)(0.5, Src::F16(&ah), Dst::F16(&mut o16)))
             });
         }
         g.finish();

@@ -1,10 +1,12 @@
 //! Once warmed up, the master-weights part of a training step — unscale
 //! (f16/bf16 gradients into the FP32 masters' gradient buffers, with the
-//! Inf/NaN check), the copy-out to the working copies, the scaler's
-//! bookkeeping and `zero_grad` — allocates nothing (counted by a global
-//! allocator; this binary holds only this test). The optimizer over the
-//! masters is a plain in-place SGD here, so the count is of amp's path alone
-//! (the library optimizers are autograd's to keep allocation-free).
+//! Inf/NaN check), the optimizer step over the masters, the copy-out to the
+//! working copies, the scaler's bookkeeping and `zero_grad` — allocates
+//! nothing (counted by a global allocator; this binary holds only this
+//! test). The optimizer is a plain in-place SGD (amp's path alone), then
+//! the library's `Sgd` (momentum, Nesterov, weight decay), `Adam` and
+//! `AdamW`; the library optimizers are also counted alone on f16 and bf16
+//! parameters (gradients widened and values rounded through their scratch).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,8 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use mixprec_amp::scaler::ScalerConfig;
 use mixprec_amp::{AmpOptimizer, GradScaler, MasterWeights, Precision, StepOutcome, autocast};
 use mixprec_autograd::nn::{LayerNorm, Linear, Module, Relu, Sequential};
-use mixprec_autograd::tensor::Tensor;
+use mixprec_autograd::optim::{Adam, AdamConfig, AdamW, Optimizer, Sgd, SgdConfig};
 use mixprec_autograd::tensor::random::Generator;
+use mixprec_autograd::tensor::{DType, Tensor};
 use mixprec_autograd::{CrossEntropy, Var};
 
 struct Counting;
@@ -80,18 +83,38 @@ impl AmpOptimizer for InPlaceSgd {
     }
 }
 
+/// Builds the optimizer over the masters.
+type Build<O> = fn(Vec<Var>) -> mixprec_amp::Result<O>;
+
+fn in_place(params: Vec<Var>) -> mixprec_amp::Result<InPlaceSgd> {
+    Ok(InPlaceSgd { params, lr: 0.05 })
+}
+
+fn sgd(params: Vec<Var>) -> mixprec_amp::Result<Sgd> {
+    let c = SgdConfig { lr: 0.05, momentum: 0.9, weight_decay: 1e-4, nesterov: true, ..SgdConfig::default() };
+    Ok(Sgd::new(params, c)?)
+}
+
+fn adam(params: Vec<Var>) -> mixprec_amp::Result<Adam> {
+    Ok(Adam::new(params, AdamConfig { weight_decay: 1e-4, ..AdamConfig::adam() })?)
+}
+
+fn adamw(params: Vec<Var>) -> mixprec_amp::Result<AdamW> {
+    Ok(AdamW::new(params, AdamConfig::adamw())?)
+}
+
 /// Trains `steps` steps of a small MLP with a layer norm (an FP32 pair
-/// beside the low-precision ones) in `precision`; returns the allocations
-/// of the master-weights part of each step.
-fn run(precision: Precision, mut scaler: GradScaler, steps: usize) -> Vec<usize> {
+/// beside the low-precision ones) in `precision` with the optimizer
+/// `build` makes; returns the allocations of the master-weights part of
+/// each step.
+fn run<O: AmpOptimizer>(precision: Precision, mut scaler: GradScaler, steps: usize, build: Build<O>) -> Vec<usize> {
     let mut rng = Generator::new(11);
     let model = Sequential::new()
         .push(Linear::new(64, 96, &mut rng).unwrap())
         .push(Relu)
         .push(LayerNorm::new(&[96]).unwrap())
         .push(Linear::new(96, 10, &mut rng).unwrap());
-    let sgd = |params: Vec<Var>| Ok(InPlaceSgd { params, lr: 0.05 });
-    let mut mw = MasterWeights::new(model.named_parameters(), precision.low_dtype().unwrap(), sgd).unwrap();
+    let mut mw = MasterWeights::new(model.named_parameters(), precision.low_dtype().unwrap(), build).unwrap();
     let mut x = vec![0.0f32; 32 * 64];
     rng.fill_normal_f32(&mut x, 0.0, 1.0);
     let x = Var::new(Tensor::from_vec(x, &[32, 64]).unwrap());
@@ -116,14 +139,68 @@ fn run(precision: Precision, mut scaler: GradScaler, steps: usize) -> Vec<usize>
     counts
 }
 
+fn assert_warm_free(name: &str, c: &[usize]) {
+    assert!(c[0] > 0, "{name}: the first step makes the buffers (a check that counting works)");
+    assert!(c[2..].iter().all(|&n| n == 0), "{name}: steady-state steps allocate: {c:?}");
+}
+
 #[test]
 fn the_master_weights_step_allocates_nothing_once_warm() {
-    let f16 = run(Precision::MasterWeights, GradScaler::new(ScalerConfig::default()).unwrap(), 8);
-    let stats = run(Precision::MasterWeights, GradScaler::new(ScalerConfig::statistics(1024.0)).unwrap(), 8);
-    let bf16 = run(Precision::MasterWeightsBf16, GradScaler::disabled(), 8);
+    let f16 = run(Precision::MasterWeights, GradScaler::new(ScalerConfig::default()).unwrap(), 8, in_place);
+    let stats = run(Precision::MasterWeights, GradScaler::new(ScalerConfig::statistics(1024.0)).unwrap(), 8, in_place);
+    let bf16 = run(Precision::MasterWeightsBf16, GradScaler::disabled(), 8, in_place);
     eprintln!("allocations per step: f16 {f16:?}, f16 statistics-driven {stats:?}, bf16 {bf16:?}");
     for (name, c) in [("f16", &f16), ("statistics", &stats), ("bf16", &bf16)] {
-        assert!(c[0] > 0, "{name}: the first step makes the buffers (a check that counting works)");
-        assert!(c[2..].iter().all(|&n| n == 0), "{name}: steady-state steps allocate: {c:?}");
+        assert_warm_free(name, c);
+    }
+}
+
+#[test]
+fn the_master_weights_step_with_the_library_optimizers_allocates_nothing_once_warm() {
+    let scaler = || GradScaler::new(ScalerConfig::default()).unwrap();
+    let sgd = run(Precision::MasterWeights, scaler(), 8, sgd);
+    let adam = run(Precision::MasterWeights, scaler(), 8, adam);
+    let adamw = run(Precision::MasterWeightsBf16, GradScaler::disabled(), 8, adamw);
+    eprintln!("allocations per step: Sgd {sgd:?}, Adam {adam:?}, AdamW (bf16) {adamw:?}");
+    for (name, c) in [("Sgd", &sgd), ("Adam", &adam), ("AdamW", &adamw)] {
+        assert_warm_free(name, c);
+    }
+}
+
+/// Steps `opt` over low-precision parameters whose gradients stay set;
+/// returns the allocations of each step.
+fn steps_alone(opt: &mut dyn Optimizer, steps: usize) -> Vec<usize> {
+    (0..steps).map(|_| allocations(|| opt.step().unwrap())).collect()
+}
+
+#[test]
+fn the_library_optimizers_allocate_nothing_once_warm_on_f16_and_bf16_parameters() {
+    let mut rng = Generator::new(5);
+    let params = |dtype: DType, rng: &mut Generator| -> Vec<Var> {
+        [(96usize, 64usize), (10, 96), (96, 1)]
+            .iter()
+            .map(|&(r, c)| {
+                let mut v = vec![0.0f32; r * c];
+                rng.fill_normal_f32(&mut v, 0.0, 0.1);
+                let t = Tensor::from_vec(v.clone(), &[r, c]).unwrap().to_dtype(dtype).unwrap();
+                let p = Var::parameter(t);
+                let g =
+                    Tensor::from_vec(v.iter().map(|x| x * 0.5).collect(), &[r, c]).unwrap().to_dtype(dtype).unwrap();
+                p.param().unwrap().set_grad(Some(g)).unwrap();
+                p
+            })
+            .collect()
+    };
+    for dtype in [DType::F16, DType::BF16] {
+        let mut opts: Vec<(&str, Box<dyn Optimizer>)> = vec![
+            ("Sgd", Box::new(sgd(params(dtype, &mut rng)).unwrap())),
+            ("Adam", Box::new(adam(params(dtype, &mut rng)).unwrap())),
+            ("AdamW", Box::new(adamw(params(dtype, &mut rng)).unwrap())),
+        ];
+        for (name, opt) in &mut opts {
+            let c = steps_alone(opt.as_mut(), 6);
+            eprintln!("allocations per step, {name} on {dtype}: {c:?}");
+            assert_warm_free(&format!("{name} ({dtype})"), &c);
+        }
     }
 }

@@ -393,9 +393,14 @@ proptest! {
     /// Softmax and log-softmax rows and columns within the bounds of
     /// docs/numerics.md; rows with NaN or ±Inf agree with the reference.
     #[test]
-    fn softmax_is_within_its_bound(ei in elem(), eo in elem(), rows in 1usize..4, n in length(), off in 0usize..17, seed: u64, specials: bool) {
+    fn softmax_is_within_its_bound(ei in elem(), eo in elem(), rows in 1usize..4, n in length(), off in 0usize..17, seed: u64, specials: bool, nan: bool) {
         let mut rng = SplitMix(seed);
-        let x = Padded::new(ei, &values(&mut rng, rows * n, if specials { 97 } else { 0 }, 30.0), off);
+        let mut xs = values(&mut rng, rows * n, if specials { 97 } else { 0 }, 30.0);
+        if !nan {
+            // Specials but no NaN: the rows f16/bf16 log-softmax takes without widening first.
+            xs.iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = -0.0);
+        }
+        let x = Padded::new(ei, &xs, off);
         let xv: Vec<f64> = (0..rows * n).map(|i| x.get(i)).collect();
         for op in [SoftmaxOp::Softmax, SoftmaxOp::LogSoftmax] {
             for by_rows in [true, false] {

@@ -65,6 +65,7 @@ struct AdamCore {
     config: AdamConfig,
     state: AdamState,
     decoupled: bool,
+    scratch: update::Scratch,
 }
 
 impl AdamCore {
@@ -83,19 +84,19 @@ impl AdamCore {
         }
         let n = params.len();
         let state = AdamState { steps: vec![0; n], exp_avg: vec![None; n], exp_avg_sq: vec![None; n] };
-        Ok(AdamCore { params, config, state, decoupled })
+        Ok(AdamCore { params, config, state, decoupled, scratch: update::Scratch::default() })
     }
 
     fn step(&mut self) -> Result<()> {
         let c = self.config;
         let (b1, b2) = c.betas;
         let decoupled = self.decoupled;
+        let scratch = &mut self.scratch;
         for (i, p) in self.params.iter().enumerate() {
             let Some(param) = p.param().filter(|p| p.has_grad()) else { continue };
             let st = &mut self.state;
             param.update(|value, grad| -> Result<()> {
                 let Some(grad) = grad else { return Ok(()) };
-                let g = update::grad_f32(grad)?;
                 // `steps`, `exp_avg` and `exp_avg_sq` have one slot per
                 // parameter (`new` and `load_state` check it). A loaded
                 // count may be anything: stop at the end of u64 instead of
@@ -104,21 +105,16 @@ impl AdamCore {
                     AutogradError::bad("Adam::step", format!("the step count of parameter {i} is at u64::MAX"))
                 })?;
                 st.steps[i] = t;
-                let m = st.exp_avg[i].get_or_insert_with(|| vec![0.0; g.len()]);
-                let v = st.exp_avg_sq[i].get_or_insert_with(|| vec![0.0; g.len()]);
+                let m = st.exp_avg[i].get_or_insert_with(|| vec![0.0; grad.numel()]);
+                let v = st.exp_avg_sq[i].get_or_insert_with(|| vec![0.0; grad.numel()]);
                 let st = kernel::AdamStep::new(c.lr, b1, b2, c.eps, c.weight_decay, decoupled, t);
-                update::apply(value, |w, copy| {
+                update::apply(value, grad, scratch, |w, g, copy| {
                     let n = w.len();
-                    let (ms, vs) = (update::chunks_opt(Some(m), n), update::chunks_opt(Some(v), n));
                     w.par_chunks_mut(update::CHUNK)
                         .zip(g.par_chunks(update::CHUNK))
-                        .zip(ms.into_par_iter().zip(vs.into_par_iter()))
-                        .zip(update::chunks_dst(copy, n).into_par_iter())
-                        .for_each(|(((w, g), (m, v)), c)| {
-                            if let (Some(m), Some(v)) = (m, v) {
-                                kernel::adam(&st, w, g, m, v, c);
-                            }
-                        });
+                        .zip(m.par_chunks_mut(update::CHUNK).zip(v.par_chunks_mut(update::CHUNK)))
+                        .zip(update::chunks_dst(copy, n))
+                        .for_each(|(((w, g), (m, v)), c)| kernel::adam(&st, w, g, m, v, c));
                 })
             })?;
         }

@@ -54,6 +54,7 @@ pub struct Sgd {
     params: Vec<Var>,
     config: SgdConfig,
     state: SgdState,
+    scratch: update::Scratch,
 }
 
 impl Sgd {
@@ -70,7 +71,7 @@ impl Sgd {
             return Err(AutogradError::bad("Sgd", format!("a value of shape {:?} that is not a parameter", p.shape())));
         }
         let n = params.len();
-        Ok(Sgd { params, config, state: SgdState { momentum: vec![None; n] } })
+        Ok(Sgd { params, config, state: SgdState { momentum: vec![None; n] }, scratch: update::Scratch::default() })
     }
 
     /// The hyper-parameters.
@@ -105,23 +106,22 @@ impl Optimizer for Sgd {
             weight_decay: c.weight_decay as f32,
             nesterov: c.nesterov,
         };
+        let scratch = &mut self.scratch;
         for (p, buf) in self.params.iter().zip(self.state.momentum.iter_mut()) {
             let Some(param) = p.param().filter(|p| p.has_grad()) else { continue };
             param.update(|value, grad| -> Result<()> {
                 let Some(grad) = grad else { return Ok(()) };
-                let g = update::grad_f32(grad)?;
                 let first = buf.is_none();
                 let b = if k.momentum != 0.0 {
-                    Some(buf.get_or_insert_with(|| vec![0.0; g.len()]).as_mut_slice())
+                    Some(buf.get_or_insert_with(|| vec![0.0; grad.numel()]).as_mut_slice())
                 } else {
                     None
                 };
-                update::apply(value, |w, copy| {
+                update::apply(value, grad, scratch, |w, g, copy| {
                     let n = w.len();
-                    let (bufs, copies) = (update::chunks_opt(b, n), update::chunks_dst(copy, n));
                     w.par_chunks_mut(update::CHUNK)
                         .zip(g.par_chunks(update::CHUNK))
-                        .zip(bufs.into_par_iter().zip(copies.into_par_iter()))
+                        .zip(update::chunks_opt(b, n).zip(update::chunks_dst(copy, n)))
                         .for_each(|((w, g), (b, c))| kernel::sgd(&k, w, g, b, first, c));
                 })
             })?;

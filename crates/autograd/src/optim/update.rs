@@ -5,35 +5,48 @@
 //! the kernel straight back into its storage (the kernel's copy-out).
 //! Large parameters are updated in chunks in parallel on the current rayon
 //! pool; the update is elementwise, so the result does not depend on the
-//! chunking or the thread count.
-
-use std::borrow::Cow;
+//! chunking or the thread count. Once warm nothing allocates: the chunks
+//! are zipped lazily and the f32 scratch lives in the optimizer ([`Scratch`]).
 
 use half::{bf16, f16};
 use mixprec_tensor::kernels::{convert, slice::Dst};
 use mixprec_tensor::{DType, Tensor};
+use rayon::iter::Either;
+use rayon::prelude::*;
 
 use crate::error::{AutogradError, Result};
 
 /// Elements per parallel task of an update.
 pub(crate) const CHUNK: usize = 1 << 15;
 
-/// The chunks of a slice, or as many `None`s.
-pub(crate) fn chunks_opt<T>(s: Option<&mut [T]>, n: usize) -> Vec<Option<&mut [T]>> {
+/// The chunks of a slice, or as many `None`s as `n` elements make chunks.
+pub(crate) fn chunks_opt<T: Send>(
+    s: Option<&mut [T]>,
+    n: usize,
+) -> impl IndexedParallelIterator<Item = Option<&mut [T]>> {
     match s {
-        Some(s) => s.chunks_mut(CHUNK).map(Some).collect(),
-        None => (0..n.div_ceil(CHUNK)).map(|_| None).collect(),
+        Some(s) => Either::Left(s.par_chunks_mut(CHUNK).map(Some)),
+        None => Either::Right((0..n.div_ceil(CHUNK)).into_par_iter().map(|_| None)),
     }
 }
 
 /// The chunks of a working copy, or as many `None`s.
-pub(crate) fn chunks_dst(d: Option<Dst<'_>>, n: usize) -> Vec<Option<Dst<'_>>> {
+pub(crate) fn chunks_dst(d: Option<Dst<'_>>, n: usize) -> impl IndexedParallelIterator<Item = Option<Dst<'_>>> {
+    let none = |n: usize| (0..n.div_ceil(CHUNK)).into_par_iter().map(|_| None);
     match d {
-        None => (0..n.div_ceil(CHUNK)).map(|_| None).collect(),
-        Some(Dst::F64(s)) => s.chunks_mut(CHUNK).map(|c| Some(Dst::F64(c))).collect(),
-        Some(Dst::F32(s)) => s.chunks_mut(CHUNK).map(|c| Some(Dst::F32(c))).collect(),
-        Some(Dst::F16(s)) => s.chunks_mut(CHUNK).map(|c| Some(Dst::F16(c))).collect(),
-        Some(Dst::Bf16(s)) => s.chunks_mut(CHUNK).map(|c| Some(Dst::Bf16(c))).collect(),
+        None => Either::Left(none(n)),
+        Some(Dst::F32(s)) => {
+            Either::Right(Either::Left(Either::Left(s.par_chunks_mut(CHUNK).map(|c| Some(Dst::F32(c))))))
+        }
+        Some(Dst::F16(s)) => {
+            Either::Right(Either::Left(Either::Right(s.par_chunks_mut(CHUNK).map(|c| Some(Dst::F16(c))))))
+        }
+        Some(Dst::Bf16(s)) => {
+            Either::Right(Either::Right(Either::Left(s.par_chunks_mut(CHUNK).map(|c| Some(Dst::Bf16(c))))))
+        }
+        Some(Dst::F64(s)) => {
+            Either::Right(Either::Right(Either::Right(s.par_chunks_mut(CHUNK).map(|c| Some(Dst::F64(c))))))
+        }
     }
 }
 
@@ -41,41 +54,70 @@ fn no_f64() -> AutogradError {
     AutogradError::UnsupportedDType { op: "optimizer", dtype: DType::F64, reason: "parameters are f32, f16 or bf16" }
 }
 
-/// The gradient as f32 (borrowed when it already is contiguous f32).
-pub(crate) fn grad_f32(g: &Tensor) -> Result<Cow<'_, [f32]>> {
-    let widen = |n: usize, f: &dyn Fn(&mut [f32])| {
-        let mut out = vec![0.0f32; n];
-        f(&mut out);
-        Cow::Owned(out)
-    };
+/// An optimizer's f32 scratch, grown to the largest parameter it has seen
+/// and reused: the widened gradient and the widened value of an f16/bf16
+/// parameter.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    grad: Vec<f32>,
+    value: Vec<f32>,
+}
+
+fn fit(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+/// Runs `f` on the gradient as f32 (borrowed when it already is contiguous
+/// f32, widened into `scratch` otherwise).
+pub(crate) fn with_grad_f32<R>(g: &Tensor, scratch: &mut Vec<f32>, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     Ok(match (g.dtype(), g.as_slice::<f32>(), g.as_slice::<f16>(), g.as_slice::<bf16>()) {
         (DType::F64, ..) => return Err(no_f64()),
-        (_, Some(s), ..) => Cow::Borrowed(s),
-        (_, _, Some(s), _) => widen(s.len(), &|d| convert::f16_to_f32(s, d)),
-        (_, _, _, Some(s)) => widen(s.len(), &|d| convert::bf16_to_f32(s, d)),
-        _ => Cow::Owned(g.contiguous().to_vec_f32()?),
+        (_, Some(s), ..) => f(s),
+        (_, _, Some(s), _) => {
+            let d = fit(scratch, s.len());
+            convert::f16_to_f32(s, d);
+            f(d)
+        }
+        (_, _, _, Some(s)) => {
+            let d = fit(scratch, s.len());
+            convert::bf16_to_f32(s, d);
+            f(d)
+        }
+        _ => f(&g.contiguous().to_vec_f32()?),
     })
 }
 
-/// Runs the kernel call `f` on the parameter's values as f32 and the
-/// working copy it must also write (`None` for an f32 parameter, updated in
-/// place; the parameter's own f16/bf16 storage otherwise).
-pub(crate) fn apply(value: &mut Tensor, f: impl FnOnce(&mut [f32], Option<Dst<'_>>)) -> Result<()> {
-    match value.dtype() {
-        DType::F32 => f(value.data_mut::<f32>()?, None),
-        DType::F16 => {
-            let h = value.data_mut::<f16>()?;
-            let mut w = vec![0.0f32; h.len()];
-            convert::f16_to_f32(h, &mut w);
-            f(&mut w, Some(Dst::F16(h)));
+/// Runs the kernel call `f` on the parameter's gradient and values as f32
+/// and the working copy it must also write (`None` for an f32 parameter,
+/// updated in place; the parameter's own f16/bf16 storage otherwise, its
+/// f32 values in `scratch`).
+pub(crate) fn apply(
+    value: &mut Tensor,
+    grad: &Tensor,
+    scratch: &mut Scratch,
+    f: impl FnOnce(&mut [f32], &[f32], Option<Dst<'_>>),
+) -> Result<()> {
+    let Scratch { grad: gs, value: vs } = scratch;
+    with_grad_f32(grad, gs, |g| -> Result<()> {
+        match value.dtype() {
+            DType::F32 => f(value.data_mut::<f32>()?, g, None),
+            DType::F16 => {
+                let h = value.data_mut::<f16>()?;
+                let w = fit(vs, h.len());
+                convert::f16_to_f32(h, w);
+                f(w, g, Some(Dst::F16(h)));
+            }
+            DType::BF16 => {
+                let h = value.data_mut::<bf16>()?;
+                let w = fit(vs, h.len());
+                convert::bf16_to_f32(h, w);
+                f(w, g, Some(Dst::Bf16(h)));
+            }
+            DType::F64 => return Err(no_f64()),
         }
-        DType::BF16 => {
-            let h = value.data_mut::<bf16>()?;
-            let mut w = vec![0.0f32; h.len()];
-            convert::bf16_to_f32(h, &mut w);
-            f(&mut w, Some(Dst::Bf16(h)));
-        }
-        DType::F64 => return Err(no_f64()),
-    }
-    Ok(())
+        Ok(())
+    })?
 }

@@ -203,6 +203,36 @@ pub(crate) trait Simd: Copy {
 
     /// The sum of the lanes (pairwise: lane order is fixed per ISA).
     fn reduce_add(self, v: Self::F) -> f32;
+
+    /// The bits of the largest of the 16-bit floats `x` (f16 or bf16 bits;
+    /// `inf` is the type's +Inf), found in 16-bit integer lanes: `None`
+    /// when `x` is empty or holds a NaN, or where the path has no such
+    /// lanes (the caller then widens). Sign-magnitude bits `b` are ordered
+    /// as the integers `b ^ ((b >> 15) & 0x7FFF)` (i16), so `+0 > −0` as
+    /// IEEE `maximum` says, and ±Inf and subnormals sort in place.
+    fn max_bits16(self, _x: &[u16], _inf: u16) -> Option<u16> {
+        None
+    }
+}
+
+/// The ordered key of 16-bit float bits (and back: the map is its own inverse).
+#[inline(always)]
+pub(crate) fn key16(b: u16) -> i16 {
+    let b = b as i16;
+    b ^ ((b >> 15) & 0x7FFF)
+}
+
+/// The end of [`Simd::max_bits16`]: folds the lanes' key maxima `keys`,
+/// magnitude maxima `mags` and the elements of `tail` into the result.
+#[inline(always)]
+pub(crate) fn max_bits16_finish(keys: &[i16], mags: &[u16], tail: &[u16], inf: u16) -> Option<u16> {
+    let mut k = keys.iter().copied().max().unwrap_or(i16::MIN);
+    let mut a = mags.iter().copied().max().unwrap_or(0);
+    for &b in tail {
+        k = k.max(key16(b));
+        a = a.max(b & 0x7FFF);
+    }
+    (a <= inf).then_some(key16(k as u16) as u16)
 }
 
 /// An element type kernels read and write: f32, f16 or bf16, always computed

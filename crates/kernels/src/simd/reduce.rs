@@ -3,12 +3,18 @@
 //! partial sums per row (added pairwise at the end), so the error stays
 //! within `(n/(4L) + log2(4L) + 1)·u·Σ|x|` — inside the documented
 //! `2·n·u·Σ|x|`. Softmax runs on rows widened once into an f32 buffer (up
-//! to [`ROW`] elements; longer rows in blocks), which is how f16 rows run at
-//! the element rate of f32 ones. Anything involving f64 runs the reference.
+//! to [`ROW`] elements; longer rows in blocks); log-softmax of an f16/bf16
+//! row without NaN reads it where it is instead — its max in 16-bit integer
+//! lanes, the two other passes widening as they load — which is how those
+//! rows run at the element rate of f32 ones. Anything involving f64 runs
+//! the reference.
 //!
 //! Max and min are IEEE `maximum`/`minimum` (NaN wins, `+0 > −0`); argmax
 //! keeps the first index among ties and the first NaN, as the reference.
 
+use std::ops::Range;
+
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 use super::ew::{BLOCK, narrow, widen};
@@ -447,14 +453,20 @@ pub(crate) fn sum_exp<S: Simd>(s: S, x: &[f32], m: f32, out: Option<&mut [f32]>)
 }
 
 #[inline(always)]
-fn sum_exp_with<S: Simd>(s: S, x: &[f32], m: f32, mut out: Option<&mut [f32]>, exp: impl Fn(S::F) -> S::F) -> f32 {
+fn sum_exp_with<S: Simd, A: Elem>(
+    s: S,
+    x: &[A],
+    m: f32,
+    mut out: Option<&mut [f32]>,
+    exp: impl Fn(S::F) -> S::F,
+) -> f32 {
     let (l, n) = (S::LANES, x.len());
     let mv = s.splat(m);
     let mut acc = [s.splat(0.0); 2];
     let mut k = 0;
     while k + 2 * l <= n {
         for (j, a) in acc.iter_mut().enumerate() {
-            let e = exp(s.sub(s.load_f32(&x[k + j * l..]), mv));
+            let e = exp(s.sub(A::load(s, &x[k + j * l..]), mv));
             if let Some(o) = out.as_deref_mut() {
                 s.store_f32(&mut o[k + j * l..], e);
             }
@@ -464,7 +476,7 @@ fn sum_exp_with<S: Simd>(s: S, x: &[f32], m: f32, mut out: Option<&mut [f32]>, e
     }
     while k < n {
         let m_ = n - k;
-        let v = if m_ >= l { s.load_f32(&x[k..]) } else { s.load_f32_partial(&x[k..]) };
+        let v = if m_ >= l { A::load(s, &x[k..]) } else { A::load_partial(s, &x[k..]) };
         let e = s.select(s.first_lanes(m_), exp(s.sub(v, mv)), s.splat(0.0));
         if let Some(o) = out.as_deref_mut() {
             if m_ >= l { s.store_f32(&mut o[k..], e) } else { s.store_f32_partial(&mut o[k..], e) }
@@ -496,16 +508,82 @@ fn scale_in_place<S: Simd>(s: S, o: &mut [f32], r: f32) {
 
 /// `o[k] = f(x[k])` rounded once to `B`.
 #[inline(always)]
-fn map_store<S: Simd, B: Elem>(s: S, x: &[f32], o: &mut [B], f: impl Fn(S::F) -> S::F) {
+fn map_store<S: Simd, A: Elem, B: Elem>(s: S, x: &[A], o: &mut [B], f: impl Fn(S::F) -> S::F) {
     let (l, n) = (S::LANES, o.len());
     let mut k = 0;
     while k + l <= n {
-        B::store(s, &mut o[k..], f(s.load_f32(&x[k..])));
+        B::store(s, &mut o[k..], f(A::load(s, &x[k..])));
         k += l;
     }
     if k < n {
-        B::store_partial(s, &mut o[k..], f(s.load_f32_partial(&x[k..])));
+        B::store_partial(s, &mut o[k..], f(A::load_partial(s, &x[k..n])));
     }
+}
+
+/// `x − m − ln s` of one row rounded straight into `out[at]` (no staging pass).
+#[inline(always)]
+fn log_softmax_store<S: Simd, A: Elem>(s: S, x: &[A], m: f32, sum: f32, out: &mut Dst<'_>, at: Range<usize>) {
+    let (mv, ls) = (s.splat(m), s.splat(ln1(s, sum)));
+    match out {
+        Dst::F32(d) => map_store::<S, A, f32>(
+            s,
+            x,
+            &mut d[at],
+            #[inline(always)]
+            |v| s.sub(s.sub(v, mv), ls),
+        ),
+        Dst::F16(d) => map_store::<S, A, f16>(
+            s,
+            x,
+            &mut d[at],
+            #[inline(always)]
+            |v| s.sub(s.sub(v, mv), ls),
+        ),
+        Dst::Bf16(d) => map_store::<S, A, bf16>(
+            s,
+            x,
+            &mut d[at],
+            #[inline(always)]
+            |v| s.sub(s.sub(v, mv), ls),
+        ),
+        Dst::F64(_) => unreachable!("f64 outputs take the scalar reference"),
+    }
+}
+
+/// Log-softmax of one f16/bf16 row straight from its storage: the max in
+/// 16-bit integer lanes ([`Simd::max_bits16`], exact), then the sum of
+/// exponentials and the output each widening as they load — the values
+/// and the order of operations of the widened row's path, so the same
+/// bits. Returns false, having written nothing, where `max_bits16` has no
+/// answer (a NaN in the row, or no integer lanes on this path).
+#[inline(always)]
+fn log_softmax_row16<S: Simd>(s: S, x: Src<'_>, at: Range<usize>, out: &mut Dst<'_>) -> bool {
+    match x {
+        Src::F16(x) => match s.max_bits16(x[at.clone()].reinterpret_cast(), 0x7C00) {
+            Some(m) => log_softmax_from(s, &x[at.clone()], f16::from_bits(m).to_f32(), out, at),
+            None => return false,
+        },
+        Src::Bf16(x) => match s.max_bits16(x[at.clone()].reinterpret_cast(), 0x7F80) {
+            Some(m) => log_softmax_from(s, &x[at.clone()], bf16::from_bits(m).to_f32(), out, at),
+            None => return false,
+        },
+        _ => return false,
+    }
+    true
+}
+
+/// Log-softmax of the row `x` whose max is `m`, into `out[at]`.
+#[inline(always)]
+fn log_softmax_from<S: Simd, A: Elem>(s: S, x: &[A], m: f32, out: &mut Dst<'_>, at: Range<usize>) {
+    let sum = sum_exp_with(
+        s,
+        x,
+        m,
+        None,
+        #[inline(always)]
+        |d| math::exp_sum_term(s, d),
+    );
+    log_softmax_store(s, x, m, sum, out, at);
 }
 
 /// Softmax of one f32 line into `out` (same length): max, then `Σ e^(x−m)`
@@ -541,36 +619,13 @@ pub(crate) fn softmax_rows<S: Simd>(s: S, op: SoftmaxOp, x: Src<'_>, rows: usize
     if n <= ROW {
         let (mut xb, mut ob) = ([0.0f32; ROW], [0.0f32; ROW]);
         for i in 0..rows {
+            if op == SoftmaxOp::LogSoftmax && log_softmax_row16(s, x, i * n..(i + 1) * n, &mut out) {
+                continue;
+            }
             let xr = widen(s, x, i * n, n, &mut xb);
             if op == SoftmaxOp::LogSoftmax {
-                // `x − m − ln s` rounded straight into the output type: no staging pass.
                 let m = row_max(s, xr);
-                let (mv, ls) = (s.splat(m), s.splat(ln1(s, sum_exp(s, xr, m, None))));
-                let at = i * n..(i + 1) * n;
-                match &mut out {
-                    Dst::F32(d) => map_store::<S, f32>(
-                        s,
-                        xr,
-                        &mut d[at],
-                        #[inline(always)]
-                        |v| s.sub(s.sub(v, mv), ls),
-                    ),
-                    Dst::F16(d) => map_store::<S, f16>(
-                        s,
-                        xr,
-                        &mut d[at],
-                        #[inline(always)]
-                        |v| s.sub(s.sub(v, mv), ls),
-                    ),
-                    Dst::Bf16(d) => map_store::<S, bf16>(
-                        s,
-                        xr,
-                        &mut d[at],
-                        #[inline(always)]
-                        |v| s.sub(s.sub(v, mv), ls),
-                    ),
-                    Dst::F64(_) => unreachable!("f64 outputs take the scalar reference"),
-                }
+                log_softmax_store(s, xr, m, sum_exp(s, xr, m, None), &mut out, i * n..(i + 1) * n);
                 continue;
             }
             super::ew::with_out(

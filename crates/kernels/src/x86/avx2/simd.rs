@@ -207,4 +207,27 @@ impl Simd for Avx2 {
             _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
         };
     }
+
+    #[inline(always)]
+    fn max_bits16(self, x: &[u16], inf: u16) -> Option<u16> {
+        if x.is_empty() {
+            return None;
+        }
+        let mut chunks = x.chunks_exact(16);
+        let (mut keys, mut mags) = ([0i16; 16], [0u16; 16]);
+        // SAFETY: AVX2 present (token); each load reads one whole
+        // 16-element chunk, the stores write arrays of 16 lanes.
+        unsafe {
+            let mag = _mm256_set1_epi16(0x7FFF);
+            let (mut k, mut a) = (_mm256_set1_epi16(i16::MIN), _mm256_setzero_si256());
+            for c in &mut chunks {
+                let b = _mm256_loadu_si256(c.as_ptr().cast());
+                k = _mm256_max_epi16(k, _mm256_xor_si256(b, _mm256_and_si256(_mm256_srai_epi16::<15>(b), mag)));
+                a = _mm256_max_epu16(a, _mm256_and_si256(b, mag));
+            }
+            _mm256_storeu_si256(keys.as_mut_ptr().cast(), k);
+            _mm256_storeu_si256(mags.as_mut_ptr().cast(), a);
+        }
+        crate::simd::max_bits16_finish(&keys, &mags, chunks.remainder(), inf)
+    }
 }

@@ -295,4 +295,27 @@ impl<const BF16: bool> Simd for Avx512<BF16> {
     fn any(self, m: __mmask16) -> bool {
         m != 0
     }
+
+    #[inline(always)]
+    fn max_bits16(self, x: &[u16], inf: u16) -> Option<u16> {
+        if x.is_empty() {
+            return None;
+        }
+        let mut chunks = x.chunks_exact(32);
+        let (mut keys, mut mags) = ([0i16; 32], [0u16; 32]);
+        // SAFETY: AVX-512 F/BW present (token); each load reads one whole
+        // 32-element chunk, the stores write arrays of 32 lanes.
+        unsafe {
+            let mag = _mm512_set1_epi16(0x7FFF);
+            let (mut k, mut a) = (_mm512_set1_epi16(i16::MIN), _mm512_setzero_si512());
+            for c in &mut chunks {
+                let b = _mm512_loadu_si512(c.as_ptr().cast());
+                k = _mm512_max_epi16(k, _mm512_xor_si512(b, _mm512_and_si512(_mm512_srai_epi16::<15>(b), mag)));
+                a = _mm512_max_epu16(a, _mm512_and_si512(b, mag));
+            }
+            _mm512_storeu_si512(keys.as_mut_ptr().cast(), k);
+            _mm512_storeu_si512(mags.as_mut_ptr().cast(), a);
+        }
+        crate::simd::max_bits16_finish(&keys, &mags, chunks.remainder(), inf)
+    }
 }
