@@ -144,7 +144,14 @@ fn assert_warm_free(name: &str, c: &[usize]) {
     assert!(c[2..].iter().all(|&n| n == 0), "{name}: steady-state steps allocate: {c:?}");
 }
 
+/// One test: the counter sees every thread, so nothing else may run beside it.
 #[test]
+fn warm_steps_allocate_nothing() {
+    the_master_weights_step_allocates_nothing_once_warm();
+    the_master_weights_step_with_the_library_optimizers_allocates_nothing_once_warm();
+    the_library_optimizers_allocate_nothing_once_warm_on_f16_and_bf16_parameters();
+}
+
 fn the_master_weights_step_allocates_nothing_once_warm() {
     let f16 = run(Precision::MasterWeights, GradScaler::new(ScalerConfig::default()).unwrap(), 8, in_place);
     let stats = run(Precision::MasterWeights, GradScaler::new(ScalerConfig::statistics(1024.0)).unwrap(), 8, in_place);
@@ -155,7 +162,6 @@ fn the_master_weights_step_allocates_nothing_once_warm() {
     }
 }
 
-#[test]
 fn the_master_weights_step_with_the_library_optimizers_allocates_nothing_once_warm() {
     let scaler = || GradScaler::new(ScalerConfig::default()).unwrap();
     let sgd = run(Precision::MasterWeights, scaler(), 8, sgd);
@@ -173,7 +179,6 @@ fn steps_alone(opt: &mut dyn Optimizer, steps: usize) -> Vec<usize> {
     (0..steps).map(|_| allocations(|| opt.step().unwrap())).collect()
 }
 
-#[test]
 fn the_library_optimizers_allocate_nothing_once_warm_on_f16_and_bf16_parameters() {
     let mut rng = Generator::new(5);
     let params = |dtype: DType, rng: &mut Generator| -> Vec<Var> {
