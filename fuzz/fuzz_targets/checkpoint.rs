@@ -5,7 +5,8 @@
 //!
 //! The first byte picks the half. Raw: the rest is the file. Structured: one
 //! of four checkpoints the library wrote (f32/SGD, master weights/AdamW,
-//! pure f16/Adam with loss-scale statistics, autocast before any step) has
+//! master weights/Adam with loss-scale statistics, autocast before any
+//! step) has
 //! its metadata, tensor dtypes, shapes, offsets, names and data mutated by
 //! the rest of the input, and its digests recomputed (unless the first byte
 //! says not to), so the mutations reach the parsing behind the SHA-256
@@ -23,7 +24,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use mixprec_amp::checkpoint::CheckpointOptimizer;
 use mixprec_amp::scaler::{ScalerConfig, StatsConfig};
-use mixprec_amp::{AmpOptimizer, Checkpoint, GradScaler, MasterWeights, Precision, autocast, convert_params};
+use mixprec_amp::{AmpOptimizer, Checkpoint, GradScaler, MasterWeights, Precision, autocast};
 use mixprec_autograd::nn::{Linear, Module};
 use mixprec_autograd::optim::{Adam, AdamConfig, AdamW, Sgd, SgdConfig};
 use mixprec_autograd::tensor::random::Generator;
@@ -71,11 +72,13 @@ impl Run {
                 GradScaler::new(dynamic).expect("scaler"),
             ),
             2 => {
-                convert_params(&params, DType::F16, |_| false).expect("f16 params");
                 let stats = ScalerConfig { statistics: Some(StatsConfig::default()), ..dynamic };
                 (
-                    Precision::PureF16,
-                    Box::new(Adam::new(plain, AdamConfig::adam()).expect("adam")),
+                    Precision::MasterWeights,
+                    Box::new(
+                        MasterWeights::new(params.clone(), DType::F16, |p| Ok(Adam::new(p, AdamConfig::adam())?))
+                            .expect("masters"),
+                    ),
                     GradScaler::new(stats).expect("scaler"),
                 )
             }
