@@ -416,6 +416,10 @@ fn mutate(f: &mut File, b: &mut Bytes) {
                 return;
             }
             let i = b.u8() as usize % items.len();
+            // A list of names (an earlier mutation) has no fields to set.
+            if !items[i].is_object() {
+                return;
+            }
             match b.u8() % 5 {
                 0 => items[i]["shape"] = Value::Array(vec![Value::from(dim(b)), Value::from(dim(b))]),
                 1 => {
