@@ -316,7 +316,82 @@ kernel_table! {
         select: fn(usize, usize, Operand<'_>, Operand<'_>, Operand<'_>, Dst<'_>),
         /// `y = alpha·x + y` in place, one fused multiply-add per element.
         axpy: fn(f32, Src<'_>, Dst<'_>),
+        /// One LSTM step's gates, cell and hidden state for a batch.
+        lstm_cell: fn(usize, &mut [f32], &[f32], &mut [f32], &mut [f32], Dst<'_>),
+        /// The gradients of one LSTM step's gate pre-activations and cell.
+        lstm_cell_grad: fn(usize, LstmSaved<'_>, Src<'_>, &[f32], &mut [f32], Dst<'_>),
     }
+}
+
+/// What [`lstm_cell_grad`] reads from one step's forward pass, each a
+/// `rows × ·` block: the gate activations `[i f g o]` (`4H` per row), the
+/// cell that entered the step and `tanh` of the cell it produced (`H` each).
+#[derive(Clone, Copy, Debug)]
+pub struct LstmSaved<'a> {
+    /// `σ(i) σ(f) tanh(g) σ(o)`, `rows × 4H`.
+    pub act: &'a [f32],
+    /// `c_{t−1}`, `rows × H`.
+    pub c_prev: &'a [f32],
+    /// `tanh(c_t)`, `rows × H`.
+    pub tanh_c: &'a [f32],
+}
+
+/// One LSTM step for `rows = c_prev.len() / hs` batch rows, in one pass
+/// (PyTorch's gate order i, f, g, o): `gates` holds each row's
+/// pre-activations `[i f g o]` (`4·hs` values) and is overwritten with
+/// `σ(i) σ(f) tanh(g) σ(o)`; then `c = σ(f)·c_prev + σ(i)·tanh(g)` (two
+/// products and a sum, each rounded in f32), `tanh_c = tanh(c)` and `h =
+/// σ(o)·tanh_c`, rounded once to `h`'s type.
+///
+/// `σ` and `tanh` are the unary kernels' (docs/numerics.md: ≤ 1 ulp on the
+/// reference, ≤ 4 ulp of f32 on the SIMD paths; `σ(±Inf) = 1/0`,
+/// `tanh(±Inf) = ±1`); NaN propagates, ±0 and subnormals follow IEEE
+/// arithmetic, nothing is flushed. The products and sums are exact f32
+/// operations on every path.
+///
+/// # Panics
+/// If `hs == 0`, the lengths of `c_prev`, `c`, `tanh_c`, `h` differ or are
+/// not a multiple of `hs`, or `gates` does not hold `4·hs` per row.
+pub fn lstm_cell(hs: usize, gates: &mut [f32], c_prev: &[f32], c: &mut [f32], tanh_c: &mut [f32], h: Dst<'_>) {
+    check_lstm("lstm_cell", hs, gates.len(), c_prev.len(), [c.len(), tanh_c.len(), h.len()]);
+    (active().ew.lstm_cell.f)(hs, gates, c_prev, c, tanh_c, h)
+}
+
+/// The backward of [`lstm_cell`] for one step: with `dh = dy + dh_next` and
+/// `dc` the cell's gradient from the later step (updated in place),
+///
+/// ```text
+/// dc' = dc + dh·o·(1 − tanh_c²)
+/// d_i = dc'·g·(i·(1 − i))      d_f = dc'·c_prev·(f·(1 − f))
+/// d_g = dc'·i·(1 − g²)         d_o = dh·tanh_c·(o·(1 − o))
+/// dc  ← dc'·f
+/// ```
+///
+/// each operation an f32 operation in that order (no fused multiply-add), so
+/// every path is bit-identical to the reference; `dgates` (`rows × 4H`, gate
+/// order i, f, g, o) is rounded once to its type. NaN and ±Inf propagate as
+/// IEEE arithmetic says; ±0 and subnormals are kept.
+///
+/// # Panics
+/// If `hs == 0`, or the lengths do not describe the same `rows × hs` step
+/// (`act` and `dgates` `4·hs` per row).
+pub fn lstm_cell_grad(hs: usize, saved: LstmSaved<'_>, dy: Src<'_>, dh_next: &[f32], dc: &mut [f32], dgates: Dst<'_>) {
+    check_lstm(
+        "lstm_cell_grad",
+        hs,
+        saved.act.len(),
+        saved.c_prev.len(),
+        [saved.tanh_c.len(), dy.len(), dh_next.len(), dc.len()],
+    );
+    assert_eq!(dgates.len(), saved.act.len(), "ew::lstm_cell_grad: dgates and act lengths differ");
+    (active().ew.lstm_cell_grad.f)(hs, saved, dy, dh_next, dc, dgates)
+}
+
+fn check_lstm<const N: usize>(what: &str, hs: usize, gates: usize, cells: usize, others: [usize; N]) {
+    assert!(hs > 0, "ew::{what}: hidden size 0");
+    assert!(cells.is_multiple_of(hs), "ew::{what}: {cells} cell values are not rows of {hs}");
+    assert_eq!(gates, 4 * cells, "ew::{what}: {gates} gate values for {cells} cell values (want 4 per cell)");
+    assert!(others.iter().all(|&l| l == cells), "ew::{what}: lengths {others:?} differ from the {cells} cell values");
 }
 
 /// `dst[i, j] = a[i, j] op b[i, j]` over a `rows × n` row-major block, each

@@ -7,6 +7,7 @@
 use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
 use half::{bf16, f16};
+use mixprec_tensor::kernels::ew::{self, UnaryOp};
 use mixprec_tensor::kernels::gemm::{self, Transpose};
 use mixprec_tensor::{Element, Tensor};
 
@@ -69,6 +70,126 @@ pub(crate) trait Elem: Element {
         beta: Self::Acc,
         c: &mut [Self::Acc],
     );
+
+    /// `op(B)` (`k × n`) prepared once for many [`Elem::gemm_packed_b`]
+    /// calls (packed for the GEMM kernels; a plain copy for f64).
+    fn pack_b(tb: Transpose, k: usize, n: usize, b: &[Self], ldb: usize) -> PackedB<Self>;
+
+    /// `C = op(A)·op(B) + beta·C` with op(B) from [`Elem::pack_b`], `ldc =
+    /// n`; the same results as [`Elem::gemm`] with B as packed.
+    fn gemm_packed_b(
+        ta: Transpose,
+        m: usize,
+        a: &[Self],
+        lda: usize,
+        b: &PackedB<Self>,
+        beta: Self::Acc,
+        c: &mut [Self::Acc],
+    );
+
+    /// One LSTM step over rows of `hs` (the kernels' `ew::lstm_cell`): the
+    /// gate pre-activations in `gates` become activations; `c`, `tanh_c`
+    /// and `h` are written. This default (the f64 reference) runs the
+    /// unary kernels per gate and the cell update in loops.
+    fn lstm_cell(
+        hs: usize,
+        gates: &mut [Self::Acc],
+        c_prev: &[Self::Acc],
+        c: &mut [Self::Acc],
+        tanh_c: &mut [Self::Acc],
+        h: &mut [Self],
+    ) {
+        for ((r, ar), (co, cn)) in
+            gates.chunks_exact_mut(4 * hs).enumerate().zip(c_prev.chunks_exact(hs).zip(c.chunks_exact_mut(hs)))
+        {
+            let (ar_if, rest) = ar.split_at_mut(2 * hs);
+            let (ar_g, ar_o) = rest.split_at_mut(hs);
+            for (op, x) in
+                [(UnaryOp::Sigmoid, &mut *ar_if), (UnaryOp::Tanh, &mut *ar_g), (UnaryOp::Sigmoid, &mut *ar_o)]
+            {
+                let v = x.to_vec();
+                ew::unary(op, Element::src(&v[..]), Element::dst(x));
+            }
+            let tc = &mut tanh_c[r * hs..(r + 1) * hs];
+            for j in 0..hs {
+                cn[j] = ar_if[hs + j] * co[j] + ar_if[j] * ar_g[j];
+            }
+            ew::unary(UnaryOp::Tanh, Element::src(&*cn), Element::dst(&mut *tc));
+            for j in 0..hs {
+                h[r * hs + j] = Self::from_acc(ar_o[j] * tc[j]);
+            }
+        }
+    }
+
+    /// The backward of [`Elem::lstm_cell`] for one step (the kernels'
+    /// `ew::lstm_cell_grad`); this default is the f64 reference.
+    #[allow(clippy::too_many_arguments)]
+    fn lstm_cell_grad(
+        hs: usize,
+        act: &[Self::Acc],
+        c_prev: &[Self::Acc],
+        tanh_c: &[Self::Acc],
+        dy: &[Self],
+        dh_next: &[Self::Acc],
+        dc: &mut [Self::Acc],
+        dgates: &mut [Self],
+    ) {
+        let one = Self::Acc::of(1.0);
+        for (r, (ar, dg)) in act.chunks_exact(4 * hs).zip(dgates.chunks_exact_mut(4 * hs)).enumerate() {
+            for j in 0..hs {
+                let k = r * hs + j;
+                let (i, f, g, o) = (ar[j], ar[hs + j], ar[2 * hs + j], ar[3 * hs + j]);
+                let dh = dy[k].acc() + dh_next[k];
+                let tcv = tanh_c[k];
+                let dcv = dc[k] + dh * o * (one - tcv * tcv);
+                dg[j] = Self::from_acc(dcv * g * (i * (one - i)));
+                dg[hs + j] = Self::from_acc(dcv * c_prev[k] * (f * (one - f)));
+                dg[2 * hs + j] = Self::from_acc(dcv * i * (one - g * g));
+                dg[3 * hs + j] = Self::from_acc(dh * tcv * (o * (one - o)));
+                dc[k] = dcv * f;
+            }
+        }
+    }
+}
+
+/// A GEMM operand `op(B)` prepared once ([`Elem::pack_b`]).
+pub(crate) enum PackedB<T: 'static> {
+    /// Packed for the GEMM kernels.
+    Kernels(gemm::PackedB<T>),
+    /// As stored (the f64 reference), with its transpose flag, `k`, `n` and `ldb`.
+    Plain(Transpose, usize, usize, Vec<T>, usize),
+}
+
+macro_rules! packed_via_kernels {
+    () => {
+        fn pack_b(tb: Transpose, k: usize, n: usize, b: &[Self], ldb: usize) -> PackedB<Self> {
+            PackedB::Kernels(gemm::PackedB::new(tb, k, n, b, ldb))
+        }
+
+        fn gemm_packed_b(ta: Transpose, m: usize, a: &[Self], lda: usize, b: &PackedB<Self>, beta: f32, c: &mut [f32]) {
+            let PackedB::Kernels(b) = b else { unreachable!("16/32-bit operands are packed for the kernels") };
+            let ldc = b.n().max(1);
+            gemm::gemm_packed_b(ta, m, 1.0, a, lda, b, beta, gemm::Output::F32(c), ldc, gemm::Epilogue::default());
+        }
+
+        fn lstm_cell(hs: usize, gates: &mut [f32], c_prev: &[f32], c: &mut [f32], tanh_c: &mut [f32], h: &mut [Self]) {
+            ew::lstm_cell(hs, gates, c_prev, c, tanh_c, Element::dst(h));
+        }
+
+        fn lstm_cell_grad(
+            hs: usize,
+            act: &[f32],
+            c_prev: &[f32],
+            tanh_c: &[f32],
+            dy: &[Self],
+            dh_next: &[f32],
+            dc: &mut [f32],
+            dgates: &mut [Self],
+        ) {
+            let saved = ew::LstmSaved { act, c_prev, tanh_c };
+            ew::lstm_cell_grad(hs, saved, Element::src(dy), dh_next, dc, Element::dst(dgates));
+        }
+    };
 }
 
 impl Elem for f32 {
@@ -96,6 +217,8 @@ impl Elem for f32 {
     ) {
         gemm::sgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, n.max(1));
     }
+
+    packed_via_kernels!();
 }
 
 impl Elem for f16 {
@@ -123,6 +246,8 @@ impl Elem for f16 {
     ) {
         gemm::hgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, n.max(1));
     }
+
+    packed_via_kernels!();
 }
 
 impl Elem for bf16 {
@@ -150,6 +275,8 @@ impl Elem for bf16 {
     ) {
         gemm::bgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, n.max(1));
     }
+
+    packed_via_kernels!();
 }
 
 impl Elem for f64 {
@@ -191,6 +318,15 @@ impl Elem for f64 {
                 }
             }
         }
+    }
+
+    fn pack_b(tb: Transpose, k: usize, n: usize, b: &[f64], ldb: usize) -> PackedB<f64> {
+        PackedB::Plain(tb, k, n, b.to_vec(), ldb)
+    }
+
+    fn gemm_packed_b(ta: Transpose, m: usize, a: &[f64], lda: usize, b: &PackedB<f64>, beta: f64, c: &mut [f64]) {
+        let PackedB::Plain(tb, k, n, b, ldb) = b else { unreachable!("f64 operands are kept as stored") };
+        Self::gemm(ta, *tb, m, *n, *k, a, lda, b, *ldb, beta, c);
     }
 }
 

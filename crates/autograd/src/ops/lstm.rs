@@ -17,9 +17,8 @@
 //! cells and `tanh(c)` are kept in the accumulation type (f32; f64 for
 //! f64), hidden states in the compute dtype.
 
-use mixprec_tensor::kernels::ew::{self, UnaryOp};
 use mixprec_tensor::kernels::gemm::Transpose;
-use mixprec_tensor::{Element, Tensor, TensorError};
+use mixprec_tensor::{Tensor, TensorError};
 
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
@@ -258,57 +257,29 @@ fn forward<T: Elem>(proj: &[T], w: &[T], bias: Option<&[T]>, h0: &[T], c0: &[T],
         *c = x.acc();
     }
     h_prev[..bh].copy_from_slice(h0);
-    let mut pre = vec![zero; b * g4];
+    // W_hhᵀ packed once for the T steps.
+    let wp = T::pack_b(Transpose::Yes, hs, g4, w, hs);
     for s in 0..t {
-        // pre = proj_s + b_hh + h_{s−1}·W_hhᵀ: the four gates of the batch in one GEMM.
-        for (r, row) in pre.chunks_exact_mut(g4).enumerate() {
+        // a_s = proj_s + b_hh + h_{s−1}·W_hhᵀ: the four gates of the batch in one GEMM.
+        let a_s = &mut act[s * b * g4..(s + 1) * b * g4];
+        for (r, row) in a_s.chunks_exact_mut(g4).enumerate() {
             let p = &proj[(s * b + r) * g4..(s * b + r + 1) * g4];
             match bias {
                 Some(bb) => row.iter_mut().zip(p).zip(bb).for_each(|((o, &x), &y)| *o = x.acc() + y.acc()),
                 None => row.iter_mut().zip(p).for_each(|(o, &x)| *o = x.acc()),
             }
         }
-        T::gemm(
-            Transpose::No,
-            Transpose::Yes,
-            b,
-            g4,
-            hs,
-            &h_prev[s * bh..(s + 1) * bh],
-            hs,
-            w,
-            hs,
-            T::Acc::of(1.0),
-            &mut pre,
-        );
-        let a_s = &mut act[s * b * g4..(s + 1) * b * g4];
-        for (pr, ar) in pre.chunks_exact(g4).zip(a_s.chunks_exact_mut(g4)) {
-            let (ar_if, rest) = ar.split_at_mut(2 * hs);
-            let (ar_g, ar_o) = rest.split_at_mut(hs);
-            ew::unary(UnaryOp::Sigmoid, Element::src(&pr[..2 * hs]), Element::dst(ar_if));
-            ew::unary(UnaryOp::Tanh, Element::src(&pr[2 * hs..3 * hs]), Element::dst(ar_g));
-            ew::unary(UnaryOp::Sigmoid, Element::src(&pr[3 * hs..]), Element::dst(ar_o));
-        }
-        // c_s = f·c_{s−1} + i·g
+        T::gemm_packed_b(Transpose::No, b, &h_prev[s * bh..(s + 1) * bh], hs, &wp, T::Acc::of(1.0), a_s);
+        // The gate nonlinearities, c_s = f·c_{s−1} + i·g and h_s = o·tanh(c_s) in one pass.
         let (before, after) = cells.split_at_mut((s + 1) * bh);
-        let (c_old, c_new) = (&before[s * bh..], &mut after[..bh]);
-        for (r, ar) in a_s.chunks_exact(g4).enumerate() {
-            let (i, f, g) = (&ar[..hs], &ar[hs..2 * hs], &ar[2 * hs..3 * hs]);
-            let (co, cn) = (&c_old[r * hs..(r + 1) * hs], &mut c_new[r * hs..(r + 1) * hs]);
-            for j in 0..hs {
-                cn[j] = f[j] * co[j] + i[j] * g[j];
-            }
-        }
-        let tc = &mut tanh_c[s * bh..(s + 1) * bh];
-        ew::unary(UnaryOp::Tanh, Element::src(&*c_new), Element::dst(tc));
-        // h_s = o·tanh(c_s)
-        let ys = &mut y[s * bh..(s + 1) * bh];
-        for (r, ar) in a_s.chunks_exact(g4).enumerate() {
-            let o = &ar[3 * hs..];
-            for j in 0..hs {
-                ys[r * hs + j] = T::from_acc(o[j] * tc[r * hs + j]);
-            }
-        }
+        T::lstm_cell(
+            hs,
+            a_s,
+            &before[s * bh..],
+            &mut after[..bh],
+            &mut tanh_c[s * bh..(s + 1) * bh],
+            &mut y[s * bh..(s + 1) * bh],
+        );
         if s + 1 < t {
             h_prev[(s + 1) * bh..(s + 2) * bh].copy_from_slice(&y[s * bh..(s + 1) * bh]);
         }
@@ -333,31 +304,26 @@ fn backward<T: Elem>(dy: &[T], sv: &Saved, w: &[T], d: Dims) -> Result<(Tensor, 
     let Dims { t, b, hs } = d;
     let (g4, bh) = (4 * hs, b * hs);
     let (act, cells, tanh_c) = (elems::<T::Acc>(&sv.act), elems::<T::Acc>(&sv.cells), elems::<T::Acc>(&sv.tanh_c));
-    let (zero, one) = (T::Acc::default(), T::Acc::of(1.0));
+    let zero = T::Acc::default();
     let mut dgates = vec![T::from_acc(zero); t * b * g4];
     let mut dh_next = vec![zero; bh];
     let mut dc: Vec<T::Acc> = dy[t * bh..].iter().map(|x| x.acc()).collect();
+    // W_hh packed once for the T steps.
+    let wp = T::pack_b(Transpose::No, g4, hs, w, hs);
     for s in (0..t).rev() {
-        let (a_s, tc, c_old, dys) =
-            (&act[s * b * g4..], &tanh_c[s * bh..], &cells[s * bh..(s + 1) * bh], &dy[s * bh..(s + 1) * bh]);
         let dg_s = &mut dgates[s * b * g4..(s + 1) * b * g4];
-        for (r, dg) in dg_s.chunks_exact_mut(g4).enumerate() {
-            let ar = &a_s[r * g4..(r + 1) * g4];
-            for j in 0..hs {
-                let k = r * hs + j;
-                let (i, f, g, o) = (ar[j], ar[hs + j], ar[2 * hs + j], ar[3 * hs + j]);
-                let dh = dys[k].acc() + dh_next[k];
-                let tcv = tc[k];
-                let dcv = dc[k] + dh * o * (one - tcv * tcv);
-                dg[j] = T::from_acc(dcv * g * (i * (one - i)));
-                dg[hs + j] = T::from_acc(dcv * c_old[k] * (f * (one - f)));
-                dg[2 * hs + j] = T::from_acc(dcv * i * (one - g * g));
-                dg[3 * hs + j] = T::from_acc(dh * tcv * (o * (one - o)));
-                dc[k] = dcv * f;
-            }
-        }
+        T::lstm_cell_grad(
+            hs,
+            &act[s * b * g4..(s + 1) * b * g4],
+            &cells[s * bh..(s + 1) * bh],
+            &tanh_c[s * bh..(s + 1) * bh],
+            &dy[s * bh..(s + 1) * bh],
+            &dh_next,
+            &mut dc,
+            dg_s,
+        );
         // dh_{s−1} = dG_s·W_hh
-        T::gemm(Transpose::No, Transpose::No, b, hs, g4, dg_s, g4, w, hs, zero, &mut dh_next);
+        T::gemm_packed_b(Transpose::No, b, dg_s, g4, &wp, zero, &mut dh_next);
     }
     Ok((tensor(dgates, &[t, b, g4])?, tensor(dh_next, &[b, hs])?, tensor(dc, &[b, hs])?))
 }

@@ -193,6 +193,39 @@ fn in_place<'b, T: Element>(src: &'b [T], len: usize, buf: &'b mut Buf<f32>) -> 
 }
 
 pub(crate) fn gemm<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, c: Output<'_>) {
+    gemm_with(imp, x, None, c)
+}
+
+/// [`gemm`] with op(B) already packed whole by [`pack_b_whole`] (`x.b` is
+/// not read): every (PC, JC) block is a window into it, so the products are
+/// the same FMAs, bit for bit, as when B is packed block by block.
+pub(crate) fn gemm_packed_b<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, b: &[P], c: Output<'_>) {
+    gemm_with(imp, x, Some(b), c)
+}
+
+/// op(B) (`k × n`) packed whole: micro-panel `jb` of NR columns holds all
+/// `⌈k/kpack⌉` depth steps at `[jb·NR·⌈k/kpack⌉ ..]`, in the layout of the
+/// path's B packing, so depth steps `pc..` of a panel start at `pc/kpack·NR`.
+pub(crate) fn pack_b_whole<T: Element, P: Packed>(
+    imp: &Impl<T, P>,
+    tb: Transpose,
+    k: usize,
+    n: usize,
+    b: &[T],
+    ldb: usize,
+) -> Vec<P> {
+    let (nr, ks) = (imp.shape.nr, k.div_ceil(imp.shape.kpack));
+    let mut out = vec![P::default(); n.div_ceil(nr) * nr * ks];
+    if ks > 0 {
+        out.chunks_mut(nr * ks).enumerate().for_each(|(jb, dst)| {
+            let j0 = jb * nr;
+            (imp.pack_b.f)(b, ldb, tb, j0, nr.min(n - j0), 0, k, nr, dst);
+        });
+    }
+    out
+}
+
+fn gemm_with<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, pre_b: Option<&[P]>, c: Output<'_>) {
     if x.m == 0 || x.n == 0 {
         return;
     }
@@ -206,13 +239,14 @@ pub(crate) fn gemm<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, c: 
             Some((a, b)) => (a, b),
             None => (&mut own.0, &mut own.1),
         };
-        gemm_blocks(imp, x, c, wa, wb)
+        gemm_blocks(imp, x, pre_b, c, wa, wb)
     })
 }
 
 fn gemm_blocks<T: Element, P: Packed>(
     imp: &Impl<T, P>,
     x: &Args<'_, T>,
+    pre_b: Option<&[P]>,
     c: Output<'_>,
     wide_a: &mut Buf<f32>,
     wide_b: &mut Buf<f32>,
@@ -228,12 +262,13 @@ fn gemm_blocks<T: Element, P: Packed>(
     let (ar, ac) = if x.ta == Transpose::No { (m, k) } else { (k, m) };
     let (br, bc) = if x.tb == Transpose::No { (k, n) } else { (n, k) };
     let a_f32 = (imp.unpacked && n <= 2 * bl.nr).then(|| in_place(x.a, super::required_len(ar, ac, x.lda), wide_a));
-    let b_f32 = (imp.unpacked && x.tb == Transpose::No && m <= 2 * bl.mr)
+    let b_f32 = (pre_b.is_none() && imp.unpacked && x.tb == Transpose::No && m <= 2 * bl.mr)
         .then(|| in_place(x.b, super::required_len(br, bc, x.ldb), wide_b));
     let a_direct = a_f32.and_then(P::from_f32);
     let b_direct = b_f32.and_then(P::from_f32);
     let pack_a = a_direct.is_none();
-    let pack_b = b_direct.is_none();
+    let pack_b = b_direct.is_none() && pre_b.is_none();
+    let ks_whole = k.div_ceil(kp);
     let low_precision_out = !matches!(c, Output::F32(_));
     let stats = AtomicUsize::new(0);
     let seen = AtomicU64::new(0);
@@ -275,12 +310,16 @@ fn gemm_blocks<T: Element, P: Packed>(
                     while jc < n {
                         let ncb = bl.nc.min(n - jc);
                         let nb = ncb.div_ceil(bl.nr);
-                        let bpacked: Option<&[P]> = if pack_b {
+                        // (packed B, offset of the block's first panel, stride between panels)
+                        let (bpacked, b_off, b_stride): (Option<&[P]>, usize, usize) = if let Some(pre) = pre_b {
+                            // jc is a multiple of NC (a multiple of NR), pc of KC (a multiple of 16).
+                            (Some(pre), jc * ks_whole + pc / kp * bl.nr, bl.nr * ks_whole)
+                        } else if pack_b {
                             let buf = bbuf.get(nb * bl.nr * ks);
                             pack_b_block(imp, x, threads, buf, &bl, jc, ncb, pc, kcb, ks);
-                            Some(&*buf)
+                            (Some(&*buf), 0, bl.nr * ks)
                         } else {
-                            None
+                            (None, 0, 0)
                         };
                         let step = Step {
                             x,
@@ -298,6 +337,8 @@ fn gemm_blocks<T: Element, P: Packed>(
                             last,
                             apacked,
                             bpacked,
+                            b_off,
+                            b_stride,
                             a_direct,
                             b_direct,
                             stats: &stats,
@@ -320,7 +361,7 @@ fn gemm_blocks<T: Element, P: Packed>(
             tasks: stats.load(Ordering::Relaxed),
             threads: seen.load(Ordering::Relaxed).count_ones() as usize,
             packed_a: pack_a,
-            packed_b: pack_b,
+            packed_b: pack_b || pre_b.is_some(),
             blocking: Some(bl),
         })
     });
@@ -414,6 +455,10 @@ struct Step<'s, 'a, T: 'static, P: 'static> {
     last: bool,
     apacked: Option<&'s [P]>,
     bpacked: Option<&'s [P]>,
+    /// Where the block's first B micro-panel starts in `bpacked`.
+    b_off: usize,
+    /// The distance between B micro-panels in `bpacked`.
+    b_stride: usize,
     a_direct: Option<&'s [P]>,
     b_direct: Option<&'s [P]>,
     stats: &'s AtomicUsize,
@@ -485,7 +530,7 @@ fn run_panels<T: Element, P: Packed>(
             let w = nr.min(s.ncb - j0);
             let col = s.jc + j0;
             let b = match (s.bpacked, s.b_direct) {
-                (Some(buf), _) => BPanel::Packed(&buf[jb * nr * s.ks..(jb + 1) * nr * s.ks]),
+                (Some(buf), _) => BPanel::Packed(&buf[s.b_off + jb * s.b_stride..][..nr * s.ks]),
                 (None, Some(b)) => BPanel::Rows { data: &b[s.pc * x.ldb + col..], ld: x.ldb },
                 (None, None) => unreachable!("B is packed whenever it cannot be read directly"),
             };

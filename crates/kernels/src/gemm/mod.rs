@@ -461,6 +461,104 @@ pub fn bgemm(
     gemm_ex(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, Output::F32(c), ldc, Epilogue::default())
 }
 
+/// op(B) of a product (`k × n`) packed once on one path, for many products
+/// that share it with different A: an RNN's recurrent weight, used at every
+/// time step. Packing dominates such products when m is small (one B block
+/// packed for a few rows of A); [`gemm_packed_b`] reuses this instead.
+#[derive(Clone, Debug)]
+pub struct PackedB<T: 'static> {
+    path: Path<T>,
+    k: usize,
+    n: usize,
+    data: PackedData,
+}
+
+/// The packed elements, by the path's packed element type.
+#[derive(Clone, Debug)]
+enum PackedData {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    Pairs(Vec<u32>),
+}
+
+impl<T: Element> PackedB<T> {
+    /// Packs op(B) (`k × n`; stored `k × n` with `ldb ≥ n`, or with
+    /// [`Transpose::Yes`] `n × k` with `ldb ≥ k`) for the active path.
+    ///
+    /// # Panics
+    /// If `ldb` is smaller than a stored row or `b` is too short.
+    pub fn new(tb: Transpose, k: usize, n: usize, b: &[T], ldb: usize) -> PackedB<T> {
+        PackedB::on(T::path(&active().gemm), tb, k, n, b, ldb)
+    }
+
+    /// [`PackedB::new`] for a given path (tests reach every path's table).
+    ///
+    /// # Panics
+    /// As [`PackedB::new`].
+    pub fn on(path: &Path<T>, tb: Transpose, k: usize, n: usize, b: &[T], ldb: usize) -> PackedB<T> {
+        let (br, bc) = if tb == Transpose::No { (k, n) } else { (n, k) };
+        assert!(ldb >= bc, "gemm: ldb = {ldb} is smaller than the {bc} columns of B as stored");
+        let need = required_len(br, bc, ldb);
+        assert!(b.len() >= need, "gemm: B holds {} elements, {br}×{bc} with ldb {ldb} needs {need}", b.len());
+        let data = match path {
+            Path::F32(imp) => PackedData::F32(driver::pack_b_whole(imp, tb, k, n, b, ldb)),
+            Path::F16(imp) => PackedData::F16(driver::pack_b_whole(imp, tb, k, n, b, ldb)),
+            Path::Pairs(imp) => PackedData::Pairs(driver::pack_b_whole(imp, tb, k, n, b, ldb)),
+        };
+        PackedB { path: *path, k, n, data }
+    }
+
+    /// The depth `k` of op(B).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// The columns `n` of op(B).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// [`gemm_ex`] with op(B) from a [`PackedB`] (`k` and `n` are its own), on
+/// the path it was packed for: `C = relu?(alpha·op(A)·op(B) + beta·C + bias)`.
+/// The results are bit-identical to [`gemm_ex`] on that path with B as it
+/// was packed, for any thread count.
+///
+/// # Panics
+/// As [`gemm_ex`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed_b<T: Element>(
+    ta: Transpose,
+    m: usize,
+    alpha: f32,
+    a: &[T],
+    lda: usize,
+    b: &PackedB<T>,
+    beta: f32,
+    c: Output<'_>,
+    ldc: usize,
+    epilogue: Epilogue<'_>,
+) {
+    let (n, k) = (b.n, b.k);
+    // B's checks were made when it was packed: pass an empty, unread B of n columns.
+    let (tb, ldb) = (Transpose::No, n);
+    check_args(ta, tb, m, n, k, a.len(), lda, required_len(k, n, ldb), ldb, c.len(), ldc);
+    assert!(
+        beta == 0.0 || matches!(c, Output::F32(_)),
+        "gemm: beta = {beta} needs an f32 C (f16/bf16 destinations are written only)"
+    );
+    if let Some(bias) = epilogue.bias {
+        assert!(bias.len() >= n, "gemm: the bias holds {} values, n = {n}", bias.len());
+    }
+    let args = driver::Args { ta, tb, m, n, k, alpha, a, lda, b: &[], ldb, beta, ldc, epilogue };
+    match (&b.path, &b.data) {
+        (Path::F32(imp), PackedData::F32(p)) => driver::gemm_packed_b(imp, &args, p, c),
+        (Path::F16(imp), PackedData::F16(p)) => driver::gemm_packed_b(imp, &args, p, c),
+        (Path::Pairs(imp), PackedData::Pairs(p)) => driver::gemm_packed_b(imp, &args, p, c),
+        _ => unreachable!("a PackedB's data matches its path"),
+    }
+}
+
 /// hgemm paths this CPU can run that no table installs, by name, so tests
 /// and benchmarks can reach them beside the installed one: on AVX-512-FP16
 /// the f16-panel kernel that widens in registers (`vcvtph2psx`), measured

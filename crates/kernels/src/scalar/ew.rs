@@ -286,3 +286,60 @@ pub fn select_scalar(rows: usize, n: usize, cond: Operand<'_>, a: Operand<'_>, b
         dst.store_f64(at, &x[..len]);
     });
 }
+
+/// Reference of [`crate::ew::lstm_cell`]: `σ` and `tanh` in f64, rounded once
+/// to f32; the cell update and `h` in f32 operations.
+pub fn lstm_cell_scalar(
+    hs: usize,
+    gates: &mut [f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    tanh_c: &mut [f32],
+    mut h: Dst<'_>,
+) {
+    let mut hrow = vec![0.0f32; hs];
+    for (r, g) in gates.chunks_exact_mut(4 * hs).enumerate() {
+        let (ifg, o) = g.split_at_mut(3 * hs);
+        let (i_f, gg) = ifg.split_at_mut(2 * hs);
+        i_f.iter_mut().chain(o.iter_mut()).for_each(|x| *x = sigmoid(*x as f64) as f32);
+        gg.iter_mut().for_each(|x| *x = (*x as f64).tanh() as f32);
+        let at = r * hs;
+        for j in 0..hs {
+            let (i, f, g, o) = (i_f[j], i_f[hs + j], gg[j], o[j]);
+            let cv = f * c_prev[at + j] + i * g;
+            let tc = (cv as f64).tanh() as f32;
+            c[at + j] = cv;
+            tanh_c[at + j] = tc;
+            hrow[j] = o * tc;
+        }
+        h.store_f32(at, &hrow);
+    }
+}
+
+/// Reference of [`crate::ew::lstm_cell_grad`]: f32 operations in the order
+/// the kernel documents (an f64 `dy` is rounded to f32 first).
+pub fn lstm_cell_grad_scalar(
+    hs: usize,
+    saved: crate::ew::LstmSaved<'_>,
+    dy: Src<'_>,
+    dh_next: &[f32],
+    dc: &mut [f32],
+    mut dgates: Dst<'_>,
+) {
+    let mut drow = vec![0.0f32; 4 * hs];
+    for (r, a) in saved.act.chunks_exact(4 * hs).enumerate() {
+        for j in 0..hs {
+            let k = r * hs + j;
+            let (i, f, g, o) = (a[j], a[hs + j], a[2 * hs + j], a[3 * hs + j]);
+            let dh = dy.get_f64(k) as f32 + dh_next[k];
+            let tc = saved.tanh_c[k];
+            let dcv = dc[k] + dh * o * (1.0 - tc * tc);
+            drow[j] = dcv * g * (i * (1.0 - i));
+            drow[hs + j] = dcv * saved.c_prev[k] * (f * (1.0 - f));
+            drow[2 * hs + j] = dcv * i * (1.0 - g * g);
+            drow[3 * hs + j] = dh * tc * (o * (1.0 - o));
+            dc[k] = dcv * f;
+        }
+        dgates.store_f32(r * 4 * hs, &drow);
+    }
+}

@@ -41,6 +41,8 @@ pub(crate) fn table() -> Kernels {
             unary_grad: kernel!(ew::unary_grad_scalar),
             select: kernel!(ew::select_scalar),
             axpy: kernel!(ew::axpy_scalar),
+            lstm_cell: kernel!(ew::lstm_cell_scalar),
+            lstm_cell_grad: kernel!(ew::lstm_cell_grad_scalar),
         },
         reduce: crate::reduce::Table {
             rows: kernel!(reduce::reduce_rows_scalar),

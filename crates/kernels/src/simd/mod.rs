@@ -16,6 +16,7 @@ pub(crate) mod amp;
 pub(crate) mod cast;
 pub(crate) mod ew;
 pub(crate) mod loss;
+pub(crate) mod lstm;
 pub(crate) mod math;
 pub(crate) mod optim;
 pub(crate) mod reduce;

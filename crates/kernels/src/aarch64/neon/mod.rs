@@ -14,10 +14,10 @@ use half::{bf16, f16};
 
 use crate::aarch64::entries;
 use crate::dispatch::{Features, Kernels, kernel};
-use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
+use crate::ew::{BinaryOp, GradOp, LstmSaved, Operand, UnaryOp};
 use crate::optim::{AdamStep, Sgd};
 use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
-use crate::simd::{amp, cast, ew, loss, optim, reduce};
+use crate::simd::{amp, cast, ew, loss, lstm, optim, reduce};
 use crate::slice::{Dst, Src};
 
 entries! {
@@ -40,6 +40,8 @@ entries! {
     fn unary_grad_neon(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<Neon>;
     fn select_neon(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<Neon>;
     fn axpy_neon(alpha: f32, x: Src<'_>, y: Dst<'_>) = ew::axpy::<Neon>;
+    fn lstm_cell_neon(hs: usize, gates: &mut [f32], c_prev: &[f32], c: &mut [f32], tanh_c: &mut [f32], h: Dst<'_>) = lstm::lstm_cell::<Neon>;
+    fn lstm_cell_grad_neon(hs: usize, saved: LstmSaved<'_>, dy: Src<'_>, dh_next: &[f32], dc: &mut [f32], dgates: Dst<'_>) = lstm::lstm_cell_grad::<Neon>;
     fn reduce_rows_neon(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::rows::<Neon>;
     fn reduce_cols_neon(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<Neon>;
     fn arg_rows_neon(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<Neon>;
@@ -76,6 +78,8 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.ew.unary_grad = kernel!(unary_grad_neon);
     k.ew.select = kernel!(select_neon);
     k.ew.axpy = kernel!(axpy_neon);
+    k.ew.lstm_cell = kernel!(lstm_cell_neon);
+    k.ew.lstm_cell_grad = kernel!(lstm_cell_grad_neon);
     k.reduce.rows = kernel!(reduce_rows_neon);
     k.reduce.cols = kernel!(reduce_cols_neon);
     k.reduce.arg_rows = kernel!(arg_rows_neon);

@@ -10,10 +10,10 @@ pub(crate) use simd::Avx2;
 use half::{bf16, f16};
 
 use crate::dispatch::{Features, Kernels, kernel};
-use crate::ew::{BinaryOp, GradOp, Operand, UnaryOp};
+use crate::ew::{BinaryOp, GradOp, LstmSaved, Operand, UnaryOp};
 use crate::optim::{AdamStep, Sgd};
 use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
-use crate::simd::{amp, cast, ew, loss, optim, reduce};
+use crate::simd::{amp, cast, ew, loss, lstm, optim, reduce};
 use crate::slice::{Dst, Src};
 use crate::x86::entries;
 
@@ -37,6 +37,8 @@ entries! {
     fn unary_grad_avx2(op: GradOp, g: Src<'_>, saved: Src<'_>, dst: Dst<'_>) = ew::unary_grad::<Avx2>;
     fn select_avx2(rows: usize, n: usize, c: Operand<'_>, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::select::<Avx2>;
     fn axpy_avx2(alpha: f32, x: Src<'_>, y: Dst<'_>) = ew::axpy::<Avx2>;
+    fn lstm_cell_avx2(hs: usize, gates: &mut [f32], c_prev: &[f32], c: &mut [f32], tanh_c: &mut [f32], h: Dst<'_>) = lstm::lstm_cell::<Avx2>;
+    fn lstm_cell_grad_avx2(hs: usize, saved: LstmSaved<'_>, dy: Src<'_>, dh_next: &[f32], dc: &mut [f32], dgates: Dst<'_>) = lstm::lstm_cell_grad::<Avx2>;
     fn reduce_rows_avx2(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::rows::<Avx2>;
     fn reduce_cols_avx2(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<Avx2>;
     fn arg_rows_avx2(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<Avx2>;
@@ -74,6 +76,8 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.ew.unary_grad = kernel!(unary_grad_avx2);
     k.ew.select = kernel!(select_avx2);
     k.ew.axpy = kernel!(axpy_avx2);
+    k.ew.lstm_cell = kernel!(lstm_cell_avx2);
+    k.ew.lstm_cell_grad = kernel!(lstm_cell_grad_avx2);
     k.reduce.rows = kernel!(reduce_rows_avx2);
     k.reduce.cols = kernel!(reduce_cols_avx2);
     k.reduce.arg_rows = kernel!(arg_rows_avx2);
