@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
-use crate::ops::elem::{Elem, Real, dispatch, elems, tensor};
+use crate::ops::elem::{Elem, Real, dispatch, elems, tensor, tensor_from, with_scratch};
 use crate::var::Var;
 
 /// The geometry of one convolution (or pooling window).
@@ -223,25 +223,40 @@ fn col2im<A: Real>(dcols: &[A], ld: usize, at: usize, g: &Geom, dx: &mut [A]) {
     }
 }
 
-/// `y_n = W·cols_n (+ b)` for every image, in the accumulation type.
-fn forward<T: Elem>(x: &[T], w: &[T], b: Option<&[T::Acc]>, g: &Geom, o: usize) -> Vec<T::Acc> {
+/// `y_n = W·cols_n (+ b)` for every image, in the accumulation type, into
+/// `y` (`[N, O, L]`, every element written).
+fn forward<T: Elem>(x: &[T], w: &[T], b: Option<&[T::Acc]>, g: &Geom, o: usize, y: &mut [T::Acc]) -> Result<()> {
     let (k, l, per) = (g.k(), g.l(), group(g));
-    let zero = T::Acc::default();
     if g.n == 0 {
         // No column buffers for an empty batch (its planes may be huge).
-        return Vec::new();
+        return Ok(());
     }
-    let mut cols = vec![T::ZERO; k * per * l];
-    let mut yc = vec![zero; o * per * l];
-    let mut y = vec![zero; g.n * o * l];
+    with_scratch::<T, _>(k * per * l, |cols| {
+        with_scratch::<T::Acc, _>(o * per * l, |yc| forward_groups::<T>(x, w, b, g, o, cols, yc, y))
+    })?
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_groups<T: Elem>(
+    x: &[T],
+    w: &[T],
+    b: Option<&[T::Acc]>,
+    g: &Geom,
+    o: usize,
+    cols: &mut [T],
+    yc: &mut [T::Acc],
+    y: &mut [T::Acc],
+) {
+    let (k, l, per) = (g.k(), g.l(), group(g));
+    let zero = T::Acc::default();
     for n0 in (0..g.n).step_by(per) {
         let cnt = per.min(g.n - n0);
         let width = cnt * l;
-        im2col(x, g, T::ZERO, n0, cnt, &mut cols);
+        im2col(x, g, T::ZERO, n0, cnt, cols);
         T::gemm(Transpose::No, Transpose::No, o, width, k, w, k, &cols[..k * width], width, zero, &mut yc[..o * width]);
         // [O, images·L] → [images, O, L], adding the bias.
-        let yc = &yc;
-        y[n0 * o * l..(n0 + cnt) * o * l].par_chunks_mut(o * l).enumerate().for_each(|(q, yn)| {
+        let yc = &*yc;
+        y[n0 * o * l..(n0 + cnt) * o * l].par_chunks_mut((o * l).max(1)).enumerate().for_each(|(q, yn)| {
             for (oc, dst) in yn.chunks_exact_mut(l).enumerate() {
                 let src = &yc[oc * width + q * l..][..l];
                 match b {
@@ -251,51 +266,35 @@ fn forward<T: Elem>(x: &[T], w: &[T], b: Option<&[T::Acc]>, g: &Geom, o: usize) 
             }
         });
     }
-    y
 }
 
-/// What the backward computes: `(dx, dW, db)`, each if asked for.
-type ConvGrads<A> = (Option<Vec<A>>, Option<Vec<A>>, Option<Vec<A>>);
+/// What the backward returns: `(dW, db)`, each if asked for (`dx` is
+/// written into the caller's buffer).
+type ConvGrads<A> = (Option<Vec<A>>, Option<Vec<A>>);
 
-fn backward<T: Elem>(x: &[T], w: &[T], gy: &[T], g: &Geom, o: usize, want: [bool; 3]) -> ConvGrads<T::Acc> {
+/// The gradients; `dx` (zeroed, `[N, C, H, W]`) receives the input's when given.
+fn backward<T: Elem>(
+    x: &[T],
+    w: &[T],
+    gy: &[T],
+    g: &Geom,
+    o: usize,
+    want: [bool; 3],
+    dx: Option<&mut [T::Acc]>,
+) -> Result<ConvGrads<T::Acc>> {
     let (k, l, per) = (g.k(), g.l(), group(g));
-    let (zero, one) = (T::Acc::default(), T::Acc::of(1.0));
-    let plane = g.c * g.h * g.w;
-    let mut dx = want[0].then(|| vec![zero; g.n * plane]);
-    let mut dw = want[1].then(|| vec![zero; o * k]);
     // An empty batch needs no column buffers (its planes may be huge).
     let batch = g.n > 0;
-    let mut cols = vec![T::ZERO; if want[1] && batch { k * per * l } else { 0 }];
-    let mut dcols = vec![zero; if want[0] && batch { k * per * l } else { 0 }];
-    let mut gc = vec![T::ZERO; if (want[0] || want[1]) && batch { o * per * l } else { 0 }];
-    for n0 in (0..g.n).step_by(per) {
-        if !(want[0] || want[1]) {
-            break;
-        }
-        let cnt = per.min(g.n - n0);
-        let width = cnt * l;
-        // dY of the group as [O, images·L].
-        gc[..o * width].par_chunks_mut(width).enumerate().for_each(|(oc, row)| {
-            for (q, dst) in row.chunks_exact_mut(l).enumerate() {
-                dst.copy_from_slice(&gy[((n0 + q) * o + oc) * l..][..l]);
-            }
-        });
-        let gcs = &gc[..o * width];
-        if let Some(dw) = dw.as_mut() {
-            // dW += dY·colsᵀ
-            im2col(x, g, T::ZERO, n0, cnt, &mut cols);
-            T::gemm(Transpose::No, Transpose::Yes, o, k, width, gcs, width, &cols[..k * width], width, one, dw);
-        }
-        if let Some(dx) = dx.as_mut() {
-            // dcols = Wᵀ·dY, scattered back onto each image
-            T::gemm(Transpose::Yes, Transpose::No, k, width, o, w, k, gcs, width, zero, &mut dcols[..k * width]);
-            let dcols = &dcols;
-            dx[n0 * plane..(n0 + cnt) * plane]
-                .par_chunks_mut(plane.max(1))
-                .enumerate()
-                .for_each(|(q, dxn)| col2im(dcols, width, q * l, g, dxn));
-        }
-    }
+    let ncols = if want[1] && batch { k * per * l } else { 0 };
+    let ngc = if (dx.is_some() || want[1]) && batch { o * per * l } else { 0 };
+    let ndcols = if dx.is_some() && batch { k * per * l } else { 0 };
+    let dw = with_scratch::<T, _>(ncols + ngc, |tb| {
+        with_scratch::<T::Acc, _>(ndcols, |dcols| {
+            let (cols, gc) = tb.split_at_mut(ncols);
+            backward_groups::<T>(x, w, gy, g, o, want[1], cols, gc, dcols, dx)
+        })
+    })??;
+    let zero = T::Acc::default();
     let db = want[2].then(|| {
         let mut sums = vec![zero; g.n * o];
         reduce::reduce_rows(ReduceOp::Sum, Element::src(gy), g.n * o, l, Element::dst(&mut sums[..]));
@@ -305,7 +304,57 @@ fn backward<T: Elem>(x: &[T], w: &[T], gy: &[T], g: &Geom, o: usize, want: [bool
         }
         db
     });
-    (dx, dw, db)
+    Ok((dw, db))
+}
+
+/// The group loop of [`backward`], on scratch `cols`, `gc` (dY of a group)
+/// and `dcols`; returns dW when asked for.
+#[allow(clippy::too_many_arguments)]
+fn backward_groups<T: Elem>(
+    x: &[T],
+    w: &[T],
+    gy: &[T],
+    g: &Geom,
+    o: usize,
+    want_dw: bool,
+    cols: &mut [T],
+    gc: &mut [T],
+    dcols: &mut [T::Acc],
+    mut dx: Option<&mut [T::Acc]>,
+) -> Option<Vec<T::Acc>> {
+    let (k, l, per) = (g.k(), g.l(), group(g));
+    let (zero, one) = (T::Acc::default(), T::Acc::of(1.0));
+    let plane = g.c * g.h * g.w;
+    let mut dw = want_dw.then(|| vec![zero; o * k]);
+    for n0 in (0..g.n).step_by(per.max(1)) {
+        if dx.is_none() && dw.is_none() {
+            break;
+        }
+        let cnt = per.min(g.n - n0);
+        let width = cnt * l;
+        // dY of the group as [O, images·L].
+        gc[..o * width].par_chunks_mut(width.max(1)).enumerate().for_each(|(oc, row)| {
+            for (q, dst) in row.chunks_exact_mut(l).enumerate() {
+                dst.copy_from_slice(&gy[((n0 + q) * o + oc) * l..][..l]);
+            }
+        });
+        let gcs = &gc[..o * width];
+        if let Some(dw) = dw.as_mut() {
+            // dW += dY·colsᵀ
+            im2col(x, g, T::ZERO, n0, cnt, cols);
+            T::gemm(Transpose::No, Transpose::Yes, o, k, width, gcs, width, &cols[..k * width], width, one, dw);
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            // dcols = Wᵀ·dY, scattered back onto each image
+            T::gemm(Transpose::Yes, Transpose::No, k, width, o, w, k, gcs, width, zero, &mut dcols[..k * width]);
+            let dcols = &*dcols;
+            dx[n0 * plane..(n0 + cnt) * plane]
+                .par_chunks_mut(plane.max(1))
+                .enumerate()
+                .for_each(|(q, dxn)| col2im(dcols, width, q * l, g, dxn));
+        }
+    }
+    dw
 }
 
 impl Var {
@@ -355,8 +404,12 @@ impl Var {
                 Some(b) => Some(b.value().to_vec_f64()?.into_iter().map(<T as Elem>::Acc::of).collect()),
                 None => None,
             };
-            let y = forward::<T>(elems(&xv), elems(&wv), bias.as_deref(), &g, o);
-            tensor(y, &[g.n, o, g.oh, g.ow])?.to_dtype(dtype)?
+            let mut res = Ok(());
+            let y = tensor_from::<<T as Elem>::Acc>(&[g.n, o, g.oh, g.ow], |y| {
+                res = forward::<T>(elems(&xv), elems(&wv), bias.as_deref(), &g, o, y);
+            })?;
+            res?;
+            y.to_dtype(dtype)?
         });
         let keep_x = w.requires_grad();
         let keep_w = x.requires_grad();
@@ -384,9 +437,20 @@ impl Backward for Conv2dBackward {
         let empty = Tensor::zeros(&[0], dtype)?;
         let (x, w) = (self.x.as_ref().unwrap_or(&empty), self.w.as_ref().unwrap_or(&empty));
         let (dx, dw, db) = dispatch!(dtype, T => {
-            let (dx, dw, db) = backward::<T>(elems(x), elems(w), elems(&gy), &g, o, want);
+            let (xs, ws, gys) = (elems(x), elems(w), elems(&gy));
+            let mut res = Ok((None, None));
+            let dx = if want[0] {
+                Some(tensor_from::<<T as Elem>::Acc>(&[g.n, g.c, g.h, g.w], |dx| {
+                    dx.fill(<T as Elem>::Acc::default());
+                    res = backward::<T>(xs, ws, gys, &g, o, want, Some(dx));
+                })?)
+            } else {
+                res = backward::<T>(xs, ws, gys, &g, o, want, None);
+                None
+            };
+            let (dw, db) = res?;
             let t = |v: Option<Vec<<T as Elem>::Acc>>, shape: &[usize]| v.map(|v| tensor(v, shape)).transpose();
-            (t(dx, &[g.n, g.c, g.h, g.w])?, t(dw, &[o, g.c, g.kh, g.kw])?, t(db, &[o])?)
+            (dx, t(dw, &[o, g.c, g.kh, g.kw])?, t(db, &[o])?)
         });
         for (i, d) in [dx, dw, db].into_iter().enumerate() {
             if let Some(d) = d {

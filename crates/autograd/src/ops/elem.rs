@@ -336,6 +336,24 @@ pub(crate) fn elems<T: Element>(t: &Tensor) -> &[T] {
     t.as_slice::<T>().expect("a contiguous tensor of the dispatched dtype")
 }
 
+/// A tensor of `shape` whose elements `fill` writes (every one of them),
+/// its buffer from the tape's cache when one fits: no allocation, zero-fill
+/// or copy in a steady sequence of steps.
+pub(crate) fn tensor_from<T: Element>(shape: &[usize], fill: impl FnOnce(&mut [T])) -> crate::Result<Tensor> {
+    let mut t = crate::pool::take(shape, T::DTYPE)?;
+    fill(t.data_mut::<T>()?);
+    Ok(t)
+}
+
+/// Runs `f` on a scratch slice of `len` elements of `T` with unspecified
+/// contents, a buffer from the tape's cache (returned to it afterwards).
+pub(crate) fn with_scratch<T: Element, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> crate::Result<R> {
+    let mut t = crate::pool::take(&[len], T::DTYPE)?;
+    let r = f(t.data_mut::<T>()?);
+    crate::pool::give(t);
+    Ok(r)
+}
+
 /// A tensor of `shape` holding `v`.
 pub(crate) fn tensor<T: Element>(v: Vec<T>, shape: &[usize]) -> crate::Result<Tensor> {
     Ok(Tensor::from_vec(v, shape)?)

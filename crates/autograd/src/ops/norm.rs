@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
-use crate::ops::elem::{Elem, Real, dispatch, elems, tensor};
+use crate::ops::elem::{Elem, Real, dispatch, elems, tensor, tensor_from};
 use crate::var::Var;
 
 /// Batch norm's running mean and (unbiased) variance, one value per
@@ -74,13 +74,13 @@ fn normalize<T: Elem>(
     mean: &[f64],
     istd: &[f64],
     affine: &Affine,
-) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
+    y: &mut [T],
+) {
     let (gamma, beta) = (affine.gamma::<T::Acc>(), affine.beta::<T::Acc>());
     let (one, zero) = (T::Acc::of(1.0), T::Acc::default());
     let run = groups * len;
     if run == 0 {
-        return y;
+        return;
     }
     y.par_chunks_mut(run).zip(x.par_chunks(run)).take(outer).for_each(|(yo, xo)| {
         for j in 0..groups {
@@ -102,7 +102,6 @@ fn normalize<T: Elem>(
             }
         }
     });
-    y
 }
 
 #[derive(Clone, Debug)]
@@ -335,7 +334,7 @@ impl Var {
             let istd = r.var.to_vec_f64()?.iter().map(|&v| 1.0 / (v + eps).sqrt()).collect();
             (r.mean.to_vec_f64()?, istd)
         };
-        let y = dispatch!(xv.dtype(), T => tensor(normalize::<T>(elems(&xv), n, c, len, &mean, &istd, &affine), &xs)?);
+        let y = dispatch!(xv.dtype(), T => tensor_from::<T>(&xs, |y| normalize::<T>(elems(&xv), n, c, len, &mean, &istd, &affine, y))?);
         let inputs: Vec<&Var> = ins.iter().collect();
         Ok(record(OP, &inputs, y, |_| NormBackward {
             x: xv,
@@ -381,8 +380,7 @@ impl Var {
         let xv = x.value().contiguous();
         let (mean, var) = dispatch!(xv.dtype(), T => moments::<T>(elems(&xv), 1, rows, len));
         let istd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-        let y =
-            dispatch!(xv.dtype(), T => tensor(normalize::<T>(elems(&xv), 1, rows, len, &mean, &istd, &affine), &xs)?);
+        let y = dispatch!(xv.dtype(), T => tensor_from::<T>(&xs, |y| normalize::<T>(elems(&xv), 1, rows, len, &mean, &istd, &affine, y))?);
         let inputs: Vec<&Var> = ins.iter().collect();
         Ok(record(OP, &inputs, y, |_| NormBackward {
             x: xv,

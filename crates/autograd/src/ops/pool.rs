@@ -17,7 +17,7 @@ use crate::autocast::cast_inputs;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
 use crate::ops::conv::Geom;
-use crate::ops::elem::{Elem, Real, dispatch, elems, tensor};
+use crate::ops::elem::{Elem, Real, dispatch, elems, tensor, tensor_from};
 use crate::var::Var;
 use rayon::prelude::*;
 
@@ -61,13 +61,14 @@ fn check_padding(op: &'static str, kernel: [usize; 2], padding: [usize; 2]) -> R
     Ok(())
 }
 
-fn max_forward<T: Elem, I: Offset>(x: &[T], g: &Geom) -> (Vec<T>, Vec<I>) {
+/// Writes the maxima into `y` (`[N, C, OH, OW]`); returns their offsets.
+fn max_forward<T: Elem, I: Offset>(x: &[T], g: &Geom, y: &mut [T]) -> Vec<I> {
     let (plane, l) = (g.h * g.w, g.l());
     let none = g.kh * g.kw;
-    let mut y = vec![T::ZERO; g.n * g.c * l];
+    y.fill(T::ZERO);
     let mut idx = vec![I::of(none); g.n * g.c * l];
     if l == 0 {
-        return (y, idx);
+        return idx;
     }
     // Planes in parallel: each output is written by one task.
     y.par_chunks_mut(l).zip(idx.par_chunks_mut(l)).enumerate().for_each(|(p, (yp, ip))| {
@@ -78,7 +79,7 @@ fn max_forward<T: Elem, I: Offset>(x: &[T], g: &Geom) -> (Vec<T>, Vec<I>) {
             max_plane(xp, g, yp, ip);
         }
     });
-    (y, idx)
+    idx
 }
 
 /// Whether `a` replaces the running maximum `b`: larger, or NaN (NaN wins
@@ -183,17 +184,17 @@ impl Var {
         }
         let (y, offsets) = dispatch!(xv.dtype(), T => {
             let xs = elems::<T>(&xv);
-            let r = if window < 256 {
-                let (y, i) = max_forward::<T, u8>(xs, &g);
-                (y, Offsets::U8(i))
-            } else if window < 65536 {
-                let (y, i) = max_forward::<T, u16>(xs, &g);
-                (y, Offsets::U16(i))
-            } else {
-                let (y, i) = max_forward::<T, u32>(xs, &g);
-                (y, Offsets::U32(i))
-            };
-            (tensor(r.0, &[g.n, g.c, g.oh, g.ow])?, r.1)
+            let mut offsets = Offsets::U8(Vec::new());
+            let y = tensor_from::<T>(&[g.n, g.c, g.oh, g.ow], |y| {
+                offsets = if window < 256 {
+                    Offsets::U8(max_forward::<T, u8>(xs, &g, y))
+                } else if window < 65536 {
+                    Offsets::U16(max_forward::<T, u16>(xs, &g, y))
+                } else {
+                    Offsets::U32(max_forward::<T, u32>(xs, &g, y))
+                };
+            })?;
+            (y, offsets)
         });
         Ok(record(OP, &[&x], y, |_| MaxPoolBackward { offsets, g }))
     }

@@ -14,12 +14,13 @@
 //! | `gelu` | `x·Φ(x)` | `Φ(x) + x·φ(x)` | input |
 //! | `gelu_tanh` | `x·σ(2u)`, `u = √(2/π)(x + 0.044715x³)` | see `GradOp::GeluTanh` | input |
 
-use mixprec_tensor::Tensor;
-use mixprec_tensor::kernels::ew::{GradOp, UnaryOp};
+use mixprec_tensor::kernels::ew::{self, GradOp, UnaryOp};
+use mixprec_tensor::{Element, Tensor};
 
 use crate::autocast::cast_inputs;
 use crate::error::Result;
 use crate::graph::{Backward, Grads, record};
+use crate::ops::elem::{dispatch, elems, tensor_from};
 use crate::var::Var;
 
 /// Which tensor a unary op's derivative reads.
@@ -32,7 +33,14 @@ enum Saves {
 fn unary(x: &Var, name: &'static str, op: UnaryOp, grad: GradOp, saves: Saves) -> Result<Var> {
     let [x] = cast_inputs(name, [x])?;
     let xv = x.value();
-    let y = xv.unary(op)?;
+    // A contiguous input writes into a cached buffer (no allocation, no zero-fill).
+    let y = if xv.is_contiguous() {
+        dispatch!(xv.dtype(), T => tensor_from::<T>(xv.shape(), |y| {
+            ew::unary(op, Element::src(elems::<T>(&xv)), Element::dst(y))
+        })?)
+    } else {
+        xv.unary(op)?
+    };
     Ok(record(name, &[&x], y, |y| UnaryBackward {
         op: grad,
         saved: match saves {
