@@ -18,13 +18,14 @@
 //! f64), hidden states in the compute dtype.
 
 use mixprec_tensor::kernels::gemm::Transpose;
-use mixprec_tensor::{Tensor, TensorError};
+use mixprec_tensor::{Element, Tensor, TensorError};
 
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
 use crate::ops::elem::{Elem, Real, dispatch, elems, tensor};
 use crate::ops::gemm::{Mat, accumulate_product};
+use crate::pool;
 use crate::util::reshaped;
 use crate::var::Var;
 
@@ -247,12 +248,17 @@ struct Forward {
 fn forward<T: Elem>(proj: &[T], w: &[T], bias: Option<&[T]>, h0: &[T], c0: &[T], d: Dims) -> Result<Forward> {
     let Dims { t, b, hs } = d;
     let (g4, bh) = (4 * hs, b * hs);
-    let zero = T::Acc::default();
-    let mut y = vec![T::from_acc(zero); (t + 1) * bh];
-    let mut act = vec![zero; t * b * g4];
-    let mut cells = vec![zero; (t + 1) * bh];
-    let mut tanh_c = vec![zero; t * bh];
-    let mut h_prev = vec![T::from_acc(zero); t * bh];
+    // Every element of these is written below: buffers from the tape's cache.
+    let mut y_t = pool::take(&[t + 1, b, hs], T::DTYPE)?;
+    let mut act_t = pool::take(&[t, b, g4], T::Acc::DTYPE)?;
+    let mut cells_t = pool::take(&[t + 1, b, hs], T::Acc::DTYPE)?;
+    let mut tanh_t = pool::take(&[t, b, hs], T::Acc::DTYPE)?;
+    let mut h_prev_t = pool::take(&[t * b, hs], T::DTYPE)?;
+    let y = y_t.data_mut::<T>()?;
+    let act = act_t.data_mut::<T::Acc>()?;
+    let cells = cells_t.data_mut::<T::Acc>()?;
+    let tanh_c = tanh_t.data_mut::<T::Acc>()?;
+    let h_prev = h_prev_t.data_mut::<T>()?;
     for (c, &x) in cells.iter_mut().zip(c0) {
         *c = x.acc();
     }
@@ -287,15 +293,7 @@ fn forward<T: Elem>(proj: &[T], w: &[T], bias: Option<&[T]>, h0: &[T], c0: &[T],
     for (o, &c) in y[t * bh..].iter_mut().zip(&cells[t * bh..]) {
         *o = T::from_acc(c);
     }
-    Ok(Forward {
-        y: tensor(y, &[t + 1, b, hs])?,
-        saved: Saved {
-            act: tensor(act, &[t, b, g4])?,
-            cells: tensor(cells, &[t + 1, b, hs])?,
-            tanh_c: tensor(tanh_c, &[t, b, hs])?,
-            h_prev: tensor(h_prev, &[t * b, hs])?,
-        },
-    })
+    Ok(Forward { y: y_t, saved: Saved { act: act_t, cells: cells_t, tanh_c: tanh_t, h_prev: h_prev_t } })
 }
 
 /// The gradients of the pre-activations `[T, B, 4H]` (compute dtype), `h0`
@@ -305,7 +303,9 @@ fn backward<T: Elem>(dy: &[T], sv: &Saved, w: &[T], d: Dims) -> Result<(Tensor, 
     let (g4, bh) = (4 * hs, b * hs);
     let (act, cells, tanh_c) = (elems::<T::Acc>(&sv.act), elems::<T::Acc>(&sv.cells), elems::<T::Acc>(&sv.tanh_c));
     let zero = T::Acc::default();
-    let mut dgates = vec![T::from_acc(zero); t * b * g4];
+    // Every element is written by the steps below.
+    let mut dgates_t = pool::take(&[t, b, g4], T::DTYPE)?;
+    let dgates = dgates_t.data_mut::<T>()?;
     let mut dh_next = vec![zero; bh];
     let mut dc: Vec<T::Acc> = dy[t * bh..].iter().map(|x| x.acc()).collect();
     // W_hh packed once for the T steps.
@@ -325,7 +325,7 @@ fn backward<T: Elem>(dy: &[T], sv: &Saved, w: &[T], d: Dims) -> Result<(Tensor, 
         // dh_{s−1} = dG_s·W_hh
         T::gemm_packed_b(Transpose::No, b, dg_s, g4, &wp, zero, &mut dh_next);
     }
-    Ok((tensor(dgates, &[t, b, g4])?, tensor(dh_next, &[b, hs])?, tensor(dc, &[b, hs])?))
+    Ok((dgates_t, tensor(dh_next, &[b, hs])?, tensor(dc, &[b, hs])?))
 }
 
 struct RecurrenceBackward {
