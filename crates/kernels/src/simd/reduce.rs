@@ -4,10 +4,11 @@
 //! within `(n/(4L) + log2(4L) + 1)·u·Σ|x|` — inside the documented
 //! `2·n·u·Σ|x|`. Softmax runs on rows widened once into an f32 buffer (up
 //! to [`ROW`] elements; longer rows in blocks); log-softmax of an f16/bf16
-//! row without NaN reads it where it is instead — its max in 16-bit integer
-//! lanes, the two other passes widening as they load — which is how those
-//! rows run at the element rate of f32 ones. Anything involving f64 runs
-//! the reference.
+//! row without NaN is widened by its second pass instead — its max in
+//! 16-bit integer lanes, the exponential sum widening as it loads and
+//! leaving the f32 row for the output pass — which is how those rows run
+//! at the element rate of f32 ones. Anything involving f64 runs the
+//! reference.
 //!
 //! Max and min are IEEE `maximum`/`minimum` (NaN wins, `+0 > −0`); argmax
 //! keeps the first index among ties and the first NaN, as the reference.
@@ -438,6 +439,7 @@ pub(crate) fn sum_exp<S: Simd>(s: S, x: &[f32], m: f32, out: Option<&mut [f32]>)
             x,
             m,
             Some(o),
+            None,
             #[inline(always)]
             |d| math::exp(s, d),
         ),
@@ -445,6 +447,7 @@ pub(crate) fn sum_exp<S: Simd>(s: S, x: &[f32], m: f32, out: Option<&mut [f32]>)
             s,
             x,
             m,
+            None,
             None,
             #[inline(always)]
             |d| math::exp_sum_term(s, d),
@@ -458,6 +461,7 @@ fn sum_exp_with<S: Simd, A: Elem>(
     x: &[A],
     m: f32,
     mut out: Option<&mut [f32]>,
+    mut wide: Option<&mut [f32]>,
     exp: impl Fn(S::F) -> S::F,
 ) -> f32 {
     let (l, n) = (S::LANES, x.len());
@@ -466,7 +470,11 @@ fn sum_exp_with<S: Simd, A: Elem>(
     let mut k = 0;
     while k + 2 * l <= n {
         for (j, a) in acc.iter_mut().enumerate() {
-            let e = exp(s.sub(A::load(s, &x[k + j * l..]), mv));
+            let v = A::load(s, &x[k + j * l..]);
+            if let Some(w) = wide.as_deref_mut() {
+                s.store_f32(&mut w[k + j * l..], v);
+            }
+            let e = exp(s.sub(v, mv));
             if let Some(o) = out.as_deref_mut() {
                 s.store_f32(&mut o[k + j * l..], e);
             }
@@ -477,6 +485,9 @@ fn sum_exp_with<S: Simd, A: Elem>(
     while k < n {
         let m_ = n - k;
         let v = if m_ >= l { A::load(s, &x[k..]) } else { A::load_partial(s, &x[k..]) };
+        if let Some(w) = wide.as_deref_mut() {
+            if m_ >= l { s.store_f32(&mut w[k..], v) } else { s.store_f32_partial(&mut w[k..n], v) }
+        }
         let e = s.select(s.first_lanes(m_), exp(s.sub(v, mv)), s.splat(0.0));
         if let Some(o) = out.as_deref_mut() {
             if m_ >= l { s.store_f32(&mut o[k..], e) } else { s.store_f32_partial(&mut o[k..], e) }
@@ -552,19 +563,19 @@ fn log_softmax_store<S: Simd, A: Elem>(s: S, x: &[A], m: f32, sum: f32, out: &mu
 
 /// Log-softmax of one f16/bf16 row straight from its storage: the max in
 /// 16-bit integer lanes ([`Simd::max_bits16`], exact), then the sum of
-/// exponentials and the output each widening as they load — the values
-/// and the order of operations of the widened row's path, so the same
-/// bits. Returns false, having written nothing, where `max_bits16` has no
+/// exponentials widening as it loads (and storing the f32 row into `buf`),
+/// then the output from `buf` — the values and the order of operations of
+/// the widened row's path, so the same bits. Returns false, having written nothing, where `max_bits16` has no
 /// answer (a NaN in the row, or no integer lanes on this path).
 #[inline(always)]
-fn log_softmax_row16<S: Simd>(s: S, x: Src<'_>, at: Range<usize>, out: &mut Dst<'_>) -> bool {
+fn log_softmax_row16<S: Simd>(s: S, x: Src<'_>, at: Range<usize>, out: &mut Dst<'_>, buf: &mut [f32]) -> bool {
     match x {
         Src::F16(x) => match s.max_bits16(x[at.clone()].reinterpret_cast(), 0x7C00) {
-            Some(m) => log_softmax_from(s, &x[at.clone()], f16::from_bits(m).to_f32(), out, at),
+            Some(m) => log_softmax_from(s, &x[at.clone()], f16::from_bits(m).to_f32(), out, at, buf),
             None => return false,
         },
         Src::Bf16(x) => match s.max_bits16(x[at.clone()].reinterpret_cast(), 0x7F80) {
-            Some(m) => log_softmax_from(s, &x[at.clone()], bf16::from_bits(m).to_f32(), out, at),
+            Some(m) => log_softmax_from(s, &x[at.clone()], bf16::from_bits(m).to_f32(), out, at, buf),
             None => return false,
         },
         _ => return false,
@@ -572,18 +583,21 @@ fn log_softmax_row16<S: Simd>(s: S, x: Src<'_>, at: Range<usize>, out: &mut Dst<
     true
 }
 
-/// Log-softmax of the row `x` whose max is `m`, into `out[at]`.
+/// Log-softmax of the row `x` whose max is `m`, into `out[at]`; the sum's
+/// pass leaves the widened row in `buf` for the output's.
 #[inline(always)]
-fn log_softmax_from<S: Simd, A: Elem>(s: S, x: &[A], m: f32, out: &mut Dst<'_>, at: Range<usize>) {
+fn log_softmax_from<S: Simd, A: Elem>(s: S, x: &[A], m: f32, out: &mut Dst<'_>, at: Range<usize>, buf: &mut [f32]) {
+    let w = &mut buf[..x.len()];
     let sum = sum_exp_with(
         s,
         x,
         m,
         None,
+        Some(&mut *w),
         #[inline(always)]
         |d| math::exp_sum_term(s, d),
     );
-    log_softmax_store(s, x, m, sum, out, at);
+    log_softmax_store(s, w, m, sum, out, at);
 }
 
 /// Softmax of one f32 line into `out` (same length): max, then `Σ e^(x−m)`
@@ -619,7 +633,7 @@ pub(crate) fn softmax_rows<S: Simd>(s: S, op: SoftmaxOp, x: Src<'_>, rows: usize
     if n <= ROW {
         let (mut xb, mut ob) = ([0.0f32; ROW], [0.0f32; ROW]);
         for i in 0..rows {
-            if op == SoftmaxOp::LogSoftmax && log_softmax_row16(s, x, i * n..(i + 1) * n, &mut out) {
+            if op == SoftmaxOp::LogSoftmax && log_softmax_row16(s, x, i * n..(i + 1) * n, &mut out, &mut xb) {
                 continue;
             }
             let xr = widen(s, x, i * n, n, &mut xb);
