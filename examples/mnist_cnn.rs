@@ -7,19 +7,19 @@
 
 use clap::Parser;
 use mixprec::data::{Mnist, load_mnist};
+use mixprec_train::recipes::MNIST_CNN as DEFAULTS;
 use mixprec_train::tasks::MnistCnn;
-use mixprec_train::{Defaults, OptimizerKind, Result, TrainArgs};
-
-const DEFAULTS: Defaults =
-    Defaults { epochs: 3, batch_size: 128, lr: 0.05, optimizer: OptimizerKind::Sgd, steps: None };
+use mixprec_train::{Result, TrainArgs};
 
 /// Trains DESIGN.md's CNN on MNIST: conv 1→32 3×3 + batch norm + ReLU +
 /// max-pool 2, conv 32→64 3×3 + batch norm + ReLU + max-pool 2, linear
 /// 3136→10.
 ///
 /// Default recipe, the same for every precision: SGD with momentum 0.9,
-/// learning rate 0.05 decayed to 0 by a cosine over the run, batch 128, 3
-/// epochs. Batch-norm parameters stay FP32 under master weights.
+/// learning rate rising linearly from 0 to 0.05 over 200 steps, then
+/// decayed to 0 by a cosine; batch 128, 3 epochs. Batch-norm parameters
+/// stay FP32 under master weights; batch norm runs in its input's dtype
+/// (f16/bf16 after a low-precision convolution) with FP32 statistics.
 #[derive(Parser, Debug)]
 #[command(name = "mnist_cnn")]
 struct Cli {

@@ -138,6 +138,8 @@ fn run(cli: &Cli) -> Result<()> {
                 seed,
                 data: cli.data.clone(),
                 max_steps: cli.steps.map(|s| s as usize),
+                warmup_steps: 0,
+                clip_grad_norm: None,
                 json: true,
             };
             let mut task = MnistMlp::new(&mnist, seed)?;

@@ -143,7 +143,7 @@ fn char_lm_run(
     }
     let cli: Cli = mixprec_train::try_parse_args_from(&CHAR_LM, args).unwrap();
     let opts = cli.train.resolve(&CHAR_LM).unwrap();
-    let mut task = CharLm::new(corpus, CHAR_LM_SEQ_LEN, CHAR_LM_VALID_CHARS as usize, seed).unwrap();
+    let mut task = CharLm::new(corpus, CHAR_LM_SEQ_LEN, CHAR_LM_VALID_CHARS.map(|v| v as usize), seed).unwrap();
     let params: Vec<Var> = task.named_parameters().into_iter().map(|(_, v)| v).collect();
     let mut underflow = F16Underflow::default();
     let outcome = mixprec_train::run_observed(&mut task, &opts, Some(scaler), |task, trainer, batch| {

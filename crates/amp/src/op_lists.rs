@@ -3,7 +3,7 @@
 //!
 //! They follow PyTorch 2.x's CPU autocast lists (GEMM-like ops in low
 //! precision; losses in FP32; `cat`/`stack` promote) plus its CUDA FP32 list
-//! (softmax, log_softmax, norms, sum, exp, log, pow), which mixprec applies
+//! (softmax, log_softmax, layer and group norm, sum, exp, log, pow), which mixprec applies
 //! on the CPU as well: its kernels reduce in FP32 anyway, so the FP32 output
 //! costs little and keeps the loss and its gradient out of FP16's range
 //! limits. Every op in [`registry::OPS`] must appear in exactly one list (a
@@ -46,7 +46,6 @@ pub const LOW_PRECISION: &[&str] = &[
 /// whose result leaves FP16's range or precision (exp, log, pow).
 pub const FP32: &[&str] = &[
     "avg_pool3d",
-    "batch_norm",
     "binary_cross_entropy_with_logits",
     "cdist",
     "cosine_similarity",
@@ -83,10 +82,15 @@ pub const PROMOTE_WIDEST: &[&str] = &["add", "cat", "div", "index_copy", "mul", 
 
 /// Ops that run in their input's dtype: shape changes, elementwise
 /// functions whose FP32-computed result is rounded once (exact or within
-/// half an ulp of the dtype), and the `cast` autocast itself inserts.
+/// half an ulp of the dtype), the `cast` autocast itself inserts, and
+/// `batch_norm` (no PyTorch autocast list names it: an f16 input is
+/// normalised with FP32 statistics and FP32 γ, β, rounded once, and saved
+/// for backward as f16, half the bytes of the convolution output it
+/// usually follows).
 pub const PASSTHROUGH: &[&str] = &[
     "add_scalar",
     "avg_pool2d",
+    "batch_norm",
     "cast",
     "div_scalar",
     "dropout",
@@ -197,7 +201,6 @@ mod tests {
             "nll_loss",
             "mse_loss",
             "layer_norm",
-            "batch_norm",
             "sum",
             "mean",
             "exp",
@@ -210,6 +213,7 @@ mod tests {
         for op in ["add", "cat", "stack", "select"] {
             assert_eq!(rule(op, DType::F16), Some(CastRule::PromoteWidest), "{op}");
         }
+        assert_eq!(rule("batch_norm", DType::F16), Some(CastRule::Passthrough));
         assert_eq!(rule("no_such_op", DType::F16), None);
     }
 

@@ -102,6 +102,14 @@ fn parse_precision(s: &str) -> std::result::Result<Precision, mixprec::amp::AmpE
     s.parse()
 }
 
+fn non_negative_f64(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err("must be finite and non-negative".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn positive_f64(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -144,6 +152,12 @@ pub struct TrainArgs {
     /// Stop after this many optimizer steps (a budget within the epochs; the learning-rate schedule spans the steps run)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub steps: Option<u64>,
+    /// Steps of linear learning-rate warm-up from 0 before the cosine decay
+    #[arg(long)]
+    pub warmup_steps: Option<u64>,
+    /// Clip the gradients to this global L2 norm before each update (0: no clipping)
+    #[arg(long, value_parser = non_negative_f64)]
+    pub clip_grad_norm: Option<f64>,
     /// Print one JSON object as the last line of stdout; no progress bar
     #[arg(long)]
     pub json: bool,
@@ -188,6 +202,17 @@ pub struct Defaults {
     pub optimizer: OptimizerKind,
     /// `--steps` (`None`: whole epochs).
     pub steps: Option<u64>,
+    /// `--warmup-steps`.
+    pub warmup_steps: u64,
+    /// `--clip-grad-norm` (`None`: no clipping).
+    pub clip_grad_norm: Option<f64>,
+}
+
+impl Defaults {
+    /// A recipe without warm-up or clipping.
+    pub const fn new(epochs: u64, batch_size: u64, lr: f64, optimizer: OptimizerKind, steps: Option<u64>) -> Defaults {
+        Defaults { epochs, batch_size, lr, optimizer, steps, warmup_steps: 0, clip_grad_norm: None }
+    }
 }
 
 /// [`TrainArgs`] with every default filled in and checked.
@@ -213,6 +238,10 @@ pub struct Resolved {
     pub data: Option<PathBuf>,
     /// `--steps`, if given.
     pub max_steps: Option<usize>,
+    /// `--warmup-steps`.
+    pub warmup_steps: usize,
+    /// `--clip-grad-norm`, if clipping (a positive norm).
+    pub clip_grad_norm: Option<f64>,
     /// `--json`.
     pub json: bool,
 }
@@ -246,6 +275,8 @@ impl TrainArgs {
             seed: self.seed,
             data: self.data.clone(),
             max_steps: self.steps.or(defaults.steps).map(to_usize),
+            warmup_steps: to_usize(self.warmup_steps.unwrap_or(defaults.warmup_steps)),
+            clip_grad_norm: self.clip_grad_norm.or(defaults.clip_grad_norm).filter(|&c| c > 0.0),
             json: self.json,
         })
     }
@@ -287,7 +318,9 @@ where
         .mut_arg("epochs", |a| a.default_value(defaults.epochs.to_string()))
         .mut_arg("batch_size", |a| a.default_value(defaults.batch_size.to_string()))
         .mut_arg("lr", |a| a.default_value(defaults.lr.to_string()))
-        .mut_arg("optimizer", |a| a.default_value(defaults.optimizer.to_string()));
+        .mut_arg("optimizer", |a| a.default_value(defaults.optimizer.to_string()))
+        .mut_arg("warmup_steps", |a| a.default_value(defaults.warmup_steps.to_string()))
+        .mut_arg("clip_grad_norm", |a| a.default_value(defaults.clip_grad_norm.unwrap_or(0.0).to_string()));
     let matches = cmd.try_get_matches_from(args)?;
     C::from_arg_matches(&matches)
 }
@@ -314,7 +347,7 @@ mod tests {
         train: TrainArgs,
     }
 
-    const D: Defaults = Defaults { epochs: 3, batch_size: 64, lr: 0.05, optimizer: OptimizerKind::Sgd, steps: None };
+    const D: Defaults = Defaults::new(3, 64, 0.05, OptimizerKind::Sgd, None);
 
     fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
         try_parse_args_from(&D, std::iter::once("prog").chain(args.iter().copied()))
@@ -336,6 +369,14 @@ mod tests {
             .unwrap();
         assert_eq!((r.precision, r.loss_scale, r.epochs), (Precision::MasterWeights, LossScale::Static(1024.0), 7));
         assert_eq!(r.optimizer, OptimizerKind::Adam);
+        assert_eq!((r.warmup_steps, r.clip_grad_norm), (0, None));
+        let r = parse(&["--warmup-steps", "50", "--clip-grad-norm", "0.5"]).unwrap().train.resolve(&D).unwrap();
+        assert_eq!((r.warmup_steps, r.clip_grad_norm), (50, Some(0.5)));
+        let d = Defaults { clip_grad_norm: Some(1.0), ..D };
+        let cli: Cli = try_parse_args_from(&d, ["prog", "--clip-grad-norm", "0"]).unwrap();
+        assert_eq!(cli.train.resolve(&d).unwrap().clip_grad_norm, None);
+        let cli: Cli = try_parse_args_from(&d, ["prog"]).unwrap();
+        assert_eq!(cli.train.resolve(&d).unwrap().clip_grad_norm, Some(1.0));
     }
 
     #[test]
@@ -351,6 +392,9 @@ mod tests {
             (&["--lr=-1"], "--lr"),
             (&["--optimizer", "lbfgs"], "--optimizer"),
             (&["--threads", "0"], "--threads"),
+            (&["--clip-grad-norm=-1"], "--clip-grad-norm"),
+            (&["--clip-grad-norm", "inf"], "--clip-grad-norm"),
+            (&["--warmup-steps", "x"], "--warmup-steps"),
             (&["--seed", "x"], "--seed"),
             (&["--save-every", "0", "--save", "d"], "--save-every"),
             (&["--stop-after", "0"], "--stop-after"),

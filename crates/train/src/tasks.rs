@@ -1,6 +1,8 @@
 //! The examples' models and data as [`Task`]s: DESIGN.md's benchmark models
 //! (the MNIST MLP and CNN, the character LSTM on Shakespeare).
 
+use std::sync::Mutex;
+
 use mixprec::amp::{Precision, autocast};
 use mixprec::autograd::nn::{BatchNorm2d, Conv2d, Embedding, LSTM, Linear, MaxPool2d, Module, Relu, Sequential};
 use mixprec::autograd::{CrossEntropy, Var, no_grad};
@@ -8,7 +10,7 @@ use mixprec::data::{Batch, BatchConfig, Mnist, Normalize, SeqBatch, Sequences, T
 use mixprec::tensor::random::Generator;
 use mixprec::tensor::{DType, Tensor};
 
-use crate::error::Result;
+use crate::error::{ExampleError, Result};
 use crate::trainer::{Eval, Task, accuracy};
 
 /// A ReLU MLP over flattened images: `Linear` layers with ReLU between
@@ -244,25 +246,79 @@ impl Task for MnistCnn<'_> {
 }
 
 /// DESIGN.md's character LM: embedding 64, a 2-layer LSTM of 256, a linear
-/// head over the vocabulary; windows of `seq_len` characters from the first
-/// 90% of the text, validation on the start of the last 10%.
+/// head over the vocabulary, trained by truncated backpropagation through
+/// time on the first 90% of the text and evaluated on the last 10%.
+///
+/// Training cuts the text into `batch` contiguous streams (one per batch
+/// row) and walks them together, `seq_len` characters per step; the LSTM's
+/// final state of one step (detached) is the initial state of the next, so
+/// the model sees context beyond one window while gradients stop at its
+/// start. Each epoch starts from the zero state. Evaluation walks the
+/// held-out text the same way (64 streams, state carried, no tape) and
+/// reports the mean loss over every character it predicts.
 #[derive(Debug)]
 pub struct CharLm<'a> {
     embedding: Embedding,
     lstm: LSTM,
     head: Linear,
-    train: Sequences<'a>,
-    valid: Sequences<'a>,
-    /// Validation windows evaluated (from the start of the held-out text).
-    valid_windows: usize,
+    train: &'a [u32],
+    valid: &'a [u32],
+    seq_len: usize,
+    /// The carried LSTM state, by the window index it starts.
+    carry: Mutex<Carry>,
+}
+
+/// One step of a [`CharLm`] epoch: the windows of every stream at `index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamBatch {
+    /// The windows, row `b` from stream `b`.
+    pub windows: SeqBatch,
+    /// The step within the epoch (0 starts from the zero state).
+    pub index: usize,
+}
+
+/// The LSTM state `(h, c)` (`[layers, batch, hidden]` each) at the start of
+/// two consecutive windows: the one a loss was last computed for, and the
+/// next. A window's loss can be computed twice (a look before the training
+/// step) and still start from the same state.
+#[derive(Debug, Default)]
+struct Carry {
+    start: Option<(usize, Tensor, Tensor)>,
+    next: Option<(usize, Tensor, Tensor)>,
+}
+
+/// Streams the evaluation walks in parallel (the batch of its forwards).
+const EVAL_STREAMS: usize = 64;
+
+/// Row `b` of step `k`: `tokens[b·S + k·T ..][..T + 1]` with `S` the stream
+/// length, as inputs and next-character targets.
+fn stream_windows(tokens: &[u32], streams: usize, seq_len: usize, k: usize) -> SeqBatch {
+    let stride = tokens.len() / streams;
+    let (mut inputs, mut targets) = (Vec::with_capacity(streams * seq_len), Vec::with_capacity(streams * seq_len));
+    for b in 0..streams {
+        let w = &tokens[b * stride + k * seq_len..][..seq_len + 1];
+        inputs.extend(w[..seq_len].iter().map(|&t| t as usize));
+        targets.extend(w[1..].iter().map(|&t| t as usize));
+    }
+    SeqBatch { inputs, targets, batch: streams, seq_len }
+}
+
+/// Steps of `seq_len` in `streams` contiguous streams over `len` tokens
+/// (each window needs one more token for its last target).
+fn stream_steps(len: usize, streams: usize, seq_len: usize) -> usize {
+    (len / streams.max(1)).saturating_sub(1) / seq_len.max(1)
 }
 
 impl<'a> CharLm<'a> {
     /// The model for `corpus`'s vocabulary, initialised from `seed`;
-    /// `valid_chars` bounds how much of the held-out 10% is evaluated.
-    pub fn new(corpus: &'a TextCorpus, seq_len: usize, valid_chars: usize, seed: u64) -> Result<CharLm<'a>> {
+    /// `valid_chars` bounds how much of the held-out 10% is evaluated
+    /// (from its start; `None`: all of it).
+    pub fn new(corpus: &'a TextCorpus, seq_len: usize, valid_chars: Option<usize>, seed: u64) -> Result<CharLm<'a>> {
         let (train, valid) = corpus.split(0.9)?;
-        let (train, valid) = (Sequences::new(train, seq_len)?, Sequences::new(valid, seq_len)?);
+        // Checks that a window fits: the data layer's typed errors.
+        Sequences::new(train, seq_len)?;
+        let valid = &valid[..valid_chars.map_or(valid.len(), |v| v.saturating_add(1).min(valid.len()))];
+        Sequences::new(valid, seq_len)?;
         let vocab = corpus.vocab().len();
         let mut rng = Generator::new(seed);
         Ok(CharLm {
@@ -271,24 +327,32 @@ impl<'a> CharLm<'a> {
             head: Linear::new(256, vocab, &mut rng)?,
             train,
             valid,
-            valid_windows: (valid_chars / seq_len).clamp(1, valid.len()),
+            seq_len,
+            carry: Mutex::new(Carry::default()),
         })
     }
 
-    /// Mean cross-entropy (nats per character) of a batch; the LSTM runs
+    /// Mean cross-entropy (nats per character) of a batch from the state
+    /// `state` (zeros if `None`), and the final state. The LSTM runs
     /// time-major, so ids and targets are reordered `[T, B]`.
-    fn batch_loss(&self, b: &SeqBatch) -> mixprec::autograd::Result<Var> {
+    fn batch_loss(
+        &self,
+        b: &SeqBatch,
+        state: Option<(&Tensor, &Tensor)>,
+    ) -> mixprec::autograd::Result<(Var, Tensor, Tensor)> {
         let (n, t) = (b.batch, b.seq_len);
         let time_major = |v: &[usize]| (0..t * n).map(|k| v[(k % n) * t + k / n]).collect::<Vec<_>>();
         let x = self.embedding.lookup(&time_major(&b.inputs), &[t, n])?;
-        let h = self.lstm.forward(&x)?;
+        let state = state.map(|(h, c)| (Var::new(h.clone()), Var::new(c.clone())));
+        let (h, h_n, c_n) = self.lstm.forward_with_state(&x, state.as_ref().map(|(h, c)| (h, c)))?;
         let logits = self.head.forward(&h.reshape(&[t * n, 256])?)?;
-        logits.cross_entropy(&time_major(&b.targets), CrossEntropy::default())
+        let loss = logits.cross_entropy(&time_major(&b.targets), CrossEntropy::default())?;
+        Ok((loss, h_n.value(), c_n.value()))
     }
 }
 
 impl Task for CharLm<'_> {
-    type Batch = SeqBatch;
+    type Batch = StreamBatch;
 
     fn name(&self) -> &'static str {
         "char_lm"
@@ -306,31 +370,63 @@ impl Task for CharLm<'_> {
     fn set_training(&mut self, _training: bool) {}
 
     fn steps_per_epoch(&self, batch_size: usize) -> usize {
-        BatchConfig::new(batch_size).num_batches(self.train.len())
+        stream_steps(self.train.len(), batch_size, self.seq_len)
     }
 
+    /// The streams in order (truncated BPTT needs it; `rng` is not used).
     fn epoch<'b>(
         &'b self,
         batch_size: usize,
-        rng: &mut Generator,
-    ) -> Result<Box<dyn Iterator<Item = Result<SeqBatch>> + 'b>> {
-        let config = BatchConfig::new(batch_size).shuffle(true);
-        Ok(Box::new(self.train.batches(&config, rng)?.map(Ok)))
+        _rng: &mut Generator,
+    ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch>> + 'b>> {
+        let steps = self.steps_per_epoch(batch_size);
+        if steps == 0 {
+            return Err(ExampleError::InvalidFlag {
+                flag: "--batch-size",
+                value: batch_size.to_string(),
+                reason: format!(
+                    "{} streams of the {} training characters are shorter than a window of {} plus its target",
+                    batch_size,
+                    self.train.len(),
+                    self.seq_len
+                ),
+            });
+        }
+        let (train, t) = (self.train, self.seq_len);
+        Ok(Box::new(
+            (0..steps).map(move |k| Ok(StreamBatch { windows: stream_windows(train, batch_size, t, k), index: k })),
+        ))
     }
 
-    fn loss(&self, batch: &SeqBatch) -> Result<Var> {
-        Ok(self.batch_loss(batch)?)
+    fn loss(&self, batch: &StreamBatch) -> Result<Var> {
+        let mut carry = self.carry.lock().unwrap_or_else(|e| e.into_inner());
+        let k = batch.index;
+        if carry.next.as_ref().is_some_and(|s| s.0 == k) {
+            carry.start = carry.next.take();
+        }
+        let state = match &carry.start {
+            Some((i, h, c)) if *i == k && k > 0 && h.shape()[1] == batch.windows.batch => Some((h.clone(), c.clone())),
+            _ => None,
+        };
+        let (loss, h, c) = self.batch_loss(&batch.windows, state.as_ref().map(|(h, c)| (h, c)))?;
+        if state.is_none() {
+            carry.start = None;
+        }
+        carry.next = Some((k + 1, h, c));
+        Ok(loss)
     }
 
     fn evaluate(&self, precision: Precision) -> Result<Eval> {
-        let (mut sum, mut count) = (0.0, 0usize);
-        let windows: Vec<usize> = (0..self.valid_windows).collect();
-        for chunk in windows.chunks(64) {
-            let b = self.valid.batch(chunk)?;
-            let loss = no_grad(|| autocast(precision, || self.batch_loss(&b)))?.item()?;
-            sum += loss * chunk.len() as f64;
-            count += chunk.len();
+        let streams = EVAL_STREAMS.min((self.valid.len() - 1) / self.seq_len).max(1);
+        let steps = stream_steps(self.valid.len(), streams, self.seq_len);
+        let (mut sum, mut state) = (0.0, None::<(Tensor, Tensor)>);
+        for k in 0..steps {
+            let b = stream_windows(self.valid, streams, self.seq_len, k);
+            let (loss, h, c) =
+                no_grad(|| autocast(precision, || self.batch_loss(&b, state.as_ref().map(|(h, c)| (h, c)))))?;
+            sum += loss.item()?;
+            state = Some((h, c));
         }
-        Ok(Eval { test_accuracy: None, val_loss_nats: Some(sum / count.max(1) as f64) })
+        Ok(Eval { test_accuracy: None, val_loss_nats: Some(sum / steps.max(1) as f64) })
     }
 }

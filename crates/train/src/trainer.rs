@@ -3,9 +3,12 @@
 //! FP32 master update), and [`run`]: the epoch loop around it for a
 //! [`Task`], with timing, memory peaks and the [`Record`].
 //!
-//! The learning rate follows a cosine decay from `--lr` to 0 over the
-//! planned steps and advances only on applied steps, so skipped steps do
-//! not shift the schedule. [`run_with`] saves checkpoints between steps
+//! The learning rate rises linearly from 0 over `--warmup-steps`, then
+//! follows a cosine decay from `--lr` to 0 over the rest of the planned
+//! steps; it advances only on applied steps, so skipped steps do not shift
+//! the schedule. With `--clip-grad-norm`, the unscaled FP32 gradients (the
+//! masters' under master weights) are clipped to that global norm before
+//! the update. [`run_with`] saves checkpoints between steps
 //! (`--save`) and continues from one (`--resume`) bit-exactly: the
 //! trainer's state ([`Trainer::capture`]), the data order's generator at
 //! the start of the epoch with the batches already taken, the model's
@@ -16,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use mixprec::amp::checkpoint::{Checkpoint, CheckpointError, CheckpointOptimizer, OptimizerState};
 use mixprec::amp::scaler::ScalerConfig;
-use mixprec::amp::{GradScaler, MasterWeights, Precision, autocast, convert_params};
-use mixprec::autograd::optim::schedule::{CosineLr, LrSchedule};
+use mixprec::amp::{AmpOptimizer, GradScaler, MasterWeights, Precision, autocast, convert_params};
+use mixprec::autograd::optim::clip_grad_norm;
+use mixprec::autograd::optim::schedule::{CosineLr, LinearWarmup, LrSchedule};
 use mixprec::autograd::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use mixprec::autograd::{Var, no_grad};
 use mixprec::data::{ImageSet, Normalize};
@@ -93,7 +97,8 @@ pub struct Trainer {
     loss_scale: LossScale,
     opt: Opt,
     scaler: GradScaler,
-    schedule: CosineLr,
+    schedule: LinearWarmup<CosineLr>,
+    clip: Option<f64>,
     /// Steps taken (applied or skipped).
     steps: usize,
     applied: usize,
@@ -122,8 +127,12 @@ pub struct TrainerConfig {
     pub optimizer: OptimizerKind,
     /// Peak learning rate.
     pub lr: f64,
-    /// Steps of the cosine decay (the planned run).
+    /// Steps of the planned run: the warm-up, then the cosine decay.
     pub total_steps: usize,
+    /// Steps of linear warm-up from 0 (within `total_steps`).
+    pub warmup_steps: usize,
+    /// Clip the unscaled gradients to this global L2 norm before each update.
+    pub clip_grad_norm: Option<f64>,
 }
 
 impl Trainer {
@@ -160,7 +169,16 @@ impl Trainer {
             loss_scale: config.loss_scale,
             opt,
             scaler,
-            schedule: CosineLr { base: config.lr, min: 0.0, total: config.total_steps },
+            schedule: LinearWarmup {
+                steps: config.warmup_steps,
+                start_factor: 0.0,
+                then: CosineLr {
+                    base: config.lr,
+                    min: 0.0,
+                    total: config.total_steps.saturating_sub(config.warmup_steps),
+                },
+            },
+            clip: config.clip_grad_norm,
             steps: 0,
             applied: 0,
             skipped: 0,
@@ -251,6 +269,25 @@ impl Trainer {
         let value = loss.item()?;
         let scale = self.scale_factor();
         self.scaler.scale(&loss)?.backward()?;
+        if let Some(max_norm) = self.clip {
+            // Clip what the update will use: the unscaled FP32 gradients.
+            // Without a scaler, master weights move their gradients into
+            // the masters here (unscaling by 1); the step then uses them.
+            match &mut self.opt {
+                Opt::Plain(o) => {
+                    self.scaler.unscale(o)?;
+                    clip_grad_norm(o.params(), max_norm)?;
+                }
+                Opt::Master(o) => {
+                    if self.scaler.is_enabled() {
+                        self.scaler.unscale(o)?;
+                    } else {
+                        o.unscale_grads(1.0)?;
+                    }
+                    clip_grad_norm(o.masters(), max_norm)?;
+                }
+            }
+        }
         let outcome = match &mut self.opt {
             Opt::Plain(o) => self.scaler.step(o)?,
             Opt::Master(o) => self.scaler.step(o)?,
@@ -316,6 +353,13 @@ pub trait Task {
     /// Restores buffer `path` of [`named_buffers`](Self::named_buffers).
     fn set_buffer(&self, path: &str, _value: Tensor) -> Result<()> {
         Err(CheckpointError::Unexpected { tensor: format!("buffer/{path}") }.into())
+    }
+
+    /// Whether a checkpoint may hold buffer `path` although a fresh task
+    /// lists no such buffer (state that exists only once training has
+    /// run, such as a carried recurrent state). None by default.
+    fn takes_buffer(&self, _path: &str) -> bool {
+        false
     }
 }
 
@@ -458,8 +502,14 @@ fn resume<T: Task>(task: &T, trainer: &mut Trainer, opts: &RunOptions, total: us
     for (name, t) in &buffers {
         values.push((name.clone(), c.buffer(name, t.shape(), t.dtype())?.clone()));
     }
-    if let Some((name, _)) = c.buffers.iter().find(|(n, _)| n != EPOCH_LOSSES && !buffers.iter().any(|(b, _)| b == n)) {
-        return Err(CheckpointError::Unexpected { tensor: format!("buffer/{name}") }.into());
+    for (name, t) in &c.buffers {
+        if name == EPOCH_LOSSES || buffers.iter().any(|(b, _)| b == name) {
+            continue;
+        }
+        if !task.takes_buffer(name) {
+            return Err(CheckpointError::Unexpected { tensor: format!("buffer/{name}") }.into());
+        }
+        values.push((name.clone(), t.clone()));
     }
     trainer.restore(&c, task.name(), &task.named_parameters())?;
     for (name, t) in values {
@@ -498,6 +548,8 @@ fn train<T: Task>(
         optimizer: opts.optimizer,
         lr: opts.lr,
         total_steps: total,
+        warmup_steps: opts.warmup_steps,
+        clip_grad_norm: opts.clip_grad_norm,
     };
     let mut trainer = Trainer::new(&config, task.named_parameters())?;
     if let Some(c) = scaler
