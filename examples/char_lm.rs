@@ -19,11 +19,11 @@ use mixprec_train::{Result, TrainArgs};
 /// Default recipe, the same for every precision: truncated backpropagation
 /// through time over 32 contiguous streams of the training text (the LSTM
 /// state carried from one 64-character window to the next, gradients cut
-/// at the window); Adam, learning rate rising linearly from 0 to 0.003 over
+/// at the window); Adam, learning rate rising linearly from 0 to 0.004 over
 /// 100 steps, then decayed to 0 by a cosine; gradients clipped to global
-/// L2 norm 1 (after unscaling, on the FP32 gradients); a budget of 1500
-/// steps (3.1M characters, 0.7 of an epoch). Validation walks the whole
-/// held-out text in 64 streams with the state carried.
+/// L2 norm 1 (after unscaling, on the FP32 gradients); a budget of 2200
+/// steps (4.5M characters: the training text once). Validation walks the
+/// whole held-out text in 64 streams with the state carried.
 #[derive(Parser, Debug)]
 #[command(name = "char_lm")]
 struct Cli {

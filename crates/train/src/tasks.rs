@@ -417,7 +417,8 @@ impl Task for CharLm<'_> {
     }
 
     fn evaluate(&self, precision: Precision) -> Result<Eval> {
-        let streams = EVAL_STREAMS.min((self.valid.len() - 1) / self.seq_len).max(1);
+        // Every stream holds at least one window and its last target.
+        let streams = EVAL_STREAMS.min(self.valid.len() / (self.seq_len + 1)).max(1);
         let steps = stream_steps(self.valid.len(), streams, self.seq_len);
         let (mut sum, mut state) = (0.0, None::<(Tensor, Tensor)>);
         for k in 0..steps {
