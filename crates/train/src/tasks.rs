@@ -285,7 +285,12 @@ pub struct StreamBatch {
 struct Carry {
     start: Option<(usize, Tensor, Tensor)>,
     next: Option<(usize, Tensor, Tensor)>,
+    /// Pieces of `next` restored from a checkpoint, until all three are in.
+    restored: (Option<usize>, Option<Tensor>, Option<Tensor>),
 }
+
+/// Checkpoint buffer paths of the carried state: the window it starts, `h`, `c`.
+const CARRY_BUFFERS: [&str; 3] = ["lstm_carry.window", "lstm_carry.h", "lstm_carry.c"];
 
 /// Streams the evaluation walks in parallel (the batch of its forwards).
 const EVAL_STREAMS: usize = 64;
@@ -414,6 +419,39 @@ impl Task for CharLm<'_> {
         }
         carry.next = Some((k + 1, h, c));
         Ok(loss)
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let carry = self.carry.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((k, h, c)) = &carry.next else { return Vec::new() };
+        let Ok(window) = Tensor::from_vec(vec![*k as f64], &[1]) else { return Vec::new() };
+        [window, h.clone(), c.clone()].into_iter().zip(CARRY_BUFFERS).map(|(t, n)| (n.to_string(), t)).collect()
+    }
+
+    fn set_buffer(&self, path: &str, value: Tensor) -> Result<()> {
+        let unexpected = || mixprec::amp::CheckpointError::Unexpected { tensor: format!("buffer/{path}") };
+        let mut carry = self.carry.lock().unwrap_or_else(|e| e.into_inner());
+        match path {
+            "lstm_carry.window" => {
+                let k = value.to_vec_f64()?.first().copied().unwrap_or(-1.0);
+                if !(k >= 0.0 && k.fract() == 0.0) {
+                    return Err(unexpected().into());
+                }
+                carry.restored.0 = Some(k as usize);
+            }
+            "lstm_carry.h" => carry.restored.1 = Some(value),
+            "lstm_carry.c" => carry.restored.2 = Some(value),
+            _ => return Err(unexpected().into()),
+        }
+        if let (Some(k), Some(h), Some(c)) = &carry.restored {
+            carry.next = Some((*k, h.clone(), c.clone()));
+            carry.restored = (None, None, None);
+        }
+        Ok(())
+    }
+
+    fn takes_buffer(&self, path: &str) -> bool {
+        CARRY_BUFFERS.contains(&path)
     }
 
     fn evaluate(&self, precision: Precision) -> Result<Eval> {
