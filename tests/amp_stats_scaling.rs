@@ -92,32 +92,36 @@ fn statistics_driven_scaling_skips_fewer_steps_than_gradscaler() {
     }
 }
 
-/// One whole default run of the char_lm example (its recipe from
-/// `mixprec_train::recipes::CHAR_LM`: model, data, optimizer, schedule,
-/// batch and step budget) under O1 autocast with the given scaler, and what
+/// One whole default run of an example (its recipe from
+/// `mixprec_train::recipes`: model, data, optimizer, schedule, batch and
+/// step budget) in the given precision mode with the given scaler, and what
 /// the comparison needs from it.
-struct CharLmRun {
+struct WholeRun {
     steps: u64,
     skipped: u64,
     underflow: F16Underflow,
     /// Mean training loss over the last 25 steps.
     final_loss: f64,
-    val_loss_nats: f64,
+    /// Validation nats/char (char-LM) or test accuracy (MLP).
+    metric: f64,
     final_scale: f32,
 }
 
-fn char_lm_run(
-    corpus: &mixprec::data::TextCorpus,
+/// The run's settings besides the scaler: which example's defaults, in
+/// which precision mode, and the overrides the environment asked for.
+struct RunSpec<'r> {
+    example: &'static str,
+    recipe: &'r mixprec_train::Defaults,
+    precision: &'static str,
     seed: u64,
-    scaler: ScalerConfig,
     stats: bool,
     threads: Option<usize>,
     steps: Option<usize>,
-) -> CharLmRun {
+}
+
+fn whole_run(task: &mut impl mixprec_train::Task, spec: &RunSpec<'_>, scaler: ScalerConfig) -> WholeRun {
     use clap::Parser;
-    use mixprec_train::recipes::{CHAR_LM, CHAR_LM_SEQ_LEN, CHAR_LM_VALID_CHARS};
-    use mixprec_train::tasks::CharLm;
-    use mixprec_train::{Task, TrainArgs};
+    use mixprec_train::TrainArgs;
 
     /// The example's flags, resolved against its defaults as it does.
     #[derive(Parser, Debug)]
@@ -126,27 +130,26 @@ fn char_lm_run(
         train: TrainArgs,
     }
     let mut args = vec![
-        "char_lm".to_string(),
+        spec.example.to_string(),
         "--precision".into(),
-        "autocast".into(),
+        spec.precision.into(),
         "--loss-scale".into(),
-        (if stats { "stats" } else { "dynamic" }).into(),
+        (if spec.stats { "stats" } else { "dynamic" }).into(),
         "--seed".into(),
-        seed.to_string(),
+        spec.seed.to_string(),
         "--json".into(),
     ];
-    if let Some(t) = threads {
+    if let Some(t) = spec.threads {
         args.extend(["--threads".into(), t.to_string()]);
     }
-    if let Some(s) = steps {
+    if let Some(s) = spec.steps {
         args.extend(["--steps".into(), s.to_string()]);
     }
-    let cli: Cli = mixprec_train::try_parse_args_from(&CHAR_LM, args).unwrap();
-    let opts = cli.train.resolve(&CHAR_LM).unwrap();
-    let mut task = CharLm::new(corpus, CHAR_LM_SEQ_LEN, CHAR_LM_VALID_CHARS.map(|v| v as usize), seed).unwrap();
+    let cli: Cli = mixprec_train::try_parse_args_from(spec.recipe, args).unwrap();
+    let opts = cli.train.resolve(spec.recipe).unwrap();
     let params: Vec<Var> = task.named_parameters().into_iter().map(|(_, v)| v).collect();
     let mut underflow = F16Underflow::default();
-    let outcome = mixprec_train::run_observed(&mut task, &opts, Some(scaler), |task, trainer, batch| {
+    let outcome = mixprec_train::run_observed(task, &opts, Some(scaler), |task, trainer, batch| {
         if trainer.steps() % 25 == 0 {
             let report = measure_underflow(&params, trainer.scale_factor(), 8, || Ok(task.loss(batch).unwrap()))?;
             underflow.add(report.activations);
@@ -155,12 +158,13 @@ fn char_lm_run(
     })
     .unwrap();
     let tail = &outcome.losses[outcome.losses.len().saturating_sub(25)..];
-    CharLmRun {
+    let metric = outcome.record.val_loss_nats.or(outcome.record.test_accuracy);
+    WholeRun {
         steps: outcome.record.steps,
         skipped: outcome.record.skipped_steps,
         underflow,
         final_loss: tail.iter().sum::<f64>() / tail.len().max(1) as f64,
-        val_loss_nats: outcome.record.val_loss_nats.unwrap_or(f64::NAN),
+        metric: metric.unwrap_or(f64::NAN),
         final_scale: outcome.record.final_loss_scale.unwrap_or(f64::NAN) as f32,
     }
 }
@@ -186,11 +190,14 @@ fn env_number(name: &str) -> Option<usize> {
 /// asserted for the seeds where both scalers ran in the process.
 /// `MIXPREC_CHAR_LM_STEPS` shortens the runs (quick checks only: the
 /// comparison is defined on whole runs).
-#[test]
-#[ignore]
-fn statistics_driven_scaling_on_the_char_lm() {
+/// Runs the comparison on whole default runs of `example` (`mnist_mlp` or
+/// `char_lm`), seeds and scalers as the environment selects, printing one
+/// `stats-run {json}` line per run and asserting the per-seed claims where
+/// both scalers ran.
+fn compare_on_whole_runs(example: &'static str) {
     use mixprec::data::{TextCorpus, shipped_shakespeare};
-    let corpus = TextCorpus::load(shipped_shakespeare()).expect("the shipped Shakespeare");
+    use mixprec_train::recipes::{CHAR_LM, CHAR_LM_SEQ_LEN, CHAR_LM_VALID_CHARS, MNIST_MLP};
+    use mixprec_train::tasks::{CharLm, MnistMlp};
     let seeds: Vec<u64> = match env_number("MIXPREC_STATS_SEED") {
         Some(s) => vec![s as u64],
         None => vec![1, 2, 3],
@@ -202,7 +209,10 @@ fn statistics_driven_scaling_on_the_char_lm() {
         Some(other) => panic!("MIXPREC_STATS_SCALER={other:?}: expected stats or gradscaler"),
     };
     let threads = env_number("MIXPREC_STATS_THREADS");
-    let steps = env_number("MIXPREC_CHAR_LM_STEPS");
+    let steps = env_number(if example == "char_lm" { "MIXPREC_CHAR_LM_STEPS" } else { "MIXPREC_MLP_STEPS" });
+    let corpus =
+        (example == "char_lm").then(|| TextCorpus::load(shipped_shakespeare()).expect("the shipped Shakespeare"));
+    let mnist = (example == "mnist_mlp").then(|| Mnist::shipped().expect("the shipped MNIST"));
     let start = 2f32.powi(24);
     for seed in seeds {
         let mut runs = Vec::new();
@@ -212,17 +222,30 @@ fn statistics_driven_scaling_on_the_char_lm() {
             } else {
                 ScalerConfig { init_scale: start, ..ScalerConfig::default() }
             };
-            let r = char_lm_run(&corpus, seed, config, name == "stats", threads, steps);
+            let stats = name == "stats";
+            let r = if let Some(corpus) = &corpus {
+                let spec = RunSpec { example, recipe: &CHAR_LM, precision: "autocast", seed, stats, threads, steps };
+                let valid = CHAR_LM_VALID_CHARS.map(|v| v as usize);
+                let mut task = CharLm::new(corpus, CHAR_LM_SEQ_LEN, valid, seed).unwrap();
+                whole_run(&mut task, &spec, config)
+            } else {
+                let mnist = mnist.as_ref().expect("an example this test knows");
+                let spec =
+                    RunSpec { example, recipe: &MNIST_MLP, precision: "master-weights", seed, stats, threads, steps };
+                let mut task = MnistMlp::new(mnist, seed).unwrap();
+                whole_run(&mut task, &spec, config)
+            };
+            let metric = if corpus.is_some() { "val_loss_nats" } else { "test_accuracy" };
             println!(
-                "stats-run {{\"model\":\"char_lm\",\"seed\":{seed},\"scaler\":\"{name}\",\"steps\":{},\"skipped\":{},\"underflow\":{:e},\"final_loss\":{:.4},\"val_loss_nats\":{:.4},\"final_scale\":{}}}",
+                "stats-run {{\"model\":\"{example}\",\"seed\":{seed},\"scaler\":\"{name}\",\"steps\":{},\"skipped\":{},\"underflow\":{:e},\"final_loss\":{:.4},\"{metric}\":{:.4},\"final_scale\":{}}}",
                 r.steps,
                 r.skipped,
                 r.underflow.zero_fraction(),
                 r.final_loss,
-                r.val_loss_nats,
+                r.metric,
                 r.final_scale
             );
-            assert!(r.final_loss.is_finite() && r.val_loss_nats.is_finite(), "seed {seed}, {name}: diverged");
+            assert!(r.final_loss.is_finite() && r.metric.is_finite(), "seed {seed}, {name}: diverged");
             runs.push((name, r));
         }
         if let [(_, gs), (_, st)] = &runs[..] {
@@ -238,4 +261,20 @@ fn statistics_driven_scaling_on_the_char_lm() {
             );
         }
     }
+}
+
+#[test]
+#[ignore]
+fn statistics_driven_scaling_on_the_char_lm() {
+    compare_on_whole_runs("char_lm");
+}
+
+/// The MLP half on whole default `mnist_mlp` runs (its recipe from
+/// `mixprec_train::recipes::MNIST_MLP`, O2 master weights), with the same
+/// environment variables (`MIXPREC_MLP_STEPS` shortens the runs); the
+/// one-epoch test above is its quick form in the default suite.
+#[test]
+#[ignore]
+fn statistics_driven_scaling_on_the_mlp_whole_runs() {
+    compare_on_whole_runs("mnist_mlp");
 }
