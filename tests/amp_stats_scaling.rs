@@ -60,6 +60,19 @@ fn train(mnist: &Mnist, seed: u64, config: ScalerConfig) -> Run {
     Run { skipped: scaler.skipped_steps(), underflow, accuracy, final_scale: scaler.scale_factor() }
 }
 
+/// The per-seed claims of the comparison, from each run's skipped steps and
+/// underflow counts (GradScaler's first): the statistics rule skips no more
+/// steps, strictly fewer where GradScaler skips any, and its underflow
+/// fraction stays within 1.1× of GradScaler's.
+fn assert_claims(seed: u64, gs: (u64, &F16Underflow), st: (u64, &F16Underflow)) {
+    assert!(st.0 <= gs.0, "seed {seed}: {} > {}", st.0, gs.0);
+    if gs.0 > 0 {
+        assert!(st.0 < gs.0, "seed {seed}: not strictly fewer: {} vs {}", st.0, gs.0);
+    }
+    let (g, s) = (gs.1.zero_fraction(), st.1.zero_fraction());
+    assert!(s <= 1.1 * g, "seed {seed}: underflow {s} vs {g}");
+}
+
 #[test]
 fn statistics_driven_scaling_skips_fewer_steps_than_gradscaler() {
     let mnist = Mnist::shipped().expect("the shipped MNIST (data/mnist or $MIXPREC_DATA_DIR)");
@@ -78,16 +91,7 @@ fn statistics_driven_scaling_skips_fewer_steps_than_gradscaler() {
             gs.accuracy,
             st.accuracy
         );
-        assert!(st.skipped <= gs.skipped, "seed {seed}: {} > {}", st.skipped, gs.skipped);
-        if gs.skipped > 0 {
-            assert!(st.skipped < gs.skipped, "seed {seed}: not strictly fewer: {} vs {}", st.skipped, gs.skipped);
-        }
-        assert!(
-            st.underflow.zero_fraction() <= 1.1 * gs.underflow.zero_fraction(),
-            "seed {seed}: underflow {} vs {}",
-            st.underflow.zero_fraction(),
-            gs.underflow.zero_fraction()
-        );
+        assert_claims(seed, (gs.skipped, &gs.underflow), (st.skipped, &st.underflow));
         assert!(st.accuracy > 0.95 && (st.accuracy - gs.accuracy).abs() < 0.01);
     }
 }
@@ -249,16 +253,7 @@ fn compare_on_whole_runs(example: &'static str) {
             runs.push((name, r));
         }
         if let [(_, gs), (_, st)] = &runs[..] {
-            assert!(st.skipped <= gs.skipped, "seed {seed}: {} > {}", st.skipped, gs.skipped);
-            if gs.skipped > 0 {
-                assert!(st.skipped < gs.skipped, "seed {seed}: not strictly fewer: {} vs {}", st.skipped, gs.skipped);
-            }
-            assert!(
-                st.underflow.zero_fraction() <= 1.1 * gs.underflow.zero_fraction(),
-                "seed {seed}: underflow {} vs {}",
-                st.underflow.zero_fraction(),
-                gs.underflow.zero_fraction()
-            );
+            assert_claims(seed, (gs.skipped, &gs.underflow), (st.skipped, &st.underflow));
         }
     }
 }
