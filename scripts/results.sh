@@ -1,173 +1,140 @@
 #!/usr/bin/env bash
 # Regenerates the "Examples" section of docs/results.md (between its
-# BEGIN/END markers; the rest of the file is left as it is) from the
-# examples' --json records:
-#   - accuracy / validation loss per example and precision, mean over seeds;
-#   - time per step with 1 thread and with all threads (short runs);
-#   - peak tensor bytes by dtype and peak activation bytes;
+# BEGIN/END markers; the rest of the file is left as it is):
+#   - accuracy / validation loss per example and precision, mean over seeds,
+#     from the --json records of whole default runs (docs/records/*.jsonl,
+#     each file's '#' lines say where and from which commit; examples without
+#     records are run here);
+#   - time per step, 1 thread and all threads: benches/precision_step.rs
+#     (criterion medians; one fixed batch, SGD lr 0.01 momentum 0.9, data
+#     loading and evaluation not timed, warm-up excluded);
+#   - peak tensor bytes by dtype and peak activation bytes: short runs of the
+#     examples built from this checkout (`--steps 10 --threads 1`);
 #   - the CNN's activation-memory ratio master-weights / FP32 at batch 128;
-#   - PyTorch's steps beside ours (benches/pytorch/train_step.py), if torch is installed.
+#   - PyTorch's step for the same models, one thread (benches/pytorch/train_step.py),
+#     beside ours, and the issue's ratio targets.
 #
-# Usage: scripts/results.sh [--quick]
-#   SEEDS="1 2 3"      seeds of the accuracy runs
-#   PRECISIONS="…"     precisions (default: f32 autocast master-weights autocast-bf16 master-weights-bf16)
-#   EXAMPLES="…"       examples (default: mnist_mlp mnist_cnn char_lm)
+# Usage: scripts/results.sh [--quick] [PART [MODEL...]]
+#   PART: all (default) | build | accuracy | memory | timing | report
+#   MODEL (timing only): mlp cnn char_lm (default: all three), so the timing
+#         can be split into short holds of the benchmark lock:
+#     mp-build scripts/results.sh build
+#     scripts/results.sh accuracy; scripts/results.sh memory
+#     for m in mlp cnn char_lm; do mp-bench scripts/results.sh timing $m; done
+#     scripts/results.sh report
+# Environment:
+#   RESULTS_DIR        where the parts leave their records (default target/results)
+#   ACCURACY_RECORDS   JSONL files of --json records of accuracy runs made apart
+#                      (default docs/records/*.jsonl; "none": run every example here)
+#   SEEDS, PRECISIONS  of the accuracy runs made here (default "1 2 3", the five modes)
 #   BUDGET_<EXAMPLE>   extra flags of that example's accuracy runs (e.g. BUDGET_MNIST_CNN="--epochs 1")
 #   PYTHON             the interpreter with torch (default /work/venv/bin/python)
-#   ACCURACY_RECORDS   JSONL file(s) of --json records of accuracy runs made elsewhere (a bigger
-#                      machine, earlier runs): used instead of running them here
-#   TIMING_STEPS       steps of each timing run (default 30)
-# --quick: one seed, 20-step accuracy runs, 10-step timing runs, short PyTorch timing
-#          (checks the pipeline end to end; the numbers mean nothing).
-# Timing runs belong under the exclusive benchmark lock: mp-bench scripts/results.sh
+# --quick: one seed, 20-step accuracy runs, 0.1 s criterion samples, 2-step PyTorch timing;
+#          checks the pipeline end to end and writes $RESULTS_DIR/quick/section.md, not docs/results.md
+#          (the numbers mean nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
-[[ ${1:-} == --quick ]] && quick=1
+if [[ ${1:-} == --quick ]]; then quick=1; shift; fi
+part=${1:-all}
+(( $# )) && shift
+models=${*:-"mlp cnn char_lm"}
+RESULTS_DIR=${RESULTS_DIR:-target/results}
+(( quick )) && RESULTS_DIR=$RESULTS_DIR/quick
 SEEDS=${SEEDS:-"1 2 3"}
 PRECISIONS=${PRECISIONS:-"f32 autocast master-weights autocast-bf16 master-weights-bf16"}
-EXAMPLES=${EXAMPLES:-"mnist_mlp mnist_cnn char_lm"}
 PYTHON=${PYTHON:-/work/venv/bin/python}
-TIMING_STEPS=${TIMING_STEPS:-30}
-ACCURACY_RECORDS=${ACCURACY_RECORDS:-}
-torch_steps=5 torch_repeats=5
-if (( quick )); then SEEDS=1 TIMING_STEPS=10 torch_steps=2 torch_repeats=2; fi
-
-cargo build --release $(for e in $EXAMPLES; do printf -- '--example %s ' "$e"; done) >&2
+ACCURACY_RECORDS=${ACCURACY_RECORDS:-$(ls docs/records/*.jsonl 2>/dev/null | tr '\n' ' ')}
+[[ $ACCURACY_RECORDS == none ]] && ACCURACY_RECORDS=""
+(( quick )) && ACCURACY_RECORDS="" SEEDS=1
+EXAMPLES="mnist_mlp mnist_cnn char_lm"
 bin=target/release/examples
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+mkdir -p "$RESULTS_DIR"
 
-touch "$out/accuracy.jsonl" "$out/timing.jsonl"
-if [[ -n $ACCURACY_RECORDS ]]; then
-  for f in $ACCURACY_RECORDS; do grep '^{' "$f" >> "$out/accuracy.jsonl"; done
-fi
-for ex in $EXAMPLES; do
-  var=BUDGET_${ex^^}
-  budget=${!var:-}
-  (( quick )) && budget="--steps 20"
-  # The timing runs evaluate only a little of the held-out text.
-  short_eval=""
-  [[ $ex == char_lm ]] && short_eval="--valid-chars 4096"
-  (( quick )) && budget="$budget $short_eval"
-  for p in $PRECISIONS; do
-    if [[ -z $ACCURACY_RECORDS ]]; then
+example_of() { case $1 in mlp) echo mnist_mlp ;; cnn) echo mnist_cnn ;; *) echo "$1" ;; esac; }
+# What this checkout is, for the records of the parts run here.
+stamp() {
+  local dirty=""
+  [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && dirty="+changes"
+  printf '{"part":"%s","commit":"%s%s","utc":"%s","cpu":"%s","nproc":%s}\n' "$1" \
+    "$(git rev-parse --short HEAD)" "$dirty" "$(date -u +%Y-%m-%dT%H:%MZ)" \
+    "$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')" "$(nproc)"
+}
+
+build() {
+  cargo build --release $(for e in $EXAMPLES; do printf -- '--example %s ' "$e"; done) >&2
+  cargo bench --no-run --bench precision_step >&2
+}
+
+accuracy() {
+  : > "$RESULTS_DIR/accuracy.jsonl"
+  for ex in $EXAMPLES; do
+    if [[ -n $ACCURACY_RECORDS ]] && grep -qh "\"example\":\"$ex\"" $ACCURACY_RECORDS; then continue; fi
+    var=BUDGET_${ex^^}
+    budget=${!var:-}
+    (( quick )) && budget="--steps 20"
+    (( quick )) && [[ $ex == char_lm ]] && budget="$budget --valid-chars 4096"
+    stamp accuracy >> "$RESULTS_DIR/accuracy.jsonl"
+    for p in $PRECISIONS; do
       for s in $SEEDS; do
         echo "accuracy: $ex $p seed $s $budget" >&2
-        "$bin/$ex" --precision "$p" --seed "$s" $budget --json | tail -n 1 >> "$out/accuracy.jsonl"
+        "$bin/$ex" --precision "$p" --seed "$s" $budget --json | tail -n 1 >> "$RESULTS_DIR/accuracy.jsonl"
       done
-    fi
-    for t in 1 "$(nproc)"; do
-      echo "timing: $ex $p threads $t" >&2
-      "$bin/$ex" --precision "$p" --threads "$t" --steps "$TIMING_STEPS" $short_eval --json | tail -n 1 >> "$out/timing.jsonl"
     done
   done
-done
+}
 
-torch_rows=""
-if "$PYTHON" -c 'import torch' 2>/dev/null; then
-  models=$(echo "$EXAMPLES" | sed 's/mnist_mlp/mlp/; s/mnist_cnn/cnn/' | tr ' ' ',')
-  "$PYTHON" benches/pytorch/train_step.py --threads 1 --models "$models" \
-    --precisions f32,autocast-bf16,autocast-f16 --steps "$torch_steps" --repeats "$torch_repeats" > "$out/torch.jsonl" || true
-  torch_rows="$out/torch.jsonl"
-fi
+# Peak memory does not depend on the number of steps past the first few.
+memory() {
+  stamp memory > "$RESULTS_DIR/memory.jsonl"
+  for ex in $EXAMPLES; do
+    short_eval=""
+    [[ $ex == char_lm ]] && short_eval="--valid-chars 4096"
+    for p in $PRECISIONS; do
+      echo "memory: $ex $p" >&2
+      "$bin/$ex" --precision "$p" --steps 10 --threads 1 $short_eval --json | tail -n 1 >> "$RESULTS_DIR/memory.jsonl"
+    done
+  done
+}
 
-python3 - "$out" "$torch_rows" "$quick" "$TIMING_STEPS" "$ACCURACY_RECORDS" <<'PY'
-import json, pathlib, statistics, sys, datetime
-out, torch_rows, quick = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
-timing_steps, records = sys.argv[4], sys.argv[5]
-acc = [json.loads(l) for l in (out / "accuracy.jsonl").read_text().splitlines() if l.strip()]
-tim = [json.loads(l) for l in (out / "timing.jsonl").read_text().splitlines() if l.strip()]
-def mib(b): return f"{b / 2**20:.1f}"
-lines = ["<!-- BEGIN scripts/results.sh: generated, edit the script instead -->", "",
-         "## Examples: accuracy, step time and memory per precision", "",
-         f"Generated by `scripts/results.sh{' --quick' if quick else ''}` on "
-         f"{datetime.date.today()} (ISA {acc[0]['isa'] if acc else '?'}). Accuracy: mean ± sd over seeds "
-         f"{sorted({r['seed'] for r in acc})}"
-         + (f" (records from {records}, runs made apart)" if records else "")
-         + f"; time per step from {timing_steps}-step runs (`--steps {timing_steps}`, the first steps included); "
-         "memory from the accuracy runs.", "",
-         "| example | precision | loss scale | steps | test accuracy | val nats/char | ms/step 1 thread | ms/step all threads | peak f32 MiB | peak f16 MiB | peak bf16 MiB | peak activation MiB | skipped |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-keys = []
-for r in acc + tim:
-    k = (r["example"], r["precision"])
-    if k not in keys: keys.append(k)
-def ms(ex, p, one):
-    rows = [r for r in tim if r["example"] == ex and r["precision"] == p and (r["threads"] == 1) == one]
-    return f"{1000 / rows[0]['steps_per_second']:.1f}" if rows and rows[0]["steps_per_second"] else "-"
-def ms_val(ex, p):
-    rows = [r for r in tim if r["example"] == ex and r["precision"] == p and r["threads"] == 1]
-    return 1000 / rows[0]["steps_per_second"] if rows and rows[0]["steps_per_second"] else None
-def fmt(vals, scale=1.0, unit=""):
-    vals = [v for v in vals if v is not None]
-    if not vals: return "-"
-    m = statistics.mean(vals) * scale
-    sd = statistics.stdev(vals) * scale if len(vals) > 1 else 0.0
-    return f"{m:.2f}{unit} ± {sd:.2f}" if len(vals) > 1 else f"{m:.2f}{unit}"
-for ex, p in keys:
-    # Memory from the accuracy runs, else from the one-thread timing run.
-    rs = [r for r in acc if r["example"] == ex and r["precision"] == p] or \
-         [r for r in tim if r["example"] == ex and r["precision"] == p and r["threads"] == 1]
-    by = lambda d: statistics.mean(r["peak_tensor_bytes_by_dtype"][d] for r in rs)
-    lines.append("| " + " | ".join([ex, p, rs[0]["loss_scale"], str(rs[0]["steps"]),
-        fmt([r["test_accuracy"] for r in rs], 100, "%"), fmt([r["val_loss_nats"] for r in rs]),
-        ms(ex, p, True), ms(ex, p, False), mib(by("f32")), mib(by("f16")), mib(by("bf16")),
-        mib(statistics.mean(r["peak_activation_bytes"] for r in rs)),
-        str(sum(r["skipped_steps"] for r in rs))]) + " |")
-if acc:
-    lines += ["", "Per seed:", "", "| example | precision | seed | steps | test accuracy | val nats/char | training s | threads |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(acc, key=lambda r: (r["example"], r["precision"], r["seed"])):
-        a = f"{100 * r['test_accuracy']:.2f}%" if r["test_accuracy"] is not None else "-"
-        v = f"{r['val_loss_nats']:.4f}" if r["val_loss_nats"] is not None else "-"
-        lines.append(f"| {r['example']} | {r['precision']} | {r['seed']} | {r['steps']} | {a} | {v} | {r['seconds']:.0f} | {r['threads']} |")
-cnn = {p: [r["peak_activation_bytes"] for r in acc + tim
-           if r["example"] == "mnist_cnn" and r["precision"] == p and r["batch_size"] == 128]
-       for p in ("f32", "master-weights")}
-if cnn["f32"] and cnn["master-weights"]:
-    ratio = statistics.mean(cnn["master-weights"]) / statistics.mean(cnn["f32"])
-    lines += ["", f"CNN at batch 128: peak activation bytes master-weights / FP32 = {ratio:.3f} (target ≤ 0.55: "
-              f"{'met' if ratio <= 0.55 else 'not met'})."]
-if torch_rows and pathlib.Path(torch_rows).exists():
-    tr = [json.loads(l) for l in pathlib.Path(torch_rows).read_text().splitlines() if l.strip().startswith("{")]
-    if tr:
-        lines += ["", "### Beside PyTorch (one thread, median ms per step)", "",
-                  "| model | PyTorch f32 | PyTorch autocast-bf16 | PyTorch autocast-f16 | ours f32 | ours master-weights | ours master-weights-bf16 |",
-                  "|---|---|---|---|---|---|---|"]
-        names = {"mlp": "mnist_mlp", "cnn": "mnist_cnn", "char_lm": "char_lm"}
-        for model, ex in names.items():
-            t = {r.get("precision"): r for r in tr if r.get("model") == model}
-            if not t: continue
-            med = lambda p: f"{t[p]['median_ms']:.1f}" if p in t and "median_ms" in t[p] else "-"
-            ours = lambda p: f"{ms_val(ex, p):.1f}" if ms_val(ex, p) else "-"
-            lines.append(f"| {model} | {med('f32')} | {med('autocast-bf16')} | {med('autocast-f16')} | {ours('f32')} | {ours('master-weights')} | {ours('master-weights-bf16')} |")
-        # The issue's targets, as ratios of the medians above.
-        checks = []
-        for model, ex in names.items():
-            t = {r.get("precision"): r.get("median_ms") for r in tr if r.get("model") == model}
-            o = {p: ms_val(ex, p) for p in ("f32", "master-weights", "master-weights-bf16")}
-            def add(what, num, den, limit):
-                if num and den:
-                    r = num / den
-                    checks.append(f"| {model} | {what} | {r:.2f} | ≤ {limit} | {'met' if r <= limit else 'not met'} |")
-            add("ours f32 / PyTorch f32", o["f32"], t.get("f32"), 1.0 if model == "char_lm" else 0.9)
-            add("ours master-weights / ours f32", o["master-weights"], o["f32"], 1.05)
-            add("ours master-weights / PyTorch autocast-f16", o["master-weights"], t.get("autocast-f16"), 0.1)
-            if model != "char_lm":
-                add("ours master-weights-bf16 / PyTorch autocast-bf16", o["master-weights-bf16"], t.get("autocast-bf16"), 0.9)
-        if checks:
-            lines += ["", "| model | ratio (one thread) | measured | target | |", "|---|---|---|---|---|"] + checks
-lines += ["", "<!-- END scripts/results.sh -->"]
-section = "\n".join(lines) + "\n"
-doc = pathlib.Path("docs/results.md")
-text = doc.read_text()
-b, e = text.find("<!-- BEGIN scripts/results.sh"), text.find("<!-- END scripts/results.sh -->")
-if b >= 0 and e >= 0:
-    text = text[:b] + section + text[e + len("<!-- END scripts/results.sh -->\n"):]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-doc.write_text(text)
-print(section)
-PY
+# Ours (criterion medians of benches/precision_step.rs) then PyTorch's, one model per call.
+timing() {
+  local m=$1 crit=(--warm-up-time 1 --measurement-time 3) steps=20 repeats=7 f16_steps=8 f16_repeats=3
+  (( quick )) && crit=(--warm-up-time 0.1 --measurement-time 0.1) steps=2 repeats=2 f16_steps=1 f16_repeats=1
+  echo "timing: $m (ours)" >&2
+  cargo bench --bench precision_step -- "step_$m/" --noplot "${crit[@]}" >&2
+  { stamp timing
+    for f in target/criterion/step_"$m"/*/threads=*/new/estimates.json; do
+      p=${f#target/criterion/step_$m/}; p=${p%%/*}
+      t=${f%/new/estimates.json}; t=${t##*threads=}
+      python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(json.dumps({"model": sys.argv[2],
+        "precision": sys.argv[3], "threads": sys.argv[4], "median_ms": e["median"]["point_estimate"] / 1e6}))' \
+        "$f" "$m" "$p" "$t"
+    done; } > "$RESULTS_DIR/ours-$m.jsonl"
+  echo "timing: $m (PyTorch)" >&2
+  { stamp timing
+    if "$PYTHON" -c 'import torch' 2>/dev/null; then
+      "$PYTHON" benches/pytorch/train_step.py --threads 1 --models "$m" --precisions f32,autocast-bf16 \
+        --steps "$steps" --repeats "$repeats"
+      # PyTorch's f16 step on the CPU is slow: fewer steps.
+      "$PYTHON" benches/pytorch/train_step.py --threads 1 --models "$m" --precisions autocast-f16 \
+        --steps "$f16_steps" --repeats "$f16_repeats" --warmup 2
+    else
+      echo '{"error": "torch is not installed for '"$PYTHON"'"}'
+    fi; } > "$RESULTS_DIR/torch-$m.jsonl"
+}
+
+report() {
+  python3 scripts/results_report.py "$RESULTS_DIR" "$quick" $ACCURACY_RECORDS
+}
+
+case $part in
+  build) build ;;
+  accuracy) accuracy ;;
+  memory) memory ;;
+  timing) for m in $models; do timing "$m"; done ;;
+  report) report ;;
+  all) build; accuracy; memory; for m in $models; do timing "$m"; done; report ;;
+  *) echo "unknown part '$part' (all, build, accuracy, memory, timing, report)" >&2; exit 2 ;;
+esac

@@ -6,7 +6,10 @@ optimizer step, on real data (the shipped MNIST and Shakespeare).
         --models mlp,cnn,char_lm --precisions f32,autocast-bf16,autocast-f16
 
 Prints one JSON object per (model, precision, threads) with the median and
-quartiles of the per-step time in milliseconds.
+quartiles of the per-step time in milliseconds. Where oneDNN refuses a
+primitive (its LSTM has no f16 form on CPUs without AVX-512-FP16), the step
+is timed again with oneDNN off (PyTorch's own kernels) and the row says so
+in "note".
 """
 
 import argparse
@@ -93,7 +96,7 @@ def make(model_name):
     raise ValueError(model_name)
 
 
-def time_steps(model_name, precision, steps, repeats):
+def time_steps(model_name, precision, steps, repeats, warmup):
     model, x, y, loss_fn = make(model_name)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     dtype = {"autocast-bf16": torch.bfloat16, "autocast-f16": torch.float16}.get(precision)
@@ -109,7 +112,7 @@ def time_steps(model_name, precision, steps, repeats):
         opt.step()
         return loss
 
-    for _ in range(max(3, steps // 4)):
+    for _ in range(warmup):
         step()
     per_step = []
     for _ in range(repeats):
@@ -128,13 +131,20 @@ def main():
     ap.add_argument("--precisions", default="f32,autocast-bf16,autocast-f16")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default max(3, steps/4))")
     args = ap.parse_args()
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         for model_name in args.models.split(","):
             for precision in args.precisions.split(","):
                 steps = args.steps if not (precision == "autocast-f16") else max(3, args.steps // 4)
-                r = time_steps(model_name, precision, steps, args.repeats)
+                warmup = args.warmup if args.warmup is not None else max(3, steps // 4)
+                try:
+                    r = time_steps(model_name, precision, steps, args.repeats, warmup)
+                except RuntimeError as e:
+                    with torch.backends.mkldnn.flags(enabled=False):
+                        r = time_steps(model_name, precision, steps, args.repeats, warmup)
+                    r["note"] = "oneDNN off (with it: " + str(e).splitlines()[0].split(". ")[0] + ")"
                 r.update(model=model_name, precision=precision, threads=threads, torch=torch.__version__)
                 print(json.dumps(r), flush=True)
 
