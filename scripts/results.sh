@@ -57,9 +57,9 @@ example_of() { case $1 in mlp) echo mnist_mlp ;; cnn) echo mnist_cnn ;; *) echo 
 stamp() {
   local dirty=""
   [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]] && dirty="+changes"
-  printf '{"part":"%s","commit":"%s%s","utc":"%s","cpu":"%s","nproc":%s}\n' "$1" \
+  printf '{"part":"%s","commit":"%s%s","utc":"%s","cpu":"%s","nproc":%s,"load":%s}\n' "$1" \
     "$(git rev-parse --short HEAD)" "$dirty" "$(date -u +%Y-%m-%dT%H:%MZ)" \
-    "$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')" "$(nproc)"
+    "$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')" "$(nproc)" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 build() {

@@ -30,7 +30,10 @@ def read(path):
 
 def stamp_of(rows):
     s = [r for r in rows if "part" in r]
-    return f"commit {s[0]['commit']}, {s[0]['utc']}, {s[0]['cpu']} ({s[0]['nproc']} threads)" if s else "?"
+    if not s:
+        return "?"
+    load = f", load average {s[0]['load']} at the start" if "load" in s[0] else ""
+    return f"commit {s[0]['commit']}, {s[0]['utc']}, {s[0]['cpu']} ({s[0]['nproc']} threads){load}"
 
 
 def mean_sd(vals, scale=1.0, digits=2, unit=""):
