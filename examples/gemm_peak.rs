@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release --example gemm_peak -- [--compare sgemm|hgemm|bgemm]
-//!     [--shapes squares|mlp|all|S|MxKxN[:TT]] [--threads N] [--reps R] [--min-ms T]
+//!     [--shapes squares|mlp|all|S|MxKxN[:TT]] [--threads N] [--reps R] [--min-ms T] [--best]
 //! ```
 //! `MxKxN:NT` means op(A) = A, op(B) = Bᵀ. With `--features peer-gemm-x86-v4`
 //! the `gemm` crate peer is built with its AVX-512 kernels.
@@ -49,6 +49,11 @@ struct Opts {
     /// Minimum milliseconds per timed sample (calls are repeated to reach it).
     #[arg(long, default_value_t = 30.0, value_parser = positive_ms)]
     min_ms: f64,
+    /// Report the fastest sample instead of the median: on a machine shared
+    /// with other work, the fastest of many short interleaved samples is the
+    /// one least disturbed by it.
+    #[arg(long)]
+    best: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -172,8 +177,9 @@ fn report(o: &Opts) {
     let peak_ref = if op == Op::Bgemm { dot.unwrap_or(fma) } else { fma } * f64::from(o.threads);
     let op = format!("{op:?}").to_lowercase();
     println!(
-        "\n{op}, {} thread(s), median of {} interleaved repetitions (GFLOP/s; ratio = {} / other; peak = {peak_ref:.1})",
+        "\n{op}, {} thread(s), {} of {} interleaved repetitions (GFLOP/s; ratio = {} / other; peak = {peak_ref:.1})",
         o.threads,
+        if o.best { "fastest" } else { "median" },
         o.reps,
         imps[0].name()
     );
@@ -200,7 +206,10 @@ fn report(o: &Opts) {
                 samples[i].push(t.elapsed().as_secs_f64() / calls[i] as f64);
             }
         }
-        let gf: Vec<f64> = samples.iter_mut().map(|v| s.flops() / median(v) / 1e9).collect();
+        let gf: Vec<f64> = samples
+            .iter_mut()
+            .map(|v| s.flops() / if o.best { v.iter().copied().fold(f64::INFINITY, f64::min) } else { median(v) } / 1e9)
+            .collect();
         let mut line = format!("{:>8} {:<18}", s.name, s.label());
         for (imp, g) in imps.iter().zip(&gf) {
             line += &format!(" {}={g:.1}", imp.name());

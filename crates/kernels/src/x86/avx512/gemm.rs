@@ -28,7 +28,7 @@ pub(crate) const L: usize = 16;
 
 /// Lane mask for `cols` valid lanes of vector `v` (zero when none).
 #[inline(always)]
-fn lane_mask(cols: usize, v: usize) -> __mmask16 {
+pub(crate) fn lane_mask(cols: usize, v: usize) -> __mmask16 {
     let c = cols.saturating_sub(v * L).min(L);
     ((1u32 << c) - 1) as __mmask16
 }
@@ -120,41 +120,78 @@ pub(crate) fn prefetch_tile<const M: usize, const NV: usize>(out: &TileOut<'_>) 
     }
 }
 
+/// Where a plain f32 tile goes: `(C, ldc, accumulate)` when the tile is an
+/// f32 destination written (`Prev::None`) or accumulated into (`Prev::Dst`)
+/// with no bias or ReLU, else `None` (the general epilogue of `store_tile`).
+#[inline(always)]
+pub(crate) fn plain_dst(out: &mut TileOut<'_>) -> Option<(*mut f32, usize, bool)> {
+    if out.bias.is_some() || out.relu {
+        return None;
+    }
+    let accumulate = match out.prev {
+        Prev::None => false,
+        Prev::Dst => true,
+        Prev::Beta(_) | Prev::From { .. } => return None,
+    };
+    match &mut out.dst {
+        Dst::F32(c, ld) => Some((c.as_mut_ptr(), *ld, accumulate)),
+        _ => None,
+    }
+}
+
+/// Stores a kernel's accumulators (`$acc: [[__m512; NV]; M]`, `$n` valid
+/// columns) into `$out`. Expanded inside each kernel body, so the common
+/// plain f32 tile goes from registers to C with no call and no copy of the
+/// accumulators through memory (an out-of-line store made the kernel keep
+/// them on the stack: a 1.8 KB clear, 28 loads and 28 stores per tile,
+/// most of a tile's cost when the depth is short); `alpha == 1` skips the
+/// scaling (`1·x` and `fma(x, 1, c)` round exactly as `x` and `x + c`).
+/// Every other epilogue goes through `store_tile`.
+macro_rules! finish_tile {
+    ($acc:ident, $n:expr, $out:expr) => {{
+        let out: &mut TileOut<'_> = $out;
+        let n: usize = $n;
+        match plain_dst(out) {
+            Some((p, ld, accumulate)) => {
+                let one = out.alpha == 1.0;
+                let alpha = _mm512_set1_ps(out.alpha);
+                for (i, row) in $acc.iter().enumerate() {
+                    for (v, &a) in row.iter().enumerate() {
+                        let mask = lane_mask(n, v);
+                        // SAFETY: `check_tile` established that row i,
+                        // columns v·16.. under `mask` are inside the destination.
+                        unsafe {
+                            let q = p.add(i * ld + v * L);
+                            let x = match (accumulate, one) {
+                                (false, true) => a,
+                                (false, false) => _mm512_mul_ps(a, alpha),
+                                (true, true) => _mm512_add_ps(a, _mm512_maskz_loadu_ps(mask, q)),
+                                (true, false) => _mm512_fmadd_ps(a, alpha, _mm512_maskz_loadu_ps(mask, q)),
+                            };
+                            _mm512_mask_storeu_ps(q, mask, x);
+                        }
+                    }
+                }
+            }
+            None => {
+                let spill = $acc;
+                // SAFETY: `check_tile` passed for this tile.
+                unsafe { store_tile(&spill, n, out) };
+            }
+        }
+    }};
+}
+pub(crate) use finish_tile;
+
+/// The general store: bias, ReLU, beta, the f32 scratch, f16/bf16 rounding.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
-#[inline]
+#[inline(never)]
 pub(crate) unsafe fn store_tile<const M: usize, const NV: usize>(
     acc: &[[__m512; NV]; M],
     n: usize,
     out: &mut TileOut<'_>,
 ) {
     let alpha = _mm512_set1_ps(out.alpha);
-    // The common tile (an f32 destination written or accumulated into, no
-    // bias or ReLU) without the per-vector epilogue dispatch of `store_vec`,
-    // so the accumulators go from registers to C: this is most of the cost
-    // outside the depth loop when the depth is short.
-    if out.bias.is_none() && !out.relu && matches!(out.prev, Prev::None | Prev::Dst) {
-        let accumulate = matches!(out.prev, Prev::Dst);
-        if let Dst::F32(c, ld) = &mut out.dst {
-            let (p, ld) = (c.as_mut_ptr(), *ld);
-            for (i, row) in acc.iter().enumerate() {
-                for (v, &a) in row.iter().enumerate() {
-                    let mask = lane_mask(n, v);
-                    // SAFETY: `check_tile` established that row i, columns
-                    // v·16.. under `mask` are inside the destination.
-                    unsafe {
-                        let q = p.add(i * ld + v * L);
-                        let x = if accumulate {
-                            _mm512_fmadd_ps(a, alpha, _mm512_maskz_loadu_ps(mask, q))
-                        } else {
-                            _mm512_mul_ps(a, alpha)
-                        };
-                        _mm512_mask_storeu_ps(q, mask, x);
-                    }
-                }
-            }
-            return;
-        }
-    }
     for (i, row) in acc.iter().enumerate() {
         for (v, &a) in row.iter().enumerate() {
             // SAFETY: forwarded from the caller (`check_tile` passed).
@@ -210,8 +247,7 @@ unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPAC
             bp = bp.wrapping_add(ldb);
         }
     }
-    // SAFETY: `check_tile` passed for this tile.
-    unsafe { store_tile::<M, NV>(&acc, n, out) };
+    finish_tile!(acc, n, out);
 }
 
 macro_rules! ukr_grid {
@@ -295,8 +331,7 @@ unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPA
             bp = bp.wrapping_add(NR);
         }
     }
-    // SAFETY: `check_tile` passed for this tile.
-    unsafe { store_tile::<M, NV>(&acc, n, out) };
+    finish_tile!(acc, n, out);
 }
 
 static BF16_GRID: [[UkrRaw<u32>; 2]; MR] = ukr_grid!(ukr_bf16, u32, true, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
