@@ -84,6 +84,7 @@ def fixture():
         "scaler.min_scale": "1",
         "scaler.max_consecutive_skips": "50",
         "scaler.peak": "0.375",
+        "scaler.peak_ratio": "2.5",
         "scaler.applied_steps": "39",
         "scaler.consecutive_skips": "1",
         "scaler.statistics": "enabled",

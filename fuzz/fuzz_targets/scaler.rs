@@ -4,11 +4,15 @@
 //! a model written from PyTorch's `GradScaler` semantics: same errors, same
 //! found-Inf decisions, no optimizer ever steps on a non-finite gradient,
 //! same scale, growth tracker and skipped-step count after every call.
+//! With statistics-driven scaling the model takes the scale from the scaler
+//! after each update and checks the rule's invariants instead: valid
+//! statistics, an overflow after the first statistics at least halves the
+//! scale, a clean step with statistics leaves a power of two.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use mixprec_amp::scaler::{ScaleState, ScalerConfig};
+use mixprec_amp::scaler::{ScaleState, ScalerConfig, StatsConfig};
 use mixprec_amp::{AmpError, AmpOptimizer, GradScaler, ScalerSnapshot, StepOutcome};
 use mixprec_autograd::Var;
 use mixprec_autograd::tensor::Tensor;
@@ -20,6 +24,7 @@ struct Case {
     backoff: u8,
     interval: u8,
     dynamic: bool,
+    stats: bool,
     ops: Vec<Op>,
 }
 
@@ -37,11 +42,16 @@ enum Op {
         tracker: u32,
         skipped: u8,
         enabled: bool,
+        peak: u8,
+        ratio: u8,
     },
 }
 
 const XS: [f32; 8] = [0.5, -3.0, 1.0e-3, f32::NAN, f32::INFINITY, 1.0e35, -2.0e-30, 0.0];
 const SCALES: [f32; 8] = [65536.0, 1.0, 3.0, 1.0e-30, 3.0e38, 0.0, f32::INFINITY, 2.0e-45];
+/// Restored statistics: peaks and peak ratios, valid and not.
+const PEAKS: [f32; 4] = [0.0, 0.375, -1.0, f32::NAN];
+const RATIOS: [f32; 4] = [1.0, 2.5, 0.5, f32::INFINITY];
 
 /// One single-element parameter per optimizer; records whether it stepped.
 struct Opt {
@@ -162,6 +172,7 @@ fuzz_target!(|case: Case| {
         backoff_factor: [0.5, 0.25, 1.0, 1e-30, 0.0, 0.99][usize::from(case.backoff % 6)],
         growth_interval: u32::from(case.interval % 6),
         dynamic: case.dynamic,
+        statistics: case.stats.then(StatsConfig::default),
         ..ScalerConfig::default()
     };
     let mut scaler = match GradScaler::new(config) {
@@ -249,8 +260,26 @@ fuzz_target!(|case: Case| {
                 }
             }
             Op::Update => {
+                let before = scaler.scale_state();
+                // The settings in force (a restored snapshot may have changed them).
+                let stats = scaler.config().statistics.is_some() && scaler.config().dynamic;
                 let want = if m.enabled { m.update() } else { Ok(()) };
-                match (scaler.update(), want) {
+                let found = m.enabled && m.skipped != scaler.skipped_steps();
+                let got = scaler.update();
+                if stats && m.enabled && got.is_ok() {
+                    let st = scaler.scale_state();
+                    assert!(st.statistics_valid(), "statistics after update: {st:?}");
+                    if found && before.peak > 0.0 {
+                        assert!(st.scale <= before.scale * 0.5, "overflow did not halve: {before:?} -> {st:?}");
+                        assert_eq!(st.peak, before.peak, "an overflow changed the peak");
+                    }
+                    if !found && st.peak > 0.0 {
+                        assert_eq!(st.scale.to_bits() & 0x7f_ffff, 0, "not a power of two: {st:?}");
+                    }
+                    m.scale = st.scale;
+                    m.tracker = st.growth_tracker;
+                }
+                match (got, want) {
                     (Ok(()), Ok(())) => Ok(()),
                     (Err(e), Err(w)) if name(&e) == w => Ok(()),
                     (g, w) => Err(format!("update() = {g:?}, model {w:?}")),
@@ -262,12 +291,17 @@ fuzz_target!(|case: Case| {
                 m.grad[o] = None;
                 Ok(())
             }
-            Op::Reload { scale, tracker, skipped, enabled } => {
+            Op::Reload { scale, tracker, skipped, enabled, peak, ratio } => {
                 let snap = scaler.state();
                 assert_eq!(snap.enabled, m.enabled);
                 assert_eq!(snap.skipped_steps, m.skipped);
                 let new = ScalerSnapshot {
-                    state: ScaleState { scale: SCALES[usize::from(scale % 8)], growth_tracker: tracker, peak: 0.0 },
+                    state: ScaleState {
+                        scale: SCALES[usize::from(scale % 8)],
+                        growth_tracker: tracker,
+                        peak: PEAKS[usize::from(peak % 4)],
+                        peak_ratio: RATIOS[usize::from(ratio % 4)],
+                    },
                     skipped_steps: u64::from(skipped),
                     enabled,
                     ..snap
@@ -276,7 +310,10 @@ fuzz_target!(|case: Case| {
                     || (config_ok(&snap.config)
                         && new.state.scale.is_finite()
                         && new.state.scale >= 0.0
-                        && (!snap.config.dynamic || tracker < snap.config.growth_interval));
+                        && new.state.statistics_valid()
+                        && (!snap.config.dynamic
+                            || snap.config.statistics.is_some()
+                            || tracker < snap.config.growth_interval));
                 match scaler.load_state(new) {
                     Ok(()) if ok => {
                         m.enabled = enabled;

@@ -36,7 +36,7 @@ pub enum AmpError {
     },
     /// A scaler state no run can reach (restored from a corrupt snapshot).
     #[error(
-        "invalid loss-scaler state {state:?}: the scale must be finite and not negative and the growth tracker below the growth interval {growth_interval}"
+        "invalid loss-scaler state {state:?}: the scale must be finite and not negative, the growth tracker below the growth interval {growth_interval}, the peak finite and not negative and the peak ratio finite and at least 1"
     )]
     BadScalerState {
         /// The state given.

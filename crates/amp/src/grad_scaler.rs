@@ -605,13 +605,15 @@ impl GradScaler {
     /// Restores a [`ScalerSnapshot`]; the step in progress, if any, is
     /// forgotten. A snapshot no run could produce (invalid settings, a
     /// negative or non-finite scale, a growth tracker at or past the
-    /// interval of a dynamic scaler without statistics) is
+    /// interval of a dynamic scaler without statistics, a negative or
+    /// non-finite peak, a peak ratio below 1 or non-finite) is
     /// [`AmpError::BadScalerConfig`] or [`AmpError::BadScalerState`].
     pub fn load_state(&mut self, snap: ScalerSnapshot) -> Result<()> {
         let mut fresh = if snap.enabled { GradScaler::new(snap.config)? } else { GradScaler::disabled() };
         // A scale of 0 is reachable (repeated backoff underflows), so it resumes too.
         let reachable = snap.state.scale.is_finite()
             && snap.state.scale >= 0.0
+            && snap.state.statistics_valid()
             && (!snap.config.dynamic
                 || snap.config.statistics.is_some()
                 || snap.state.growth_tracker < snap.config.growth_interval);

@@ -304,3 +304,17 @@ fn a_checkpoint_python_wrote_equals_the_fixture_bit_for_bit() {
     let ours = Checkpoint::from_bytes(&interop_fixture::fixture().to_bytes().unwrap()).unwrap();
     assert!(ours.differences(&c).is_empty());
 }
+
+/// The same fixture as Python wrote it before the statistics rule learned a
+/// peak ratio from overflows (no `scaler.peak_ratio`): it reads with ratio
+/// 1, that rule's state, and differs from the fixture in nothing else.
+#[test]
+fn a_checkpoint_from_before_the_peak_ratio_reads_with_ratio_one() {
+    let c = Checkpoint::from_bytes(include_bytes!("fixtures/checkpoint_python_v1_no_peak_ratio.safetensors")).unwrap();
+    let mut want = interop_fixture::fixture();
+    assert_eq!(c.differences(&want), ["scaler"]);
+    let scaler = want.scaler.as_mut().unwrap();
+    assert_eq!(c.scaler.as_ref().unwrap().state.peak_ratio, 1.0);
+    scaler.state.peak_ratio = 1.0;
+    assert_eq!(c.differences(&want), Vec::<String>::new());
+}

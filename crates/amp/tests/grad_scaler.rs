@@ -42,7 +42,7 @@ fn scale_multiplies_the_loss_and_unscale_restores_the_gradient_exactly() {
     assert_eq!(scaler.step(&mut opt).unwrap(), StepOutcome::Applied);
     scaler.update().unwrap();
     assert_eq!(opt.seen, vec![vec![0.5, -1.5e-6, 3.0e-8]]);
-    assert_eq!(scaler.scale_state(), ScaleState { scale: 65536.0, growth_tracker: 1, peak: 0.0 });
+    assert_eq!(scaler.scale_state(), ScaleState { scale: 65536.0, growth_tracker: 1, peak: 0.0, peak_ratio: 1.0 });
 }
 
 #[test]
@@ -200,8 +200,10 @@ fn exported_state_resumes_bit_exactly() {
     assert_eq!(ta, tb);
     assert_eq!(a.state(), b.state());
     assert_eq!(a.skipped_steps(), pattern.iter().filter(|b| **b).count() as u64);
-    let bad =
-        mixprec_amp::ScalerSnapshot { state: ScaleState { scale: f32::NAN, growth_tracker: 0, peak: 0.0 }, ..snap };
+    let bad = mixprec_amp::ScalerSnapshot {
+        state: ScaleState { scale: f32::NAN, growth_tracker: 0, peak: 0.0, peak_ratio: 1.0 },
+        ..snap
+    };
     assert!(b.load_state(bad).is_err());
 }
 

@@ -15,7 +15,7 @@ fn snapshot(scale: f32, growth_tracker: u32) -> ScalerSnapshot {
     let config = ScalerConfig { growth_interval: 3, ..ScalerConfig::default() };
     ScalerSnapshot {
         config,
-        state: ScaleState { scale, growth_tracker, peak: 0.0 },
+        state: ScaleState { scale, growth_tracker, peak: 0.0, peak_ratio: 1.0 },
         enabled: true,
         skipped_steps: 0,
         applied_steps: 0,
@@ -31,13 +31,30 @@ fn unreachable_snapshots_are_typed_errors() {
         assert!(matches!(r, Err(AmpError::BadScalerState { .. })), "scale {scale} tracker {tracker}: {r:?}");
         assert_eq!(
             s.scale_state(),
-            ScaleState { scale: 65536.0, growth_tracker: 0, peak: 0.0 },
+            ScaleState { scale: 65536.0, growth_tracker: 0, peak: 0.0, peak_ratio: 1.0 },
             "a refused snapshot changed the state"
         );
     }
     let bad_config =
         ScalerSnapshot { config: ScalerConfig { growth_interval: 0, ..ScalerConfig::default() }, ..snapshot(1.0, 0) };
     assert!(matches!(s.load_state(bad_config), Err(AmpError::BadScalerConfig { .. })));
+    // Statistics no run reaches: a negative or non-finite peak, a peak
+    // ratio below 1 or non-finite.
+    let stats = ScalerConfig::statistics(1024.0);
+    for (peak, peak_ratio) in
+        [(-1.0, 1.0), (f32::NAN, 1.0), (f32::INFINITY, 1.0), (0.5, 0.5), (0.5, f32::NAN), (0.5, f32::INFINITY)]
+    {
+        let snap = ScalerSnapshot {
+            config: stats,
+            state: ScaleState { scale: 1024.0, growth_tracker: 0, peak, peak_ratio },
+            ..snapshot(1.0, 0)
+        };
+        let r = s.load_state(snap);
+        assert!(matches!(r, Err(AmpError::BadScalerState { .. })), "peak {peak} ratio {peak_ratio}: {r:?}");
+    }
+    let good = ScaleState { scale: 1024.0, growth_tracker: 5000, peak: 0.5, peak_ratio: 3.0 };
+    s.load_state(ScalerSnapshot { config: stats, state: good, ..snapshot(1.0, 0) }).unwrap();
+    assert_eq!(s.scale_state(), good);
 }
 
 #[test]
@@ -57,13 +74,13 @@ fn reachable_snapshots_resume() {
 #[test]
 fn the_state_machine_saturates_instead_of_overflowing() {
     let config = ScalerConfig { growth_interval: 5, ..ScalerConfig::default() };
-    let mut st = ScaleState { scale: 2.0, growth_tracker: u32::MAX, peak: 0.0 };
+    let mut st = ScaleState { scale: 2.0, growth_tracker: u32::MAX, peak: 0.0, peak_ratio: 1.0 };
     st.update(&config, false);
-    assert_eq!(st, ScaleState { scale: 4.0, growth_tracker: 0, peak: 0.0 });
+    assert_eq!(st, ScaleState { scale: 4.0, growth_tracker: 0, peak: 0.0, peak_ratio: 1.0 });
     let max = ScalerConfig { growth_interval: u32::MAX, ..ScalerConfig::default() };
-    let mut st = ScaleState { scale: 2.0, growth_tracker: u32::MAX - 1, peak: 0.0 };
+    let mut st = ScaleState { scale: 2.0, growth_tracker: u32::MAX - 1, peak: 0.0, peak_ratio: 1.0 };
     st.update(&max, false);
-    assert_eq!(st, ScaleState { scale: 4.0, growth_tracker: 0, peak: 0.0 });
+    assert_eq!(st, ScaleState { scale: 4.0, growth_tracker: 0, peak: 0.0, peak_ratio: 1.0 });
 }
 
 /// Fuzz finding (scaler, crash-c412e289): a NaN gradient added by a backward
@@ -82,7 +99,7 @@ fn a_backward_between_unscale_and_step_cannot_sneak_in_a_nan() {
     assert!(matches!(out, StepOutcome::Skipped { optimizer: 0, .. }), "{out:?}");
     assert!(opt.seen.is_empty(), "stepped on {:?}", opt.seen);
     scaler.update().unwrap();
-    assert_eq!(scaler.scale_state(), ScaleState { scale: 32768.0, growth_tracker: 0, peak: 0.0 });
+    assert_eq!(scaler.scale_state(), ScaleState { scale: 32768.0, growth_tracker: 0, peak: 0.0, peak_ratio: 1.0 });
     assert_eq!(scaler.skipped_steps(), 1);
     // A clean step after the skipped one applies.
     w.zero_grad();

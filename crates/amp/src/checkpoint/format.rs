@@ -318,6 +318,7 @@ pub(crate) fn encode(c: &Checkpoint) -> Result<Vec<u8>, CheckpointError> {
             set("scaler.min_scale", s.config.min_scale.to_string());
             set("scaler.max_consecutive_skips", s.config.max_consecutive_skips.to_string());
             set("scaler.peak", s.state.peak.to_string());
+            set("scaler.peak_ratio", s.state.peak_ratio.to_string());
             set("scaler.applied_steps", s.applied_steps.to_string());
             set("scaler.consecutive_skips", s.consecutive_skips.to_string());
             match &s.config.statistics {
@@ -645,6 +646,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
                     scale: meta.parse("scaler.scale")?,
                     growth_tracker: meta.parse("scaler.growth_tracker")?,
                     peak: meta.parse("scaler.peak")?,
+                    // Files written before the statistics rule learned from
+                    // overflows have no ratio: that rule's state is ratio 1.
+                    peak_ratio: if meta.0.contains_key("scaler.peak_ratio") {
+                        meta.parse("scaler.peak_ratio")?
+                    } else {
+                        1.0
+                    },
                 },
                 enabled: mode == "enabled",
                 skipped_steps: meta.parse("scaler.skipped_steps")?,

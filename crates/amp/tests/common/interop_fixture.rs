@@ -61,7 +61,7 @@ pub fn fixture() -> Checkpoint {
         }),
         scaler: Some(ScalerSnapshot {
             config: ScalerConfig { min_scale: 1.0, max_consecutive_skips: 50, ..ScalerConfig::statistics(65536.0) },
-            state: ScaleState { scale: 32768.0, growth_tracker: 17, peak: 0.375 },
+            state: ScaleState { scale: 32768.0, growth_tracker: 17, peak: 0.375, peak_ratio: 2.5 },
             enabled: true,
             skipped_steps: 3,
             applied_steps: 39,
