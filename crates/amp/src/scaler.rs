@@ -12,8 +12,8 @@
 //! (reaching either stops training with a diagnosis, see
 //! [`crate::GradScaler::update`]), and statistics-driven scaling
 //! ([`StatsConfig`], the paper's §3.2 suggestion): the scale follows the
-//! observed maximum gradient magnitude, and what overflows taught about the
-//! gradients it does not observe, instead of probing by overflow.
+//! observed maximum gradient magnitude, and how far above it overflows
+//! showed a step's maximum to reach, instead of probing by overflow.
 
 /// Settings of a [`ScaleState`]; the defaults are PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,13 +48,14 @@ pub struct ScalerConfig {
 /// largest observed magnitude (each clean step's maximum |g|, unscaled,
 /// against the previous peak decayed by `peak_decay`), and `peak_ratio`
 /// (≥ 1), how far above `peak` a step's maximum has been shown to reach,
-/// learned from overflows. After each clean step the scale becomes the largest power
-/// of two with `scale × peak_ratio × peak ≤ 65504 / headroom`: it drops
-/// before an overflow when gradients grow and grows as soon as the headroom
-/// allows (the peak halves in ~34 steps at the default decay), staying
-/// within `2 × headroom` of 65504 for the estimated maximum.
+/// learned from overflows. After each clean step the scale becomes the
+/// largest power of two with `scale × peak_ratio × peak ≤ 65504 /
+/// headroom`: it drops before an overflow when gradients grow and grows as
+/// soon as the headroom allows (the peak halves in ~34 steps at the default
+/// decay), staying within `2 × headroom` of 65504 for the estimated
+/// maximum.
 ///
-/// An overflow at scale `s` shows that some gradient reached `65504 / s`:
+/// An overflow at scale `s` shows that the step's maximum reached `65504 / s`:
 /// `peak_ratio` becomes at least `65504 / (s × peak)`, which puts the
 /// scale at `s / headroom` or lower, and the scale at least halves. The
 /// ratio is relaxed only by probing, as PyTorch grows its scale: after
