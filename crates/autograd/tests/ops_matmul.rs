@@ -156,3 +156,28 @@ proptest! {
         check(|v| v[0].linear_relu(&v[1], Some(&v[2])), &[x, w, b]);
     }
 }
+
+/// An f16/bf16 weight gradient is written in place when fresh (the first
+/// backward, and again into the buffer `zero_grad` kept) and added through
+/// a rounded temporary when one exists: the same bits each fresh time, and
+/// exactly twice them after a second backward without `zero_grad`.
+#[test]
+fn half_weight_gradients_fresh_and_accumulated() {
+    for dt in [DType::F16, DType::BF16] {
+        let (n, i, o) = (9, 37, 21);
+        let x = Var::new(uniform(&[n, i], -1.0, 1.0, 5).to_dtype(dt).unwrap());
+        let w = Var::parameter(uniform(&[o, i], -1.0, 1.0, 6).to_dtype(dt).unwrap());
+        let u = Var::new(uniform(&[n, o], -1.0, 1.0, 7));
+        let backward = || x.linear(&w, None).unwrap().to_dtype(DType::F32).unwrap().mul(&u).unwrap().sum_all().unwrap();
+        backward().backward().unwrap();
+        let first = grad64(&w);
+        assert_eq!(w.grad().unwrap().dtype(), dt);
+        assert!(first.iter().any(|&v| v != 0.0));
+        w.zero_grad();
+        backward().backward().unwrap();
+        assert_eq!(grad64(&w), first, "{dt}: the kept buffer, overwritten");
+        backward().backward().unwrap();
+        let twice: Vec<f64> = first.iter().map(|v| 2.0 * v).collect();
+        assert_eq!(grad64(&w), twice, "{dt}: accumulated");
+    }
+}

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
-use crate::ops::elem::{Elem, Real, dispatch, elems, tensor, tensor_from, with_scratch};
+use crate::ops::elem::{Elem, Real, dispatch, elems, narrowed, tensor, tensor_from, with_scratch};
 use crate::var::Var;
 
 /// The geometry of one convolution (or pooling window).
@@ -409,7 +409,8 @@ impl Var {
                 res = forward::<T>(elems(&xv), elems(&wv), bias.as_deref(), &g, o, y);
             })?;
             res?;
-            y.to_dtype(dtype)?
+            // f16/bf16: rounded once into a cached buffer (the FP32 one goes back).
+            narrowed::<T>(y)?
         });
         let keep_x = w.requires_grad();
         let keep_w = x.requires_grad();
@@ -450,7 +451,8 @@ impl Backward for Conv2dBackward {
             };
             let (dw, db) = res?;
             let t = |v: Option<Vec<<T as Elem>::Acc>>, shape: &[usize]| v.map(|v| tensor(v, shape)).transpose();
-            (dx, t(dw, &[o, g.c, g.kh, g.kw])?, t(db, &[o])?)
+            // dx in the input's dtype (rounded once, as accumulating it would).
+            (dx.map(narrowed::<T>).transpose()?, t(dw, &[o, g.c, g.kh, g.kw])?, t(db, &[o])?)
         });
         for (i, d) in [dx, dw, db].into_iter().enumerate() {
             if let Some(d) = d {

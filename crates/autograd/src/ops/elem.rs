@@ -7,6 +7,7 @@
 use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
 use half::{bf16, f16};
+use mixprec_tensor::kernels::convert;
 use mixprec_tensor::kernels::ew::{self, UnaryOp};
 use mixprec_tensor::kernels::gemm::{self, Transpose};
 use mixprec_tensor::{Element, Tensor};
@@ -51,10 +52,30 @@ impl Real for f64 {
 /// A storage type with its accumulation type and GEMM.
 pub(crate) trait Elem: Element {
     type Acc: Real;
+    /// Whether the type is narrower than its accumulation type (f16,
+    /// bf16): element loops then widen a run into FP32 scratch with
+    /// [`Elem::widen`] and round it back with [`Elem::narrow`] instead of
+    /// converting one element at a time.
+    const NARROW: bool = false;
     /// Widens to the accumulation type (exact).
     fn acc(self) -> Self::Acc;
     /// Rounds from the accumulation type once (nearest, ties to even).
     fn from_acc(x: Self::Acc) -> Self;
+    /// `dst[i] = src[i].acc()` for equal lengths; f16/bf16 through the
+    /// conversion kernels (bit-identical to [`Elem::acc`]).
+    fn widen(src: &[Self], dst: &mut [Self::Acc]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = s.acc();
+        }
+    }
+    /// `dst[i] = from_acc(src[i])` for equal lengths; f16/bf16 through the
+    /// conversion kernels (bit-identical to [`Elem::from_acc`] for every
+    /// non-NaN value; a NaN stays a NaN).
+    fn narrow(src: &[Self::Acc], dst: &mut [Self]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = Self::from_acc(s);
+        }
+    }
     /// `C = op(A)·op(B) + beta·C`, row-major, `ldc = n`.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -223,6 +244,13 @@ impl Elem for f32 {
 
 impl Elem for f16 {
     type Acc = f32;
+    const NARROW: bool = true;
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        convert::f16_to_f32(src, dst);
+    }
+    fn narrow(src: &[f32], dst: &mut [f16]) {
+        convert::f32_to_f16(src, dst);
+    }
     #[inline]
     fn acc(self) -> f32 {
         self.to_f32()
@@ -252,6 +280,13 @@ impl Elem for f16 {
 
 impl Elem for bf16 {
     type Acc = f32;
+    const NARROW: bool = true;
+    fn widen(src: &[bf16], dst: &mut [f32]) {
+        convert::bf16_to_f32(src, dst);
+    }
+    fn narrow(src: &[f32], dst: &mut [bf16]) {
+        convert::f32_to_bf16(src, dst);
+    }
     #[inline]
     fn acc(self) -> f32 {
         self.to_f32()
@@ -343,6 +378,19 @@ pub(crate) fn tensor_from<T: Element>(shape: &[usize], fill: impl FnOnce(&mut [T
     let mut t = crate::pool::take(shape, T::DTYPE)?;
     fill(t.data_mut::<T>()?);
     Ok(t)
+}
+
+/// `t` (contiguous, of the accumulation type of `T`) as a tensor of `T`,
+/// rounded once by [`Elem::narrow`] into a buffer from the tape's cache; `t`'s
+/// buffer goes back to the cache. `t` itself when `T` is not narrow.
+pub(crate) fn narrowed<T: Elem>(t: Tensor) -> crate::Result<Tensor> {
+    if !T::NARROW {
+        return Ok(t);
+    }
+    let wide = t.as_slice::<T::Acc>().expect("a contiguous tensor of the accumulation type");
+    let out = tensor_from::<T>(t.shape(), |d| T::narrow(wide, d))?;
+    crate::pool::give(t);
+    Ok(out)
 }
 
 /// Runs `f` on a scratch slice of `len` elements of `T` with unspecified

@@ -16,6 +16,7 @@ use crate::error::{AutogradError, Result};
 use crate::graph::Grads;
 use crate::param::GradBuffer;
 use crate::pool;
+use crate::util;
 
 /// A 2-D operand as GEMM reads it: a row-major matrix and whether to use
 /// it transposed.
@@ -190,13 +191,24 @@ pub(crate) fn gemm_new(a: &Mat, b: &Mat, dtype: DType, epi: Epilogue<'_>) -> Res
 
 /// Accumulates `op(A)·op(B)` into input `i`'s gradient: straight into the
 /// gradient buffer with `beta = 0` (fresh) or `1` (existing) when it is
-/// f32/f64, through a rounded temporary for f16/bf16.
+/// f32/f64. An f16/bf16 gradient is written in place when fresh (the FP32
+/// product rounded once in the GEMM's store, into the parameter's kept
+/// buffer: no allocation once warm) and added through a rounded temporary
+/// when one exists.
 pub(crate) fn accumulate_product(grads: &mut Grads<'_>, i: usize, a: &Mat, b: &Mat) -> Result<()> {
     let dtype = grads.dtype(i);
-    if dtype == a.t.dtype() && matches!(dtype, DType::F32 | DType::F64) {
+    if dtype == a.t.dtype() {
         return grads.accumulate_with(i, |mut buf: GradBuffer<'_>| {
             let beta = buf.beta();
             let t = buf.tensor();
+            if beta != 0.0 && dtype.is_half() {
+                let shape = t.shape().to_vec();
+                let d = gemm_new(a, b, dtype, Epilogue::default())?;
+                let d = d.reshape(&shape)?;
+                util::add_assign(t, &d)?;
+                pool::give(d);
+                return Ok(());
+            }
             if t.rank() != 2 {
                 // A gradient of shape [.., n] written as one [rows, n] matrix.
                 let shape = t.shape().to_vec();

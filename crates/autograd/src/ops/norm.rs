@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
-use crate::ops::elem::{Elem, Real, dispatch, elems, tensor, tensor_from};
+use crate::ops::elem::{Elem, Real, dispatch, elems, narrowed, tensor, tensor_from};
 use crate::var::Var;
 
 /// Batch norm's running mean and (unbiased) variance, one value per
@@ -83,6 +83,8 @@ fn normalize<T: Elem>(
         return;
     }
     y.par_chunks_mut(run).zip(x.par_chunks(run)).take(outer).for_each(|(yo, xo)| {
+        // f16/bf16 scratch for `normalize_run`.
+        let mut wide = vec![zero; if T::NARROW { len } else { 0 }];
         for j in 0..groups {
             let at = j * len;
             let (mu, is) = (T::Acc::of(mean[j]), T::Acc::of(istd[j]));
@@ -90,18 +92,66 @@ fn normalize<T: Elem>(
             if affine.per_group {
                 let ga = gamma.as_ref().map_or(one, |g| g[j]);
                 let be = beta.as_ref().map_or(zero, |b| b[j]);
-                for (yv, &xv) in ys.iter_mut().zip(xs) {
-                    *yv = T::from_acc((xv.acc() - mu) * is * ga + be);
-                }
+                normalize_run::<T>(xs, ys, mu, is, |_| (ga, be), &mut wide);
             } else {
-                for (p, (yv, &xv)) in ys.iter_mut().zip(xs).enumerate() {
-                    let ga = gamma.as_ref().map_or(one, |g| g[p]);
-                    let be = beta.as_ref().map_or(zero, |b| b[p]);
-                    *yv = T::from_acc((xv.acc() - mu) * is * ga + be);
-                }
+                let (gamma, beta) = (gamma.as_deref(), beta.as_deref());
+                let ab = |p: usize| (gamma.map_or(one, |g| g[p]), beta.map_or(zero, |b| b[p]));
+                normalize_run::<T>(xs, ys, mu, is, ab, &mut wide);
             }
         }
     });
+}
+
+/// One run of [`normalize`]: `y[p] = round((x[p] − μ)·σ⁻¹·γ_p + β_p)` with
+/// `(γ_p, β_p) = ab(p)`, computed in the accumulation type and rounded once.
+/// f16/bf16 runs are widened into `wide` (`x`'s length) and rounded back by
+/// the conversion kernels: the same values as converting element by
+/// element, without a scalar conversion per element.
+#[inline]
+fn normalize_run<T: Elem>(
+    xs: &[T],
+    ys: &mut [T],
+    mu: T::Acc,
+    is: T::Acc,
+    ab: impl Fn(usize) -> (T::Acc, T::Acc),
+    wide: &mut [T::Acc],
+) {
+    if T::NARROW {
+        let wide = &mut wide[..xs.len()];
+        T::widen(xs, wide);
+        for (p, v) in wide.iter_mut().enumerate() {
+            let (ga, be) = ab(p);
+            *v = (*v - mu) * is * ga + be;
+        }
+        T::narrow(wide, ys);
+    } else {
+        for (p, (yv, &xv)) in ys.iter_mut().zip(xs).enumerate() {
+            let (ga, be) = ab(p);
+            *yv = T::from_acc((xv.acc() - mu) * is * ga + be);
+        }
+    }
+}
+
+/// One run of batch norm's `dx`: `d[i] = round(a·g[i] + b·(x[i] − μ) + c)`
+/// for `[a, b, c, μ] = k`, computed in the accumulation type and rounded
+/// once; f16/bf16 runs through `wide` (twice `x`'s length) as in
+/// [`normalize_run`].
+#[inline]
+fn dx_run<T: Elem>(k: [T::Acc; 4], xs: &[T], gs: &[T], ds: &mut [T], wide: &mut [T::Acc]) {
+    let [a, b, c, mu] = k;
+    if T::NARROW {
+        let (wx, wg) = wide[..2 * xs.len()].split_at_mut(xs.len());
+        T::widen(xs, wx);
+        T::widen(gs, wg);
+        for (xv, &gv) in wx.iter_mut().zip(wg.iter()) {
+            *xv = a * gv + b * (*xv - mu) + c;
+        }
+        T::narrow(wx, ds);
+    } else {
+        for ((dv, &xv), &gv) in ds.iter_mut().zip(xs).zip(gs) {
+            *dv = T::from_acc(a * gv.acc() + b * (xv.acc() - mu) + c);
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -120,8 +170,8 @@ impl Affine {
     }
 }
 
-/// `(dx, dγ, dβ)`: dx only if asked for.
-type NormGrads<A> = (Option<Vec<A>>, Vec<A>, Vec<A>);
+/// `(dx, dγ, dβ)`: dx only if asked for, in the input's dtype `T`.
+type NormGrads<A> = (Option<Tensor>, Vec<A>, Vec<A>);
 
 /// `(dx, dγ, dβ)` for [`normalize`]; `batch_stats` says whether μ and σ
 /// came from `x` (then they have gradients) or were given.
@@ -141,7 +191,7 @@ fn group_backward<T: Elem>(
     affine: &Affine,
     batch_stats: bool,
     want: [bool; 3],
-) -> NormGrads<T::Acc> {
+) -> Result<NormGrads<T::Acc>> {
     let rows = outer * groups;
     let mut sg_run = vec![T::Acc::default(); rows];
     if rows > 0 {
@@ -171,23 +221,26 @@ fn group_backward<T: Elem>(
             (is * ga, 0.0, 0.0, mu)
         };
     }
-    let dx = want[0].then(|| {
-        let mut dx = vec![T::Acc::default(); x.len()];
-        let run = groups * len;
-        if run > 0 {
+    let dx = if want[0] {
+        // Written in `T`, each value rounded once ([`dx_run`]).
+        Some(tensor_from::<T>(&[x.len()], |dx| {
+            let run = groups * len;
+            if run == 0 {
+                return;
+            }
             dx.par_chunks_mut(run).zip(x.par_chunks(run).zip(g.par_chunks(run))).for_each(|(d, (xo, go))| {
+                let mut wide = vec![T::Acc::default(); if T::NARROW { 2 * len } else { 0 }];
                 for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
-                    let (a, b, c, mu) = (T::Acc::of(a), T::Acc::of(b), T::Acc::of(c), T::Acc::of(mu));
+                    let k = [a, b, c, mu].map(T::Acc::of);
                     let at = j * len;
-                    for ((dv, &xv), &gv) in d[at..at + len].iter_mut().zip(&xo[at..at + len]).zip(&go[at..at + len]) {
-                        *dv = a * gv.acc() + b * (xv.acc() - mu) + c;
-                    }
+                    dx_run::<T>(k, &xo[at..at + len], &go[at..at + len], &mut d[at..at + len], &mut wide);
                 }
             });
-        }
-        dx
-    });
-    (dx, dgamma, dbeta)
+        })?)
+    } else {
+        None
+    };
+    Ok((dx, dgamma, dbeta))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -202,7 +255,7 @@ fn norm_backward<T: Elem>(
     affine: &Affine,
     batch_stats: bool,
     want: [bool; 3],
-) -> NormGrads<T::Acc> {
+) -> Result<NormGrads<T::Acc>> {
     let zero = T::Acc::default();
     let one = T::Acc::of(1.0);
     let gamma = affine.gamma::<T::Acc>();
@@ -243,7 +296,8 @@ fn norm_backward<T: Elem>(
             }
         }
     }
-    (dx, dgamma, dbeta)
+    let dx = dx.map(|v| narrowed::<T>(tensor(v, &[x.len()])?)).transpose()?;
+    Ok((dx, dgamma, dbeta))
 }
 
 /// The inputs after autocast: `x`, then γ and β where given.
@@ -418,10 +472,10 @@ impl Backward for NormBackward {
             let (dx, dg, db) = run(
                 elems(&self.x), elems(&g), self.outer, self.groups, self.len,
                 &self.mean, &self.istd, &self.affine, self.batch_stats, want,
-            );
+            )?;
             let pshape = |i: usize| grads.shape(i).to_vec();
             (
-                dx.map(|v| tensor(v, self.x.shape())).transpose()?,
+                dx.map(|t| t.reshape(self.x.shape())).transpose()?,
                 wi.filter(|_| want[1]).map(|i| tensor(dg, &pshape(i))).transpose()?,
                 bi.filter(|_| want[2]).map(|i| tensor(db, &pshape(i))).transpose()?,
             )
@@ -440,5 +494,73 @@ impl Backward for NormBackward {
 
     fn saved(&self) -> Vec<&Tensor> {
         vec![&self.x]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use half::{bf16, f16};
+    use mixprec_tensor::random::Generator;
+
+    use super::{Elem, dx_run, normalize_run};
+
+    /// Random values of every magnitude with ±0, subnormals, values near
+    /// the f16 maximum, ±Inf and NaN mixed in, rounded to `T`.
+    fn values<T: Elem<Acc = f32>>(n: usize, seed: u64) -> Vec<T> {
+        let mut rng = Generator::new(seed);
+        let mut v = vec![0.0f32; n];
+        rng.fill_normal_f32(&mut v, 0.0, 1.0);
+        let special = [0.0, -0.0, 3.0e-8, -6.0e-6, 65504.0, -65000.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+        for (i, x) in v.iter_mut().enumerate() {
+            *x = match i % 7 {
+                3 => special[(i / 7) % special.len()],
+                5 => *x * 1e3,
+                6 => *x * 1e-5,
+                _ => *x,
+            };
+        }
+        v.into_iter().map(T::from_acc).collect()
+    }
+
+    fn same<T: Elem<Acc = f32>>(got: &[T], want: &[T], what: &str) {
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let (g, w) = (g.acc(), w.acc());
+            assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{what}[{i}]: {g} vs {w}");
+        }
+    }
+
+    /// The widened runs give exactly the element-by-element results
+    /// (every length through the conversion kernels' tails).
+    fn runs_match_elementwise<T: Elem<Acc = f32>>() {
+        for len in [0, 1, 7, 8, 15, 16, 17, 33, 196, 785] {
+            let (x, g) = (values::<T>(len, len as u64), values::<T>(len, 1000 + len as u64));
+            let (mu, is) = (0.3f32, 1.7f32);
+            let ab = |p: usize| (0.5 + p as f32 * 0.01, -0.25);
+            let mut wide = vec![0.0f32; 2 * len];
+            let mut y = vec![T::from_acc(9.0); len];
+            normalize_run::<T>(&x, &mut y, mu, is, ab, &mut wide);
+            let want: Vec<T> =
+                x.iter().enumerate().map(|(p, &v)| T::from_acc((v.acc() - mu) * is * ab(p).0 + ab(p).1)).collect();
+            same(&y, &want, "normalize");
+            let k = [1.25f32, -0.75, 0.125, mu];
+            let mut d = vec![T::from_acc(9.0); len];
+            dx_run::<T>(k, &x, &g, &mut d, &mut wide);
+            let want: Vec<T> = x
+                .iter()
+                .zip(&g)
+                .map(|(&xv, &gv)| T::from_acc(k[0] * gv.acc() + k[1] * (xv.acc() - k[3]) + k[2]))
+                .collect();
+            same(&d, &want, "dx");
+        }
+    }
+
+    #[test]
+    fn f16_runs_match_elementwise() {
+        runs_match_elementwise::<f16>();
+    }
+
+    #[test]
+    fn bf16_runs_match_elementwise() {
+        runs_match_elementwise::<bf16>();
     }
 }

@@ -17,7 +17,7 @@ use crate::autocast::cast_inputs;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
 use crate::ops::conv::Geom;
-use crate::ops::elem::{Elem, Real, dispatch, elems, tensor, tensor_from};
+use crate::ops::elem::{Elem, Real, dispatch, elems, narrowed, tensor, tensor_from};
 use crate::var::Var;
 use rayon::prelude::*;
 
@@ -91,11 +91,32 @@ fn better<A: Real>(a: A, b: A) -> bool {
 
 /// A 2×2 window without padding or dilation (every window inside the
 /// plane): the four candidates in row-major order, no bounds tests.
+/// f16/bf16 rows are widened into FP32 scratch (one conversion-kernel pass
+/// per row) and compared there.
 fn max_plane_2x2<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut [I]) {
+    let mut wide = vec![T::Acc::default(); if T::NARROW { 2 * g.w } else { 0 }];
     for oy in 0..g.oh {
         let r0 = &xp[oy * g.sh * g.w..][..g.w];
         let r1 = &xp[(oy * g.sh + 1) * g.w..][..g.w];
         let (yr, ir) = (&mut yp[oy * g.ow..(oy + 1) * g.ow], &mut ip[oy * g.ow..(oy + 1) * g.ow]);
+        if T::NARROW {
+            let (w0, w1) = wide.split_at_mut(g.w);
+            T::widen(r0, w0);
+            T::widen(r1, w1);
+            for (ox, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+                let c = ox * g.sw;
+                let cand = [w0[c], w0[c + 1], w1[c], w1[c + 1]];
+                let (mut bk, mut bv) = (0usize, cand[0]);
+                for (k, &a) in cand.iter().enumerate().skip(1) {
+                    if better(a, bv) {
+                        (bk, bv) = (k, a);
+                    }
+                }
+                *yv = [r0[c], r0[c + 1], r1[c], r1[c + 1]][bk];
+                *iv = I::of(bk);
+            }
+            continue;
+        }
         for (ox, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
             let c = ox * g.sw;
             let cand = [r0[c], r0[c + 1], r1[c], r1[c + 1]];
@@ -137,11 +158,13 @@ fn max_plane<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut [I])
     }
 }
 
-fn max_backward<T: Elem, I: Offset>(gy: &[T], idx: &[I], g: &Geom) -> Vec<T::Acc> {
+/// Adds each output's gradient onto its maximum's position in `dx`
+/// (`[N, C, H, W]`, zeroed here).
+fn max_backward<T: Elem, I: Offset>(gy: &[T], idx: &[I], g: &Geom, dx: &mut [T::Acc]) {
     let (plane, l) = (g.h * g.w, g.l());
-    let mut dx = vec![T::Acc::default(); g.n * g.c * plane];
+    dx.fill(T::Acc::default());
     if plane == 0 || l == 0 {
-        return dx;
+        return;
     }
     dx.par_chunks_mut(plane).zip(gy.par_chunks(l).zip(idx.par_chunks(l))).for_each(|(dp, (gp, ip))| {
         for oy in 0..g.oh {
@@ -156,7 +179,6 @@ fn max_backward<T: Elem, I: Offset>(gy: &[T], idx: &[I], g: &Geom) -> Vec<T::Acc
             }
         }
     });
-    dx
 }
 
 impl Var {
@@ -223,12 +245,13 @@ impl Backward for MaxPoolBackward {
         let gy = gy.contiguous();
         let dx = dispatch!(gy.dtype(), T => {
             let gs = elems::<T>(&gy);
-            let dx = match &self.offsets {
-                Offsets::U8(i) => max_backward::<T, u8>(gs, i, g),
-                Offsets::U16(i) => max_backward::<T, u16>(gs, i, g),
-                Offsets::U32(i) => max_backward::<T, u32>(gs, i, g),
-            };
-            tensor(dx, &[g.n, g.c, g.h, g.w])?
+            let dx = tensor_from::<<T as Elem>::Acc>(&[g.n, g.c, g.h, g.w], |dx| match &self.offsets {
+                Offsets::U8(i) => max_backward::<T, u8>(gs, i, g, dx),
+                Offsets::U16(i) => max_backward::<T, u16>(gs, i, g, dx),
+                Offsets::U32(i) => max_backward::<T, u32>(gs, i, g, dx),
+            })?;
+            // In the input's dtype, rounded once, into a cached buffer.
+            narrowed::<T>(dx)?
         });
         grads.accumulate(0, dx)
     }
@@ -299,5 +322,59 @@ impl Backward for AvgPoolBackward {
 
     fn saved(&self) -> Vec<&Tensor> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use half::{bf16, f16};
+    use mixprec_tensor::random::Generator;
+
+    use super::{Elem, Geom, better, max_plane_2x2};
+
+    /// The widened f16/bf16 2×2 path against the element-by-element
+    /// comparison: the same maxima (bits) and offsets, with ties (±0, equal
+    /// values), ±Inf and NaN among the candidates.
+    fn plane_2x2_matches_elementwise<T: Elem<Acc = f32>>() {
+        for (h, w) in [(2, 2), (3, 5), (4, 4), (7, 9), (28, 28), (14, 14), (2, 33)] {
+            let mut rng = Generator::new((h * 100 + w) as u64);
+            let mut v = vec![0.0f32; h * w];
+            rng.fill_normal_f32(&mut v, 0.0, 1.0);
+            let special = [0.0, -0.0, 1.0, 1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 3.0e-8];
+            for (i, x) in v.iter_mut().enumerate() {
+                if i % 3 == 1 {
+                    *x = special[(i / 3) % special.len()];
+                }
+            }
+            let x: Vec<T> = v.into_iter().map(T::from_acc).collect();
+            let g = Geom::new("max_pool2d", &[1, 1, h, w], [2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
+            let (mut y, mut idx) = (vec![T::ZERO; g.l()], vec![0u8; g.l()]);
+            max_plane_2x2::<T, u8>(&x, &g, &mut y, &mut idx);
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let c = [(2 * oy, 2 * ox), (2 * oy, 2 * ox + 1), (2 * oy + 1, 2 * ox), (2 * oy + 1, 2 * ox + 1)];
+                    let cand: Vec<T> = c.iter().map(|&(r, q)| x[r * w + q]).collect();
+                    let mut bk = 0;
+                    for k in 1..4 {
+                        if better(cand[k].acc(), cand[bk].acc()) {
+                            bk = k;
+                        }
+                    }
+                    let o = oy * g.ow + ox;
+                    assert_eq!(idx[o], bk as u8, "{h}×{w} at ({oy}, {ox})");
+                    assert_eq!(y[o].to_f64().to_bits(), cand[bk].to_f64().to_bits(), "{h}×{w} at ({oy}, {ox})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f16_plane_2x2_matches_elementwise() {
+        plane_2x2_matches_elementwise::<f16>();
+    }
+
+    #[test]
+    fn bf16_plane_2x2_matches_elementwise() {
+        plane_2x2_matches_elementwise::<bf16>();
     }
 }
