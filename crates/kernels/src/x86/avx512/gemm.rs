@@ -202,6 +202,11 @@ pub(crate) unsafe fn store_tile<const M: usize, const NV: usize>(
 
 // ---------------------------------------------------------------- f32 kernel
 
+/// Depth below which the f32 kernel does not prefetch its C tile: the loop
+/// is too short to hide the lines, and the prefetches only queue ahead of
+/// the B loads (k = 10 products measured 3–5% faster without them).
+const PREFETCH_MIN_K: usize = 32;
+
 type UkrRaw<P> = unsafe fn(usize, *const P, usize, usize, *const P, usize, usize, &mut TileOut<'_>);
 
 /// The f32 kernel body for an M×(NV·16) tile. `APACK`: A packed `[p][i]`
@@ -223,7 +228,9 @@ unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPAC
     let ldb = if BPACK { NR } else { ldb };
     let last = lane_mask(n, NV - 1);
     let mut acc = [[_mm512_setzero_ps(); NV]; M];
-    prefetch_tile::<M, NV>(out);
+    if k >= PREFETCH_MIN_K {
+        prefetch_tile::<M, NV>(out);
+    }
     let (mut ap, mut bp) = (a, b);
     for _ in 0..k {
         // SAFETY: `check_tile` established that k steps of A (rs, cs) and B
