@@ -81,9 +81,7 @@ impl Cnn {
             h = h
                 .conv2d(w, Some(b), [1, 1], [1, 1], [1, 1])
                 .unwrap()
-                .batch_norm(Some(g), Some(beta), Some(&mut self.running[i]), true, 0.1, 1e-5)
-                .unwrap()
-                .relu()
+                .batch_norm_relu(Some(g), Some(beta), Some(&mut self.running[i]), true, 0.1, 1e-5)
                 .unwrap()
                 .max_pool2d([2, 2], [2, 2], [0, 0], [1, 1])
                 .unwrap();

@@ -91,6 +91,7 @@ pub const PASSTHROUGH: &[&str] = &[
     "add_scalar",
     "avg_pool2d",
     "batch_norm",
+    "batch_norm_relu",
     "cast",
     "div_scalar",
     "dropout",

@@ -13,6 +13,7 @@ pub const OPS: &[&str] = &[
     "add_scalar",
     "avg_pool2d",
     "batch_norm",
+    "batch_norm_relu",
     "cast",
     "cat",
     "conv2d",

@@ -58,6 +58,17 @@ fn batch_norm_module_trains_then_evaluates_on_running_statistics() {
 }
 
 #[test]
+fn sequential_fuses_batch_norm_and_relu_without_changing_values() {
+    let x = input(&[4, 3, 5, 5], 4);
+    let seq = Sequential::new().push(BatchNorm2d::new(3).unwrap()).push(Relu);
+    let y = seq.forward(&x).unwrap();
+    assert_eq!(y.op(), Some("batch_norm_relu"));
+    let bn = BatchNorm2d::new(3).unwrap();
+    let want = bn.forward(&x).unwrap().relu().unwrap();
+    assert_eq!(vals(&y), vals(&want));
+}
+
+#[test]
 fn batch_norm_buffers_are_listed_by_path_and_restored_exactly() {
     let net = || Sequential::new().push_named("bn", BatchNorm2d::new(4).unwrap()).push(Relu);
     let (a, b) = (net(), net());

@@ -102,6 +102,61 @@ fn max_pool_propagates_nan_and_takes_the_first_of_ties() {
     assert_eq!(grad64(&x), vec![0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
 }
 
+/// 2×2 max pooling of stride 2 by the row-major scan (the first NaN, else
+/// the first maximum): the outputs and each output's input position.
+fn max_pool_2x2_scan(x: &[f64], planes: usize, h: usize, w: usize) -> (Vec<f64>, Vec<usize>) {
+    let (oh, ow) = (h / 2, w / 2);
+    let (mut y, mut at) = (Vec::new(), Vec::new());
+    for p in 0..planes {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best: Option<(f64, usize)> = None;
+                for (i, j) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let k = p * h * w + (2 * oy + i) * w + 2 * ox + j;
+                    let v = x[k];
+                    if best.is_none_or(|(b, _)| !b.is_nan() && (v > b || v.is_nan())) {
+                        best = Some((v, k));
+                    }
+                }
+                let (v, k) = best.unwrap();
+                y.push(v);
+                at.push(k);
+            }
+        }
+    }
+    (y, at)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The 2×2 fast path (branch-free compare tree, tiled backward) on values
+    /// with many ties and NaNs, even and odd planes, against the scan.
+    #[test]
+    fn max_pool_2x2_matches_the_scan(n in 1usize..3, c in 1usize..3, h in 2usize..9, w in 2usize..9, seed in any::<u64>()) {
+        let shape = [n, c, h, w];
+        let mut rng = mixprec_tensor::random::Generator::new(seed);
+        let v: Vec<f64> = (0..n * c * h * w)
+            .map(|_| match rng.next_u32() % 8 { 0 => f64::NAN, r => f64::from(r % 3) - 1.0 })
+            .collect();
+        let x = param(&v, &shape, DType::F32);
+        let y = x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
+        let (want, at) = max_pool_2x2_scan(&v, n * c, h, w);
+        let got = val64(&y);
+        prop_assert_eq!(got.len(), want.len());
+        for (a, b) in got.iter().zip(&want) {
+            prop_assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{} vs {}", a, b);
+        }
+        let gy: Vec<f64> = (0..want.len()).map(|i| i as f64 + 1.0).collect();
+        y.mul(&Var::constant(t64(&gy, y.shape()).to_dtype(DType::F32).unwrap())).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut gx = vec![0.0; v.len()];
+        for (o, &k) in at.iter().enumerate() {
+            gx[k] += gy[o];
+        }
+        prop_assert_eq!(grad64(&x), gx);
+    }
+}
+
 /// The direct definition of conv2d, in f64.
 #[allow(clippy::too_many_arguments)]
 fn conv_oracle(x: &Tensor, w: &Tensor, b: &[f64], s: usize, p: usize, d: usize) -> (Vec<usize>, Vec<f64>) {

@@ -1,6 +1,7 @@
 //! batch_norm and layer_norm: literal cases, running statistics against
 //! PyTorch's update formula, eval mode on running statistics, f16 inputs
-//! (FP32 statistics, f16 saved), and finite-difference gradchecks.
+//! (FP32 statistics, f16 saved), the fused `batch_norm_relu` against
+//! `batch_norm` then `relu` (bit for bit), and finite-difference gradchecks.
 
 mod common;
 
@@ -113,8 +114,82 @@ fn nchw() -> impl Strategy<Value = Vec<usize>> {
     })
 }
 
+/// Values, gradients (through a random projection of the output) and
+/// running statistics of `batch_norm_relu` and of `batch_norm` then `relu`.
+fn fused_and_composed(shape: &[usize], dtype: DType, seed: u64) -> [(Vec<f64>, Vec<Vec<f64>>, Vec<f64>); 2] {
+    let c = shape[1];
+    let x = uniform(shape, -2.0, 2.0, seed).to_dtype(dtype).unwrap();
+    let w = uniform(&[c], 0.5, 2.0, seed ^ 1).to_dtype(dtype).unwrap();
+    // β around 0 puts about half the outputs below the kink.
+    let b = uniform(&[c], -0.5, 0.5, seed ^ 2).to_dtype(dtype).unwrap();
+    let proj = Var::constant(uniform(shape, -1.0, 1.0, seed ^ 3).to_dtype(dtype).unwrap());
+    [true, false].map(|fused| {
+        let (xv, wv, bv) = (Var::parameter(x.clone()), Var::parameter(w.clone()), Var::parameter(b.clone()));
+        let mut running = RunningStats::new(c).unwrap();
+        let y = if fused {
+            xv.batch_norm_relu(Some(&wv), Some(&bv), Some(&mut running), true, 0.1, EPS).unwrap()
+        } else {
+            xv.batch_norm(Some(&wv), Some(&bv), Some(&mut running), true, 0.1, EPS).unwrap().relu().unwrap()
+        };
+        assert_eq!(y.op(), Some(if fused { "batch_norm_relu" } else { "relu" }));
+        y.mul(&proj).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut stats = running.mean.to_vec_f64().unwrap();
+        stats.extend(running.var.to_vec_f64().unwrap());
+        (val64(&y), vec![grad64(&xv), grad64(&wv), grad64(&bv)], stats)
+    })
+}
+
+#[test]
+fn batch_norm_relu_is_batch_norm_then_relu_bit_for_bit() {
+    for (shape, dtype) in [
+        (vec![4, 3, 5, 6], DType::F32),
+        (vec![3, 2, 7], DType::F64),
+        (vec![2, 4, 3, 3], DType::F16),
+        (vec![2, 4, 3, 3], DType::BF16),
+        (vec![5, 3], DType::F32),
+    ] {
+        for seed in 0..4 {
+            let [fused, composed] = fused_and_composed(&shape, dtype, seed);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fused.0), bits(&composed.0), "values, {shape:?} {dtype:?} seed {seed}");
+            assert!(fused.0.iter().any(|&v| v == 0.0) && fused.0.iter().any(|&v| v > 0.0));
+            for (i, (a, b)) in fused.1.iter().zip(&composed.1).enumerate() {
+                assert_eq!(bits(a), bits(b), "gradient of input {i}, {shape:?} {dtype:?} seed {seed}");
+            }
+            assert_eq!(bits(&fused.2), bits(&composed.2), "running statistics, {shape:?} {dtype:?}");
+        }
+    }
+}
+
+#[test]
+fn batch_norm_relu_eval_and_nan() {
+    // Eval on running statistics; a NaN input stays NaN through the ReLU, as `relu` keeps it.
+    let x = param(&[1.0, 3.0, f64::NAN, 7.0], &[4, 1], DType::F32);
+    let mut running = RunningStats { mean: t32(&[4.0], &[1]), var: t32(&[4.0], &[1]) };
+    let y = x.batch_norm_relu(None, None, Some(&mut running), false, 0.1, EPS).unwrap();
+    let v = val64(&y);
+    let s = (4.0 + EPS).sqrt();
+    assert_eq!((v[0], v[1]), (0.0, 0.0));
+    assert!(v[2].is_nan());
+    close(&v[3..], &[3.0 / s], 1e-6);
+    assert!(x.batch_norm_relu(None, None, None, false, 0.1, EPS).is_err());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gradcheck_batch_norm_relu(shape in nchw(), seed in any::<u64>()) {
+        let c = shape[1];
+        let x = uniform(&shape, -2.0, 2.0, seed);
+        let w = uniform(&[c], 0.5, 2.0, seed ^ 1);
+        // β of either sign, at least 0.3 from 0: some units on, some off, none at the kink
+        // for most draws; a draw with an output within 1e-3 of 0 is skipped.
+        let b = away_from_zero(&[c], 0.3, 1.0, seed ^ 2);
+        let y = Var::constant(x.clone()).batch_norm(Some(&Var::constant(w.clone())), Some(&Var::constant(b.clone())), None, true, 0.1, EPS).unwrap();
+        prop_assume!(val64(&y).iter().all(|v| v.abs() > 1e-3));
+        check(|v| v[0].batch_norm_relu(Some(&v[1]), Some(&v[2]), None, true, 0.1, EPS), &[x, w, b]);
+    }
 
     #[test]
     fn gradcheck_batch_norm(shape in nchw(), seed in any::<u64>(), affine in any::<bool>()) {

@@ -62,6 +62,18 @@ impl Module for BatchNorm2d {
         x.batch_norm(Some(&self.weight), Some(&self.bias), Some(&mut running), self.training, self.momentum, self.eps)
     }
 
+    fn forward_relu(&self, x: &Var) -> Option<Result<Var>> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        Some(x.batch_norm_relu(
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&mut running),
+            self.training,
+            self.momentum,
+            self.eps,
+        ))
+    }
+
     fn named_parameters(&self) -> Vec<(String, Var)> {
         vec![("weight".to_string(), self.weight.clone()), ("bias".to_string(), self.bias.clone())]
     }

@@ -93,7 +93,7 @@ fn linear(x: &Var, w: &Var, b: Option<&Var>, relu: bool) -> Result<Var> {
 }
 
 /// `g·1[y > 0]` into a buffer from the cache (one pass).
-fn relu_mask(g: &Tensor, y: &Tensor) -> Result<Tensor> {
+pub(crate) fn relu_mask(g: &Tensor, y: &Tensor) -> Result<Tensor> {
     if g.dtype() == y.dtype()
         && g.shape() == y.shape()
         && let (Some(gs), Some(ys)) = (util::src(g), util::src(y))

@@ -23,6 +23,7 @@ use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
 use crate::ops::elem::{Elem, Real, dispatch, elems, narrowed, tensor, tensor_from};
+use crate::ops::linear::relu_mask;
 use crate::var::Var;
 
 /// Batch norm's running mean and (unbiased) variance, one value per
@@ -74,6 +75,7 @@ fn normalize<T: Elem>(
     mean: &[f64],
     istd: &[f64],
     affine: &Affine,
+    relu: bool,
     y: &mut [T],
 ) {
     let (gamma, beta) = (affine.gamma::<T::Acc>(), affine.beta::<T::Acc>());
@@ -92,18 +94,21 @@ fn normalize<T: Elem>(
             if affine.per_group {
                 let ga = gamma.as_ref().map_or(one, |g| g[j]);
                 let be = beta.as_ref().map_or(zero, |b| b[j]);
-                normalize_run::<T>(xs, ys, mu, is, |_| (ga, be), &mut wide);
+                normalize_run::<T>(xs, ys, mu, is, |_| (ga, be), relu, &mut wide);
             } else {
                 let (gamma, beta) = (gamma.as_deref(), beta.as_deref());
                 let ab = |p: usize| (gamma.map_or(one, |g| g[p]), beta.map_or(zero, |b| b[p]));
-                normalize_run::<T>(xs, ys, mu, is, ab, &mut wide);
+                normalize_run::<T>(xs, ys, mu, is, ab, relu, &mut wide);
             }
         }
     });
 }
 
 /// One run of [`normalize`]: `y[p] = round((x[p] − μ)·σ⁻¹·γ_p + β_p)` with
-/// `(γ_p, β_p) = ab(p)`, computed in the accumulation type and rounded once.
+/// `(γ_p, β_p) = ab(p)`, computed in the accumulation type and rounded once;
+/// with `relu`, values ≤ 0 become +0 before the rounding (NaN kept), which
+/// gives the unary ReLU of the rounded value bit for bit (rounding keeps
+/// the sign, and ±0 or a value rounding to −0 becomes +0 either way).
 /// f16/bf16 runs are widened into `wide` (`x`'s length) and rounded back by
 /// the conversion kernels: the same values as converting element by
 /// element, without a scalar conversion per element.
@@ -114,20 +119,23 @@ fn normalize_run<T: Elem>(
     mu: T::Acc,
     is: T::Acc,
     ab: impl Fn(usize) -> (T::Acc, T::Acc),
+    relu: bool,
     wide: &mut [T::Acc],
 ) {
+    let zero = T::Acc::default();
+    let act = |v: T::Acc| if !relu || v > zero || v.is_nan() { v } else { zero };
     if T::NARROW {
         let wide = &mut wide[..xs.len()];
         T::widen(xs, wide);
         for (p, v) in wide.iter_mut().enumerate() {
             let (ga, be) = ab(p);
-            *v = (*v - mu) * is * ga + be;
+            *v = act((*v - mu) * is * ga + be);
         }
         T::narrow(wide, ys);
     } else {
         for (p, (yv, &xv)) in ys.iter_mut().zip(xs).enumerate() {
             let (ga, be) = ab(p);
-            *yv = T::from_acc((xv.acc() - mu) * is * ga + be);
+            *yv = T::from_acc(act((xv.acc() - mu) * is * ga + be));
         }
     }
 }
@@ -330,42 +338,71 @@ impl Var {
         momentum: f64,
         eps: f64,
     ) -> Result<Var> {
-        const OP: &str = "batch_norm";
-        let ins = cast_affine(OP, self, weight, bias)?;
+        self.batch_norm_op("batch_norm", weight, bias, running, training, momentum, eps)
+    }
+
+    /// [`Var::batch_norm`] followed by ReLU, as one op: the same values and
+    /// gradients as `batch_norm(…)?.relu()` (bit for bit), without the
+    /// ReLU's separate pass over the output and its gradient. The backward
+    /// masks the incoming gradient with the saved output (`1[y > 0]`, the
+    /// unary ReLU's rule) and runs batch norm's.
+    pub fn batch_norm_relu(
+        &self,
+        weight: Option<&Var>,
+        bias: Option<&Var>,
+        running: Option<&mut RunningStats>,
+        training: bool,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<Var> {
+        self.batch_norm_op("batch_norm_relu", weight, bias, running, training, momentum, eps)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_op(
+        &self,
+        op: &'static str,
+        weight: Option<&Var>,
+        bias: Option<&Var>,
+        running: Option<&mut RunningStats>,
+        training: bool,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<Var> {
+        let relu = op == "batch_norm_relu";
+        let ins = cast_affine(op, self, weight, bias)?;
         let x = &ins[0];
         let xs = x.shape().to_vec();
         if xs.len() < 2 {
-            return Err(TensorError::BadRank { op: OP, expected: "an input of rank ≥ 2 ([N, C, …])", shape: xs }.into());
+            return Err(TensorError::BadRank { op, expected: "an input of rank ≥ 2 ([N, C, …])", shape: xs }.into());
         }
         let (n, c) = (xs[0], xs[1]);
         // Overflow only when N or C is 0: nothing is normalised.
         let len = mixprec_tensor::layout::checked_numel(&xs[2..]).unwrap_or(0);
         if eps.is_nan() || eps <= 0.0 {
-            return Err(AutogradError::bad(OP, format!("eps must be positive, got {eps}")));
+            return Err(AutogradError::bad(op, format!("eps must be positive, got {eps}")));
         }
         if !(0.0..=1.0).contains(&momentum) {
-            return Err(AutogradError::bad(OP, format!("momentum must be in [0, 1], got {momentum}")));
+            return Err(AutogradError::bad(op, format!("momentum must be in [0, 1], got {momentum}")));
         }
         let (wi, bi) = (weight.map(|_| 1), bias.map(|_| 1 + usize::from(weight.is_some())));
         let affine = Affine {
-            gamma: param_values(wi.map(|i| &ins[i]), &[c], OP)?,
-            beta: param_values(bi.map(|i| &ins[i]), &[c], OP)?,
+            gamma: param_values(wi.map(|i| &ins[i]), &[c], op)?,
+            beta: param_values(bi.map(|i| &ins[i]), &[c], op)?,
             per_group: true,
         };
         let xv = x.value().contiguous();
         let (mean, istd) = if training {
             if n * len < 2 {
                 return Err(AutogradError::bad(
-                    OP,
+                    op,
                     format!("training needs more than one value per channel, input {xs:?}"),
                 ));
             }
             let (mean, var) = dispatch!(xv.dtype(), T => moments::<T>(elems(&xv), n, c, len));
             if let Some(r) = running {
                 if r.mean.shape() != [c] || r.var.shape() != [c] {
-                    return Err(
-                        TensorError::ShapeMismatch { op: OP, lhs: vec![c], rhs: r.mean.shape().to_vec() }.into()
-                    );
+                    return Err(TensorError::ShapeMismatch { op, lhs: vec![c], rhs: r.mean.shape().to_vec() }.into());
                 }
                 let m = (n * len) as f64;
                 let upd = |old: &Tensor, new: &[f64], unbias: f64| -> Result<Tensor> {
@@ -380,17 +417,18 @@ impl Var {
             (mean, var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect::<Vec<f64>>())
         } else {
             let Some(r) = running else {
-                return Err(AutogradError::bad(OP, "eval mode needs the running statistics"));
+                return Err(AutogradError::bad(op, "eval mode needs the running statistics"));
             };
             if r.mean.shape() != [c] || r.var.shape() != [c] {
-                return Err(TensorError::ShapeMismatch { op: OP, lhs: vec![c], rhs: r.mean.shape().to_vec() }.into());
+                return Err(TensorError::ShapeMismatch { op, lhs: vec![c], rhs: r.mean.shape().to_vec() }.into());
             }
             let istd = r.var.to_vec_f64()?.iter().map(|&v| 1.0 / (v + eps).sqrt()).collect();
             (r.mean.to_vec_f64()?, istd)
         };
-        let y = dispatch!(xv.dtype(), T => tensor_from::<T>(&xs, |y| normalize::<T>(elems(&xv), n, c, len, &mean, &istd, &affine, y))?);
+        let y = dispatch!(xv.dtype(), T => tensor_from::<T>(&xs, |y| normalize::<T>(elems(&xv), n, c, len, &mean, &istd, &affine, relu, y))?);
         let inputs: Vec<&Var> = ins.iter().collect();
-        Ok(record(OP, &inputs, y, |_| NormBackward {
+        Ok(record(op, &inputs, y, |y| NormBackward {
+            relu_out: relu.then(|| y.clone()),
             x: xv,
             mean,
             istd,
@@ -434,9 +472,10 @@ impl Var {
         let xv = x.value().contiguous();
         let (mean, var) = dispatch!(xv.dtype(), T => moments::<T>(elems(&xv), 1, rows, len));
         let istd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-        let y = dispatch!(xv.dtype(), T => tensor_from::<T>(&xs, |y| normalize::<T>(elems(&xv), 1, rows, len, &mean, &istd, &affine, y))?);
+        let y = dispatch!(xv.dtype(), T => tensor_from::<T>(&xs, |y| normalize::<T>(elems(&xv), 1, rows, len, &mean, &istd, &affine, false, y))?);
         let inputs: Vec<&Var> = ins.iter().collect();
         Ok(record(OP, &inputs, y, |_| NormBackward {
+            relu_out: None,
             x: xv,
             mean,
             istd,
@@ -450,6 +489,8 @@ impl Var {
 }
 
 struct NormBackward {
+    /// The output of `batch_norm_relu` (its ReLU mask).
+    relu_out: Option<Tensor>,
     x: Tensor,
     mean: Vec<f64>,
     istd: Vec<f64>,
@@ -464,6 +505,10 @@ impl Backward for NormBackward {
     fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<()> {
         let dtype = self.x.dtype();
         let g = g.to_dtype(dtype)?.contiguous();
+        let g = match &self.relu_out {
+            Some(y) => relu_mask(&g, y)?,
+            None => g,
+        };
         let wi = self.affine.gamma.as_ref().map(|_| 1);
         let bi = self.affine.beta.as_ref().map(|_| 1 + usize::from(wi.is_some()));
         let want = [grads.wants(0), wi.is_some_and(|i| grads.wants(i)), bi.is_some_and(|i| grads.wants(i))];
@@ -493,7 +538,7 @@ impl Backward for NormBackward {
     }
 
     fn saved(&self) -> Vec<&Tensor> {
-        vec![&self.x]
+        std::iter::once(&self.x).chain(&self.relu_out).collect()
     }
 }
 
@@ -538,7 +583,7 @@ mod tests {
             let ab = |p: usize| (0.5 + p as f32 * 0.01, -0.25);
             let mut wide = vec![0.0f32; 2 * len];
             let mut y = vec![T::from_acc(9.0); len];
-            normalize_run::<T>(&x, &mut y, mu, is, ab, &mut wide);
+            normalize_run::<T>(&x, &mut y, mu, is, ab, false, &mut wide);
             let want: Vec<T> =
                 x.iter().enumerate().map(|(p, &v)| T::from_acc((v.acc() - mu) * is * ab(p).0 + ab(p).1)).collect();
             same(&y, &want, "normalize");

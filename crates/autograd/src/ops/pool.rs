@@ -65,7 +65,6 @@ fn check_padding(op: &'static str, kernel: [usize; 2], padding: [usize; 2]) -> R
 fn max_forward<T: Elem, I: Offset>(x: &[T], g: &Geom, y: &mut [T]) -> Vec<I> {
     let (plane, l) = (g.h * g.w, g.l());
     let none = g.kh * g.kw;
-    y.fill(T::ZERO);
     let mut idx = vec![I::of(none); g.n * g.c * l];
     if l == 0 {
         return idx;
@@ -76,6 +75,8 @@ fn max_forward<T: Elem, I: Offset>(x: &[T], g: &Geom, y: &mut [T]) -> Vec<I> {
         if (g.kh, g.kw, g.ph, g.pw, g.dh, g.dw) == (2, 2, 0, 0, 1, 1) {
             max_plane_2x2(xp, g, yp, ip);
         } else {
+            // Windows with no element inside (all padding) keep 0.
+            yp.fill(T::ZERO);
             max_plane(xp, g, yp, ip);
         }
     });
@@ -89,10 +90,20 @@ fn better<A: Real>(a: A, b: A) -> bool {
     !b.is_nan() && (a > b || a.is_nan())
 }
 
+/// The earlier candidate `l` or the later `r`, whichever the row-major scan
+/// of [`max_plane`] keeps (`r` only if [`better`]); a select, not a branch,
+/// so the data-dependent comparisons cost no mispredictions.
+#[inline(always)]
+fn keep<A: Real>(l: (A, usize), r: (A, usize)) -> (A, usize) {
+    if better(r.0, l.0) { r } else { l }
+}
+
 /// A 2×2 window without padding or dilation (every window inside the
-/// plane): the four candidates in row-major order, no bounds tests.
-/// f16/bf16 rows are widened into FP32 scratch (one conversion-kernel pass
-/// per row) and compared there.
+/// plane): the four candidates compared as a tree, `(0 vs 1) vs (2 vs 3)`,
+/// which keeps the same element as the row-major scan (the first NaN,
+/// else the first maximum: the left pair wins ties and holds the earlier
+/// NaN), with no bounds tests. f16/bf16 rows are widened into FP32 scratch
+/// (one conversion-kernel pass per row) and compared there.
 fn max_plane_2x2<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut [I]) {
     let mut wide = vec![T::Acc::default(); if T::NARROW { 2 * g.w } else { 0 }];
     for oy in 0..g.oh {
@@ -120,13 +131,9 @@ fn max_plane_2x2<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut 
         for (ox, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
             let c = ox * g.sw;
             let cand = [r0[c], r0[c + 1], r1[c], r1[c + 1]];
-            let (mut bk, mut bv) = (0usize, cand[0].acc());
-            for (k, v) in cand.iter().enumerate().skip(1) {
-                let a = v.acc();
-                if better(a, bv) {
-                    (bk, bv) = (k, a);
-                }
-            }
+            let top = keep((cand[0].acc(), 0), (cand[1].acc(), 1));
+            let bottom = keep((cand[2].acc(), 2), (cand[3].acc(), 3));
+            let (_, bk) = keep(top, bottom);
             *yv = cand[bk];
             *iv = I::of(bk);
         }
@@ -158,15 +165,37 @@ fn max_plane<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut [I])
     }
 }
 
-/// Adds each output's gradient onto its maximum's position in `dx`
-/// (`[N, C, H, W]`, zeroed here).
+/// `dx` (`[N, C, H, W]`, every element written) from the output gradient
+/// and the arg-max offsets.
 fn max_backward<T: Elem, I: Offset>(gy: &[T], idx: &[I], g: &Geom, dx: &mut [T::Acc]) {
     let (plane, l) = (g.h * g.w, g.l());
-    dx.fill(T::Acc::default());
+    let zero = T::Acc::default();
     if plane == 0 || l == 0 {
+        dx.fill(zero);
         return;
     }
+    // 2×2 windows of stride 2 that tile the plane: each input is in exactly
+    // one window, so each is written once (its window's gradient or 0).
+    let tiles = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw) == (2, 2, 2, 2, 0, 0, 1, 1)
+        && g.h == 2 * g.oh
+        && g.w == 2 * g.ow;
     dx.par_chunks_mut(plane).zip(gy.par_chunks(l).zip(idx.par_chunks(l))).for_each(|(dp, (gp, ip))| {
+        if tiles {
+            for oy in 0..g.oh {
+                let (top, bottom) = dp[2 * oy * g.w..(2 * oy + 2) * g.w].split_at_mut(g.w);
+                for ox in 0..g.ow {
+                    let o = oy * g.ow + ox;
+                    let (k, v) = (ip[o].get(), gp[o].acc());
+                    let pick = |kk: usize| if k == kk { v } else { zero };
+                    top[2 * ox] = pick(0);
+                    top[2 * ox + 1] = pick(1);
+                    bottom[2 * ox] = pick(2);
+                    bottom[2 * ox + 1] = pick(3);
+                }
+            }
+            return;
+        }
+        dp.fill(zero);
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let o = oy * g.ow + ox;
