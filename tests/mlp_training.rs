@@ -55,7 +55,7 @@ fn the_benchmark_mlp_reaches_97_percent_on_mnist_in_one_epoch() {
         mnist.train.batches(&BatchConfig::new(128).shuffle(true), &mut rng, DType::F32, Normalize::MNIST).unwrap();
     let schedule = CosineLr { base: 0.1, min: 0.0, total: batches.len() };
     for (step, batch) in batches.enumerate() {
-        opt.set_lr(schedule.lr(step));
+        opt.set_lr(schedule.lr(step)).unwrap();
         let n = batch.targets.len();
         let x = Var::new(batch.inputs.reshape(&[n, 784]).unwrap());
         opt.zero_grad();

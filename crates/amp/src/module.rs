@@ -21,7 +21,7 @@ impl<O: Optimizer> AmpOptimizer for O {
     }
 
     fn amp_set_lr(&mut self, lr: f64) -> Result<()> {
-        self.set_lr(lr);
+        self.set_lr(lr)?;
         Ok(())
     }
 }

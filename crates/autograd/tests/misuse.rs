@@ -194,6 +194,16 @@ fn optimizers_and_clipping() {
     assert!(norm.is_nan());
     let mut sgd = Sgd::new(vec![w.clone()], SgdConfig::default()).unwrap();
     ok("step with NaN gradient", || sgd.step());
+    // set_lr refuses what the constructors refuse (and +Inf) and keeps the old rate.
+    let mut adam = AdamW::new(vec![w.clone()], AdamConfig::adamw()).unwrap();
+    for lr in [f64::NAN, -1e-3, f64::INFINITY] {
+        err("Sgd::set_lr", || sgd.set_lr(lr));
+        err("AdamW::set_lr", || adam.set_lr(lr));
+    }
+    assert_eq!(sgd.lr(), SgdConfig::default().lr);
+    assert_eq!(adam.lr(), AdamConfig::adamw().lr);
+    ok("Sgd::set_lr(0)", || sgd.set_lr(0.0));
+    assert_eq!(sgd.lr(), 0.0);
 }
 
 #[test]

@@ -58,7 +58,7 @@ fn trajectories_match_pytorch() {
         let mut off_root = vec![false; init.len()];
         let (mut exact, mut total) = (0usize, 0usize);
         for (step, (g, want)) in grads.iter().zip(run["values"].as_array().unwrap()).enumerate() {
-            opt.set_lr(run["lrs"][step].as_f64().unwrap());
+            opt.set_lr(run["lrs"][step].as_f64().unwrap()).unwrap();
             w.param().unwrap().set_grad(Some(Tensor::from_vec(g.clone(), &[g.len()]).unwrap())).unwrap();
             opt.step().unwrap();
             if let Some(off) = run.get("sqrt_off") {

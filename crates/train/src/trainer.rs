@@ -67,7 +67,7 @@ impl Optimizer for AnyOptimizer {
     fn lr(&self) -> f64 {
         self.0.lr()
     }
-    fn set_lr(&mut self, lr: f64) {
+    fn set_lr(&mut self, lr: f64) -> mixprec::autograd::Result<()> {
         self.0.set_lr(lr)
     }
 }
@@ -258,11 +258,11 @@ impl Trainer {
         match &mut self.opt {
             Opt::Plain(o) => {
                 o.zero_grad();
-                o.set_lr(lr);
+                o.set_lr(lr)?;
             }
             Opt::Master(o) => {
                 o.zero_grad();
-                o.inner_mut().set_lr(lr);
+                o.inner_mut().set_lr(lr)?;
             }
         }
         let loss = autocast(self.precision, loss)?;

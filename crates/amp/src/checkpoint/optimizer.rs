@@ -177,7 +177,7 @@ impl CheckpointOptimizer for Sgd {
         let OptimizerState::Sgd { config, state } = state else { return Err(mismatch("sgd", &state)) };
         let lr = checked_lr(config.lr)?;
         self.load_state(state).map_err(invalid)?;
-        self.set_lr(lr);
+        self.set_lr(lr).map_err(invalid)?;
         Ok(())
     }
 }
@@ -197,7 +197,7 @@ macro_rules! adam_checkpoint {
                 let OptimizerState::$variant { config, state } = state else { return Err(mismatch($kind, &state)) };
                 let lr = checked_lr(config.lr)?;
                 self.load_state(state).map_err(invalid)?;
-                self.set_lr(lr);
+                self.set_lr(lr).map_err(invalid)?;
                 Ok(())
             }
         }

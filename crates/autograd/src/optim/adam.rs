@@ -171,8 +171,9 @@ macro_rules! adam_api {
                 self.inner.config.lr
             }
 
-            fn set_lr(&mut self, lr: f64) {
-                self.inner.config.lr = lr;
+            fn set_lr(&mut self, lr: f64) -> Result<()> {
+                self.inner.config.lr = super::checked_lr($name, lr)?;
+                Ok(())
             }
         }
     };

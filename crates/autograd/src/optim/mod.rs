@@ -33,7 +33,11 @@ pub trait Optimizer {
     fn lr(&self) -> f64;
 
     /// Sets the learning rate (schedules call this before each step).
-    fn set_lr(&mut self, lr: f64);
+    ///
+    /// A learning rate that is NaN, infinite or negative is refused with
+    /// [`AutogradError`](crate::AutogradError) and the optimizer keeps the
+    /// rate it had.
+    fn set_lr(&mut self, lr: f64) -> Result<()>;
 
     /// Clears every parameter's gradient.
     fn zero_grad(&self) {
@@ -46,4 +50,16 @@ pub trait Optimizer {
 /// Whether `x` is a non-negative number (false for NaN).
 pub(crate) fn non_negative(x: f64) -> bool {
     x >= 0.0
+}
+
+/// `lr` if it is a finite non-negative number, else an error naming `op`.
+pub(crate) fn checked_lr(op: &'static str, lr: f64) -> Result<f64> {
+    if lr.is_finite() && lr >= 0.0 {
+        Ok(lr)
+    } else {
+        Err(crate::AutogradError::bad(
+            op,
+            format!("set_lr({lr}): the learning rate must be a finite non-negative number"),
+        ))
+    }
 }

@@ -1,5 +1,5 @@
 //! Learning-rate schedules: functions of the step number (0-based), so a
-//! resumed run needs only the step. Call `opt.set_lr(schedule.lr(step))`
+//! resumed run needs only the step. Call `opt.set_lr(schedule.lr(step))?`
 //! before each step.
 //!
 //! - [`StepLr`]: `base·γ^⌊step / every⌋` (PyTorch's `StepLR`).

@@ -137,7 +137,8 @@ impl Optimizer for Sgd {
         self.config.lr
     }
 
-    fn set_lr(&mut self, lr: f64) {
-        self.config.lr = lr;
+    fn set_lr(&mut self, lr: f64) -> Result<()> {
+        self.config.lr = super::checked_lr("Sgd", lr)?;
+        Ok(())
     }
 }
