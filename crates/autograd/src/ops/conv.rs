@@ -3,22 +3,23 @@
 //! dilation per axis; `y` is `[N, O, OH, OW]` with
 //! `OH = (H + 2·ph − dh·(KH − 1) − 1) / sh + 1` (likewise `OW`).
 //!
-//! Lowered to GEMM through im2col over groups of images: for a group the
-//! columns `cols` are `[C·KH·KW, images·OH·OW]` (padding reads as zero; the
-//! group is sized so they stay near 4 MiB of f32), and with `W` as
-//! `[O, C·KH·KW]`:
-//! - `Y = W·cols + b`, one GEMM per group (f16/bf16 inputs through
-//!   hgemm/bgemm, FP32 accumulation, one rounding of the result);
-//! - `dW += dY·colsᵀ` per group in order, `db = Σ_{n,p} dY_n[:, p]` (row
-//!   sums by the reduction kernels);
-//! - `dx = col2im(Wᵀ·dY)` (overlapping windows add).
+//! Lowered to GEMM through im2col, image by image (so one image's columns
+//! and product stay in cache): with `cols_n` `[C·KH·KW, OH·OW]` (padding
+//! reads as zero) and `W` as `[O, C·KH·KW]`:
+//! - `Y_n = W·cols_n + b` (f16/bf16 inputs through hgemm/bgemm, FP32
+//!   accumulation, one rounding of the result);
+//! - `dW = Σ_n dY_n·cols_nᵀ`, `db = Σ_{n,p} dY_n[:, p]` (row sums by the
+//!   reduction kernels);
+//! - `dx_n = col2im(Wᵀ·dY_n)` (overlapping windows add).
 //!
-//! im2col, col2im and the layout changes run in parallel over column rows
-//! or images on the current rayon pool; each element is computed by one
-//! task in a fixed order, so results do not depend on the thread count.
+//! Images run in parallel in tasks of a fixed number of images; each
+//! element is computed by one task in a fixed order and `dW`'s per-task
+//! sums are added in task order, so results do not depend on the thread
+//! count.
 //! The backward saves `x` and `W` (not the columns: they are rebuilt, so
 //! the saved bytes are the input's, as PyTorch's).
 
+use mixprec_tensor::kernels::ew::{self, BinaryOp, Operand};
 use mixprec_tensor::kernels::gemm::Transpose;
 use mixprec_tensor::kernels::reduce::{self, ReduceOp};
 use mixprec_tensor::{Element, Tensor, TensorError};
@@ -27,7 +28,7 @@ use rayon::prelude::*;
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
-use crate::ops::elem::{Elem, Real, dispatch, elems, narrowed, tensor, tensor_from, with_scratch};
+use crate::ops::elem::{Elem, Real, dispatch, elems, tensor, tensor_from, with_scratch};
 use crate::var::Var;
 
 /// The geometry of one convolution (or pooling window).
@@ -154,54 +155,51 @@ fn run(g: &Geom, j: usize) -> (usize, usize, usize) {
     (lo, hi, (lo + off).saturating_sub(g.pw))
 }
 
-/// Images per group: enough columns for one large GEMM, few enough that
-/// the columns stay near 4 MiB of f32.
-fn group(g: &Geom) -> usize {
-    const TARGET: usize = 1 << 20;
-    (TARGET / (g.k() * g.l()).max(1)).clamp(1, g.n.max(1))
-}
+/// Images per task of the parallel loops. Fixed, so the weight gradient's
+/// partial sums (one per task, added in task order) and every other result
+/// do not depend on the thread count.
+const CHUNK: usize = 8;
 
-/// im2col of images `n0..n0 + cnt` of `x` (`[N, C, H, W]`):
-/// `cols[(c·KH + i)·KW + j, q·L + oy·OW + ox] = x[n0 + q, c, iy, ix]` (0 in
-/// the padding), in parallel over column rows.
-fn im2col<T: Copy + Send + Sync>(x: &[T], g: &Geom, zero: T, n0: usize, cnt: usize, cols: &mut [T]) {
+/// im2col of one image `x` (`[C, H, W]`) into `cols` (`[C·KH·KW, OH·OW]`):
+/// `cols[(c·KH + i)·KW + j, oy·OW + ox] = x[c, iy, ix]` (0 in the padding).
+fn im2col<T: Copy>(x: &[T], g: &Geom, zero: T, cols: &mut [T]) {
     let (l, hw) = (g.l(), g.h * g.w);
-    let width = cnt * l;
-    cols[..g.k() * width].par_chunks_mut(width.max(1)).enumerate().for_each(|(r, row)| {
+    if l == 0 {
+        return;
+    }
+    for (r, row) in cols[..g.k() * l].chunks_exact_mut(l).enumerate() {
         let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
         let (lo, hi, start) = run(g, j);
-        for (q, out) in row.chunks_exact_mut(l).enumerate() {
-            let img = &x[((n0 + q) * g.c + c) * hw..][..hw];
-            for (oy, o) in out.chunks_exact_mut(g.ow).enumerate() {
-                let Some(iy) = g.iy(oy, i) else {
-                    o.fill(zero);
-                    continue;
-                };
-                let src = &img[iy * g.w..(iy + 1) * g.w];
-                if g.sw == 1 {
-                    o[..lo].fill(zero);
-                    o[hi..].fill(zero);
-                    o[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
-                } else {
-                    for (ox, v) in o.iter_mut().enumerate() {
-                        *v = g.ix(ox, j).map_or(zero, |ix| src[ix]);
-                    }
+        let img = &x[c * hw..][..hw];
+        for (oy, o) in row.chunks_exact_mut(g.ow).enumerate() {
+            let Some(iy) = g.iy(oy, i) else {
+                o.fill(zero);
+                continue;
+            };
+            let src = &img[iy * g.w..(iy + 1) * g.w];
+            if g.sw == 1 {
+                o[..lo].fill(zero);
+                o[hi..].fill(zero);
+                o[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+            } else {
+                for (ox, v) in o.iter_mut().enumerate() {
+                    *v = g.ix(ox, j).map_or(zero, |ix| src[ix]);
                 }
             }
         }
-    });
+    }
 }
 
-/// The adjoint of [`im2col`] for one image: `dx[c, iy, ix] += dcols[…]`,
-/// reading that image's columns `at..at + L` of rows of length `ld`.
-fn col2im<A: Real>(dcols: &[A], ld: usize, at: usize, g: &Geom, dx: &mut [A]) {
+/// The adjoint of [`im2col`] for one image: `dx[c, iy, ix] += dcols[…]`
+/// (`dcols` `[C·KH·KW, OH·OW]`, `dx` `[C, H, W]`).
+fn col2im<A: Real>(dcols: &[A], g: &Geom, dx: &mut [A]) {
     let l = g.l();
     for c in 0..g.c {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let (lo, hi, start) = run(g, j);
-                let row = &dcols[((c * g.kh + i) * g.kw + j) * ld + at..][..l];
+                let row = &dcols[((c * g.kh + i) * g.kw + j) * l..][..l];
                 for oy in 0..g.oh {
                     let Some(iy) = g.iy(oy, i) else { continue };
                     let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
@@ -223,56 +221,60 @@ fn col2im<A: Real>(dcols: &[A], ld: usize, at: usize, g: &Geom, dx: &mut [A]) {
     }
 }
 
-/// `y_n = W·cols_n (+ b)` for every image, in the accumulation type, into
-/// `y` (`[N, O, L]`, every element written).
-fn forward<T: Elem>(x: &[T], w: &[T], b: Option<&[T::Acc]>, g: &Geom, o: usize, y: &mut [T::Acc]) -> Result<()> {
-    let (k, l, per) = (g.k(), g.l(), group(g));
-    if g.n == 0 {
-        // No column buffers for an empty batch (its planes may be huge).
+/// `y_n = W·cols_n (+ b)` for every image into `y` (`[N, O, L]`, every
+/// element written, rounded once to `T`). Image by image, so the columns
+/// and the product stay in cache: f32/f64 straight into `y` with the bias
+/// added in place; f16/bf16 through an FP32 scratch of one image's output,
+/// the bias added and the sum rounded in the same kernel pass.
+fn forward<T: Elem>(x: &[T], w: &[T], b: Option<&[T::Acc]>, g: &Geom, o: usize, y: &mut [T]) -> Result<()> {
+    let (k, l) = (g.k(), g.l());
+    let (plane, out) = (g.c * g.h * g.w, o * l);
+    if g.n == 0 || out == 0 {
         return Ok(());
     }
-    with_scratch::<T, _>(k * per * l, |cols| {
-        with_scratch::<T::Acc, _>(o * per * l, |yc| forward_groups::<T>(x, w, b, g, o, cols, yc, y))
-    })?
-}
-
-#[allow(clippy::too_many_arguments)]
-fn forward_groups<T: Elem>(
-    x: &[T],
-    w: &[T],
-    b: Option<&[T::Acc]>,
-    g: &Geom,
-    o: usize,
-    cols: &mut [T],
-    yc: &mut [T::Acc],
-    y: &mut [T::Acc],
-) {
-    let (k, l, per) = (g.k(), g.l(), group(g));
     let zero = T::Acc::default();
-    for n0 in (0..g.n).step_by(per) {
-        let cnt = per.min(g.n - n0);
-        let width = cnt * l;
-        im2col(x, g, T::ZERO, n0, cnt, cols);
-        T::gemm(Transpose::No, Transpose::No, o, width, k, w, k, &cols[..k * width], width, zero, &mut yc[..o * width]);
-        // [O, images·L] → [images, O, L], adding the bias.
-        let yc = &*yc;
-        y[n0 * o * l..(n0 + cnt) * o * l].par_chunks_mut((o * l).max(1)).enumerate().for_each(|(q, yn)| {
-            for (oc, dst) in yn.chunks_exact_mut(l).enumerate() {
-                let src = &yc[oc * width + q * l..][..l];
-                match b {
-                    Some(b) => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b[oc]),
-                    None => dst.copy_from_slice(src),
+    y.par_chunks_mut(CHUNK * out).enumerate().try_for_each(|(ci, yc)| {
+        with_scratch::<T, _>(k * l, |cols| {
+            with_scratch::<T::Acc, _>(if T::NARROW { out } else { 0 }, |wide| {
+                for (q, yn) in yc.chunks_exact_mut(out).enumerate() {
+                    let img = ci * CHUNK + q;
+                    im2col(&x[img * plane..][..plane], g, T::ZERO, cols);
+                    let acc = match T::acc_slice_mut(yn) {
+                        Some(acc) => acc,
+                        None => &mut *wide,
+                    };
+                    T::gemm(Transpose::No, Transpose::No, o, l, k, w, k, cols, l, zero, acc);
+                    // + b[row], rounded to `T` (one kernel pass; f16/bf16 from the scratch).
+                    match (b, T::NARROW) {
+                        (Some(b), false) => {
+                            ew::binary_assign(BinaryOp::Add, o, l, Element::dst(acc), Operand::Col(Element::src(b)))
+                        }
+                        (Some(b), true) => ew::binary(
+                            BinaryOp::Add,
+                            o,
+                            l,
+                            Operand::Full(Element::src(&*wide)),
+                            Operand::Col(Element::src(b)),
+                            Element::dst(yn),
+                        ),
+                        (None, false) => {}
+                        (None, true) => T::narrow(wide, yn),
+                    }
                 }
-            }
-        });
-    }
+            })
+        })?
+    })
 }
 
-/// What the backward returns: `(dW, db)`, each if asked for (`dx` is
-/// written into the caller's buffer).
-type ConvGrads<A> = (Option<Vec<A>>, Option<Vec<A>>);
-
-/// The gradients; `dx` (zeroed, `[N, C, H, W]`) receives the input's when given.
+/// The gradients `(dW, db)`, each if asked for (`want[1]`, `want[2]`);
+/// `dx` (`[N, C, H, W]`, every element written, rounded once to `T`)
+/// receives the input's when given.
+///
+/// Image by image (tasks of [`CHUNK`] images): `dW += dY_n·cols_nᵀ` on the
+/// image's rebuilt columns (as `dWᵀ += cols_n·dY_nᵀ` when `C·KH·KW < O`,
+/// which pads fewer rows in the kernels), with `dY_n` read in place;
+/// `dx_n = col2im(Wᵀ·dY_n)`. Each task sums its images' `dW` in order, the
+/// tasks' sums are added in task order.
 fn backward<T: Elem>(
     x: &[T],
     w: &[T],
@@ -280,21 +282,73 @@ fn backward<T: Elem>(
     g: &Geom,
     o: usize,
     want: [bool; 3],
-    dx: Option<&mut [T::Acc]>,
+    dx: Option<&mut [T]>,
 ) -> Result<ConvGrads<T::Acc>> {
-    let (k, l, per) = (g.k(), g.l(), group(g));
-    // An empty batch needs no column buffers (its planes may be huge).
-    let batch = g.n > 0;
-    let ncols = if want[1] && batch { k * per * l } else { 0 };
-    let ngc = if (dx.is_some() || want[1]) && batch { o * per * l } else { 0 };
-    let ndcols = if dx.is_some() && batch { k * per * l } else { 0 };
-    let dw = with_scratch::<T, _>(ncols + ngc, |tb| {
-        with_scratch::<T::Acc, _>(ndcols, |dcols| {
-            let (cols, gc) = tb.split_at_mut(ncols);
-            backward_groups::<T>(x, w, gy, g, o, want[1], cols, gc, dcols, dx)
+    let (k, l) = (g.k(), g.l());
+    let (plane, out) = (g.c * g.h * g.w, o * l);
+    let (zero, one) = (T::Acc::default(), T::Acc::of(1.0));
+    let chunks = g.n.div_ceil(CHUNK);
+    let want_dx = dx.is_some();
+    let transposed = k < o;
+    let mut dxs: Vec<Option<&mut [T]>> = match dx {
+        Some(d) if plane > 0 => d.chunks_mut(CHUNK * plane).map(Some).collect(),
+        _ => (0..chunks).map(|_| None).collect(),
+    };
+    dxs.resize_with(chunks, || None);
+    let partials: Vec<Option<Vec<T::Acc>>> = dxs
+        .into_par_iter()
+        .enumerate()
+        .map(|(ci, mut dxc)| -> Result<Option<Vec<T::Acc>>> {
+            let cnt = CHUNK.min(g.n - ci * CHUNK);
+            let mut dw = want[1].then(|| vec![zero; o * k]);
+            let ncols = if want[1] { k * l } else { 0 };
+            let ndcols = if want_dx { k * l } else { 0 };
+            let nwide = if want_dx && T::NARROW { plane } else { 0 };
+            with_scratch::<T, _>(ncols, |cols| {
+                with_scratch::<T::Acc, _>(ndcols + nwide, |scratch| {
+                    let (dcols, wide) = scratch.split_at_mut(ndcols);
+                    for q in 0..cnt {
+                        let img = ci * CHUNK + q;
+                        let gyn = &gy[img * out..][..out];
+                        if let Some(dw) = dw.as_mut() {
+                            im2col(&x[img * plane..][..plane], g, T::ZERO, cols);
+                            if transposed {
+                                T::gemm(Transpose::No, Transpose::Yes, k, o, l, cols, l, gyn, l, one, dw);
+                            } else {
+                                T::gemm(Transpose::No, Transpose::Yes, o, k, l, gyn, l, cols, l, one, dw);
+                            }
+                        }
+                        if let Some(dxc) = dxc.as_deref_mut() {
+                            let dxn = &mut dxc[q * plane..(q + 1) * plane];
+                            T::gemm(Transpose::Yes, Transpose::No, k, l, o, w, k, gyn, l, zero, dcols);
+                            let acc = match T::acc_slice_mut(dxn) {
+                                Some(acc) => acc,
+                                None => &mut *wide,
+                            };
+                            acc.fill(zero);
+                            col2im(dcols, g, acc);
+                            if T::NARROW {
+                                T::narrow(wide, dxn);
+                            }
+                        }
+                    }
+                })
+            })??;
+            Ok(dw)
         })
-    })??;
-    let zero = T::Acc::default();
+        .collect::<Result<_>>()?;
+    let dw = want[1].then(|| {
+        let mut sum = vec![zero; o * k];
+        for p in partials.iter().flatten() {
+            sum.iter_mut().zip(p).for_each(|(s, &v)| *s += v);
+        }
+        if transposed {
+            // dWᵀ [K, O] → dW [O, K]
+            (0..o * k).map(|i| sum[(i % k) * o + i / k]).collect()
+        } else {
+            sum
+        }
+    });
     let db = want[2].then(|| {
         let mut sums = vec![zero; g.n * o];
         reduce::reduce_rows(ReduceOp::Sum, Element::src(gy), g.n * o, l, Element::dst(&mut sums[..]));
@@ -307,55 +361,9 @@ fn backward<T: Elem>(
     Ok((dw, db))
 }
 
-/// The group loop of [`backward`], on scratch `cols`, `gc` (dY of a group)
-/// and `dcols`; returns dW when asked for.
-#[allow(clippy::too_many_arguments)]
-fn backward_groups<T: Elem>(
-    x: &[T],
-    w: &[T],
-    gy: &[T],
-    g: &Geom,
-    o: usize,
-    want_dw: bool,
-    cols: &mut [T],
-    gc: &mut [T],
-    dcols: &mut [T::Acc],
-    mut dx: Option<&mut [T::Acc]>,
-) -> Option<Vec<T::Acc>> {
-    let (k, l, per) = (g.k(), g.l(), group(g));
-    let (zero, one) = (T::Acc::default(), T::Acc::of(1.0));
-    let plane = g.c * g.h * g.w;
-    let mut dw = want_dw.then(|| vec![zero; o * k]);
-    for n0 in (0..g.n).step_by(per.max(1)) {
-        if dx.is_none() && dw.is_none() {
-            break;
-        }
-        let cnt = per.min(g.n - n0);
-        let width = cnt * l;
-        // dY of the group as [O, images·L].
-        gc[..o * width].par_chunks_mut(width.max(1)).enumerate().for_each(|(oc, row)| {
-            for (q, dst) in row.chunks_exact_mut(l).enumerate() {
-                dst.copy_from_slice(&gy[((n0 + q) * o + oc) * l..][..l]);
-            }
-        });
-        let gcs = &gc[..o * width];
-        if let Some(dw) = dw.as_mut() {
-            // dW += dY·colsᵀ
-            im2col(x, g, T::ZERO, n0, cnt, cols);
-            T::gemm(Transpose::No, Transpose::Yes, o, k, width, gcs, width, &cols[..k * width], width, one, dw);
-        }
-        if let Some(dx) = dx.as_deref_mut() {
-            // dcols = Wᵀ·dY, scattered back onto each image
-            T::gemm(Transpose::Yes, Transpose::No, k, width, o, w, k, gcs, width, zero, &mut dcols[..k * width]);
-            let dcols = &*dcols;
-            dx[n0 * plane..(n0 + cnt) * plane]
-                .par_chunks_mut(plane.max(1))
-                .enumerate()
-                .for_each(|(q, dxn)| col2im(dcols, width, q * l, g, dxn));
-        }
-    }
-    dw
-}
+/// What the backward returns: `(dW, db)`, each if asked for (`dx` is
+/// written into the caller's buffer).
+type ConvGrads<A> = (Option<Vec<A>>, Option<Vec<A>>);
 
 impl Var {
     /// 2-D convolution (PyTorch's `F.conv2d`, `groups = 1`): `self` is
@@ -405,12 +413,9 @@ impl Var {
                 None => None,
             };
             let mut res = Ok(());
-            let y = tensor_from::<<T as Elem>::Acc>(&[g.n, o, g.oh, g.ow], |y| {
-                res = forward::<T>(elems(&xv), elems(&wv), bias.as_deref(), &g, o, y);
-            })?;
+            let y = tensor_from::<T>(&out, |y| res = forward::<T>(elems(&xv), elems(&wv), bias.as_deref(), &g, o, y))?;
             res?;
-            // f16/bf16: rounded once into a cached buffer (the FP32 one goes back).
-            narrowed::<T>(y)?
+            y
         });
         let keep_x = w.requires_grad();
         let keep_w = x.requires_grad();
@@ -441,8 +446,8 @@ impl Backward for Conv2dBackward {
             let (xs, ws, gys) = (elems(x), elems(w), elems(&gy));
             let mut res = Ok((None, None));
             let dx = if want[0] {
-                Some(tensor_from::<<T as Elem>::Acc>(&[g.n, g.c, g.h, g.w], |dx| {
-                    dx.fill(<T as Elem>::Acc::default());
+                // Every element written, in the input's dtype (rounded once).
+                Some(tensor_from::<T>(&[g.n, g.c, g.h, g.w], |dx| {
                     res = backward::<T>(xs, ws, gys, &g, o, want, Some(dx));
                 })?)
             } else {
@@ -451,8 +456,7 @@ impl Backward for Conv2dBackward {
             };
             let (dw, db) = res?;
             let t = |v: Option<Vec<<T as Elem>::Acc>>, shape: &[usize]| v.map(|v| tensor(v, shape)).transpose();
-            // dx in the input's dtype (rounded once, as accumulating it would).
-            (dx.map(narrowed::<T>).transpose()?, t(dw, &[o, g.c, g.kh, g.kw])?, t(db, &[o])?)
+            (dx, t(dw, &[o, g.c, g.kh, g.kw])?, t(db, &[o])?)
         });
         for (i, d) in [dx, dw, db].into_iter().enumerate() {
             if let Some(d) = d {

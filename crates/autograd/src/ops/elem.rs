@@ -76,6 +76,11 @@ pub(crate) trait Elem: Element {
             *d = Self::from_acc(s);
         }
     }
+    /// `s` as a slice of the accumulation type when `Self` is that type
+    /// (f32, f64): outputs computed in it are then written in place.
+    fn acc_slice_mut(s: &mut [Self]) -> Option<&mut [Self::Acc]>;
+    /// `s` as a slice of the accumulation type when `Self` is that type.
+    fn acc_slice(s: &[Self]) -> Option<&[Self::Acc]>;
     /// `C = op(A)·op(B) + beta·C`, row-major, `ldc = n`.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -215,6 +220,12 @@ macro_rules! packed_via_kernels {
 
 impl Elem for f32 {
     type Acc = f32;
+    fn acc_slice(s: &[f32]) -> Option<&[f32]> {
+        Some(s)
+    }
+    fn acc_slice_mut(s: &mut [f32]) -> Option<&mut [f32]> {
+        Some(s)
+    }
     #[inline]
     fn acc(self) -> f32 {
         self
@@ -244,6 +255,12 @@ impl Elem for f32 {
 
 impl Elem for f16 {
     type Acc = f32;
+    fn acc_slice(_: &[f16]) -> Option<&[f32]> {
+        None
+    }
+    fn acc_slice_mut(_: &mut [f16]) -> Option<&mut [f32]> {
+        None
+    }
     const NARROW: bool = true;
     fn widen(src: &[f16], dst: &mut [f32]) {
         convert::f16_to_f32(src, dst);
@@ -280,6 +297,12 @@ impl Elem for f16 {
 
 impl Elem for bf16 {
     type Acc = f32;
+    fn acc_slice(_: &[bf16]) -> Option<&[f32]> {
+        None
+    }
+    fn acc_slice_mut(_: &mut [bf16]) -> Option<&mut [f32]> {
+        None
+    }
     const NARROW: bool = true;
     fn widen(src: &[bf16], dst: &mut [f32]) {
         convert::bf16_to_f32(src, dst);
@@ -316,6 +339,12 @@ impl Elem for bf16 {
 
 impl Elem for f64 {
     type Acc = f64;
+    fn acc_slice(s: &[f64]) -> Option<&[f64]> {
+        Some(s)
+    }
+    fn acc_slice_mut(s: &mut [f64]) -> Option<&mut [f64]> {
+        Some(s)
+    }
     #[inline]
     fn acc(self) -> f64 {
         self

@@ -15,6 +15,7 @@
 //! In training, batch norm updates the running statistics (if given) as
 //! PyTorch: `r_μ ← (1 − m)·r_μ + m·μ`, `r_var ← (1 − m)·r_var + m·var·M/(M − 1)`.
 
+use mixprec_tensor::kernels::ew::{self, GradOp};
 use mixprec_tensor::kernels::reduce::{self, ReduceOp};
 use mixprec_tensor::{DType, Element, Tensor, TensorError};
 use rayon::prelude::*;
@@ -186,11 +187,29 @@ type NormGrads<A> = (Option<Tensor>, Vec<A>, Vec<A>);
 /// [`norm_backward`] for one `(μ, σ)` and affine pair per group (batch
 /// norm): the sums `Σ g` and `Σ g·x` of every run by the reduction
 /// kernels (FP32 accumulation), `Σ g·x̂ = σ⁻¹·(Σ g·x − μ·Σ g)` per group in
-/// f64, then `dx` in one parallel pass with per-run constants.
+/// f64, then `dx` in one parallel pass with per-run constants. With
+/// `relu_y` (`batch_norm_relu`'s output) `g` is first masked by `1[y > 0]`
+/// (the unary ReLU's gradient kernel), one run at a time into scratch, in
+/// both passes: no masked copy of the whole gradient.
+/// `g[at..at + len]`, or with `relu_y` that run masked by `1[y > 0]`
+/// into `m` (the unary ReLU's gradient kernel, bit for bit).
+fn masked_run<'a, T: Elem>(g: &'a [T], relu_y: Option<&[T]>, at: usize, len: usize, m: &'a mut Vec<T>) -> &'a [T] {
+    let Some(y) = relu_y else { return &g[at..at + len] };
+    m.resize(len, T::ZERO);
+    ew::unary_grad(
+        GradOp::Relu,
+        Element::src(&g[at..at + len]),
+        Element::src(&y[at..at + len]),
+        Element::dst(&mut m[..]),
+    );
+    m
+}
+
 #[allow(clippy::too_many_arguments)]
 fn group_backward<T: Elem>(
     x: &[T],
     g: &[T],
+    relu_y: Option<&[T]>,
     outer: usize,
     groups: usize,
     len: usize,
@@ -201,13 +220,15 @@ fn group_backward<T: Elem>(
     want: [bool; 3],
 ) -> Result<NormGrads<T::Acc>> {
     let rows = outer * groups;
-    let mut sg_run = vec![T::Acc::default(); rows];
-    if rows > 0 {
-        reduce::reduce_rows(ReduceOp::Sum, Element::src(g), rows, len, Element::dst(&mut sg_run[..]));
-    }
-    let sgx_run: Vec<f64> = (0..rows)
+    let sums: Vec<(T::Acc, f64)> = (0..rows)
         .into_par_iter()
-        .map(|r| reduce::dot(Element::src(&g[r * len..(r + 1) * len]), Element::src(&x[r * len..(r + 1) * len])))
+        .map_init(Vec::new, |m, r| {
+            let at = r * len;
+            let gr = masked_run(g, relu_y, at, len, m);
+            let mut sg = [T::Acc::default()];
+            reduce::reduce_rows(ReduceOp::Sum, Element::src(gr), 1, len, Element::dst(&mut sg[..]));
+            (sg[0], reduce::dot(Element::src(gr), Element::src(&x[at..at + len])))
+        })
         .collect();
     let gamma = affine.gamma.clone();
     let (mut dgamma, mut dbeta) = (vec![T::Acc::default(); groups], vec![T::Acc::default(); groups]);
@@ -215,8 +236,8 @@ fn group_backward<T: Elem>(
     let mut coef = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); groups];
     let m = (outer * len) as f64;
     for j in 0..groups {
-        let sg: f64 = (0..outer).map(|i| Element::to_f64(sg_run[i * groups + j])).sum();
-        let sgx: f64 = (0..outer).map(|i| sgx_run[i * groups + j]).sum();
+        let sg: f64 = (0..outer).map(|i| Element::to_f64(sums[i * groups + j].0)).sum();
+        let sgx: f64 = (0..outer).map(|i| sums[i * groups + j].1).sum();
         let (mu, is) = (mean[j], istd[j]);
         let sgxh = is * (sgx - mu * sg);
         dgamma[j] = T::Acc::of(sgxh);
@@ -236,12 +257,14 @@ fn group_backward<T: Elem>(
             if run == 0 {
                 return;
             }
-            dx.par_chunks_mut(run).zip(x.par_chunks(run).zip(g.par_chunks(run))).for_each(|(d, (xo, go))| {
+            dx.par_chunks_mut(run).enumerate().for_each(|(i, d)| {
                 let mut wide = vec![T::Acc::default(); if T::NARROW { 2 * len } else { 0 }];
+                let mut mbuf = Vec::new();
                 for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
                     let k = [a, b, c, mu].map(T::Acc::of);
-                    let at = j * len;
-                    dx_run::<T>(k, &xo[at..at + len], &go[at..at + len], &mut d[at..at + len], &mut wide);
+                    let at = (i * groups + j) * len;
+                    let gr = masked_run(g, relu_y, at, len, &mut mbuf);
+                    dx_run::<T>(k, &x[at..at + len], gr, &mut d[j * len..(j + 1) * len], &mut wide);
                 }
             });
         })?)
@@ -338,7 +361,7 @@ impl Var {
         momentum: f64,
         eps: f64,
     ) -> Result<Var> {
-        self.batch_norm_op("batch_norm", weight, bias, running, training, momentum, eps)
+        self.batch_norm_op("batch_norm", false, weight, bias, running, training, momentum, eps)
     }
 
     /// [`Var::batch_norm`] followed by ReLU, as one op: the same values and
@@ -355,13 +378,14 @@ impl Var {
         momentum: f64,
         eps: f64,
     ) -> Result<Var> {
-        self.batch_norm_op("batch_norm_relu", weight, bias, running, training, momentum, eps)
+        self.batch_norm_op("batch_norm_relu", true, weight, bias, running, training, momentum, eps)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_op(
         &self,
         op: &'static str,
+        relu: bool,
         weight: Option<&Var>,
         bias: Option<&Var>,
         running: Option<&mut RunningStats>,
@@ -369,7 +393,6 @@ impl Var {
         momentum: f64,
         eps: f64,
     ) -> Result<Var> {
-        let relu = op == "batch_norm_relu";
         let ins = cast_affine(op, self, weight, bias)?;
         let x = &ins[0];
         let xs = x.shape().to_vec();
@@ -505,19 +528,24 @@ impl Backward for NormBackward {
     fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<()> {
         let dtype = self.x.dtype();
         let g = g.to_dtype(dtype)?.contiguous();
-        let g = match &self.relu_out {
-            Some(y) => relu_mask(&g, y)?,
-            None => g,
+        // layer_norm's rule takes the ReLU mask as a separate pass (it has none).
+        let (g, relu_y) = match &self.relu_out {
+            Some(y) if !self.affine.per_group => (relu_mask(&g, y)?, None),
+            Some(y) => (g, Some(y.contiguous())),
+            None => (g, None),
         };
         let wi = self.affine.gamma.as_ref().map(|_| 1);
         let bi = self.affine.beta.as_ref().map(|_| 1 + usize::from(wi.is_some()));
         let want = [grads.wants(0), wi.is_some_and(|i| grads.wants(i)), bi.is_some_and(|i| grads.wants(i))];
         let (dx, dgamma, dbeta) = dispatch!(dtype, T => {
-            let run = if self.affine.per_group { group_backward::<T> } else { norm_backward::<T> };
-            let (dx, dg, db) = run(
-                elems(&self.x), elems(&g), self.outer, self.groups, self.len,
-                &self.mean, &self.istd, &self.affine, self.batch_stats, want,
-            )?;
+            let (x, g) = (elems::<T>(&self.x), elems::<T>(&g));
+            let (outer, groups, len) = (self.outer, self.groups, self.len);
+            let (dx, dg, db) = if self.affine.per_group {
+                let y = relu_y.as_ref().map(elems::<T>);
+                group_backward::<T>(x, g, y, outer, groups, len, &self.mean, &self.istd, &self.affine, self.batch_stats, want)?
+            } else {
+                norm_backward::<T>(x, g, outer, groups, len, &self.mean, &self.istd, &self.affine, self.batch_stats, want)?
+            };
             let pshape = |i: usize| grads.shape(i).to_vec();
             (
                 dx.map(|t| t.reshape(self.x.shape())).transpose()?,

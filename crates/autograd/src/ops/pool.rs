@@ -17,7 +17,7 @@ use crate::autocast::cast_inputs;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
 use crate::ops::conv::Geom;
-use crate::ops::elem::{Elem, Real, dispatch, elems, narrowed, tensor, tensor_from};
+use crate::ops::elem::{Elem, Real, dispatch, elems, tensor, tensor_from};
 use crate::var::Var;
 use rayon::prelude::*;
 
@@ -70,10 +70,12 @@ fn max_forward<T: Elem, I: Offset>(x: &[T], g: &Geom, y: &mut [T]) -> Vec<I> {
         return idx;
     }
     // Planes in parallel: each output is written by one task.
-    y.par_chunks_mut(l).zip(idx.par_chunks_mut(l)).enumerate().for_each(|(p, (yp, ip))| {
+    // Scratch per task for `max_plane_2x2`.
+    let init = || (Vec::new(), Vec::new());
+    y.par_chunks_mut(l).zip(idx.par_chunks_mut(l)).enumerate().for_each_init(init, |(wide, ks), (p, (yp, ip))| {
         let xp = &x[p * plane..(p + 1) * plane];
         if (g.kh, g.kw, g.ph, g.pw, g.dh, g.dw) == (2, 2, 0, 0, 1, 1) {
-            max_plane_2x2(xp, g, yp, ip);
+            max_plane_2x2(xp, g, yp, ip, wide, ks);
         } else {
             // Windows with no element inside (all padding) keep 0.
             yp.fill(T::ZERO);
@@ -90,52 +92,73 @@ fn better<A: Real>(a: A, b: A) -> bool {
     !b.is_nan() && (a > b || a.is_nan())
 }
 
-/// The earlier candidate `l` or the later `r`, whichever the row-major scan
-/// of [`max_plane`] keeps (`r` only if [`better`]); a select, not a branch,
-/// so the data-dependent comparisons cost no mispredictions.
+/// The maximum of a 2×2 window `[a, b; c, d]` and its offset, compared as
+/// a tree, `(a vs b) vs (c vs d)`, which keeps the same element as the
+/// row-major scan (the first NaN, else the first maximum: the left pair
+/// wins ties and holds the earlier NaN). Selects only, so a loop of these
+/// vectorises.
 #[inline(always)]
-fn keep<A: Real>(l: (A, usize), r: (A, usize)) -> (A, usize) {
-    if better(r.0, l.0) { r } else { l }
+fn max4<A: Real>(a: A, b: A, c: A, d: A) -> (A, u8) {
+    let (tv, tk) = if better(b, a) { (b, 1) } else { (a, 0) };
+    let (bv, bk) = if better(d, c) { (d, 3) } else { (c, 2) };
+    if better(bv, tv) { (bv, bk) } else { (tv, tk) }
 }
 
 /// A 2×2 window without padding or dilation (every window inside the
-/// plane): the four candidates compared as a tree, `(0 vs 1) vs (2 vs 3)`,
-/// which keeps the same element as the row-major scan (the first NaN,
-/// else the first maximum: the left pair wins ties and holds the earlier
-/// NaN), with no bounds tests. f16/bf16 rows are widened into FP32 scratch
-/// (one conversion-kernel pass per row) and compared there.
-fn max_plane_2x2<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut [I]) {
-    let mut wide = vec![T::Acc::default(); if T::NARROW { 2 * g.w } else { 0 }];
+/// plane), by [`max4`] with no bounds tests; stride 2 (the common pool)
+/// as one loop over pairs of columns. f16/bf16 rows are widened into FP32
+/// scratch (one conversion-kernel pass per row), compared there and the
+/// maxima rounded back (exact: they are values of the row; a NaN stays a
+/// NaN).
+/// `wide` and `ks` are scratch (resized here).
+fn max_plane_2x2<T: Elem, I: Offset>(
+    xp: &[T],
+    g: &Geom,
+    yp: &mut [T],
+    ip: &mut [I],
+    wide: &mut Vec<T::Acc>,
+    ks: &mut Vec<u8>,
+) {
+    let narrow = T::NARROW;
+    wide.resize(if narrow { 2 * g.w + g.ow } else { 0 }, T::Acc::default());
+    ks.resize(g.ow, 0);
     for oy in 0..g.oh {
         let r0 = &xp[oy * g.sh * g.w..][..g.w];
         let r1 = &xp[(oy * g.sh + 1) * g.w..][..g.w];
         let (yr, ir) = (&mut yp[oy * g.ow..(oy + 1) * g.ow], &mut ip[oy * g.ow..(oy + 1) * g.ow]);
-        if T::NARROW {
-            let (w0, w1) = wide.split_at_mut(g.w);
-            T::widen(r0, w0);
-            T::widen(r1, w1);
-            for (ox, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
-                let c = ox * g.sw;
-                let cand = [w0[c], w0[c + 1], w1[c], w1[c + 1]];
-                let (mut bk, mut bv) = (0usize, cand[0]);
-                for (k, &a) in cand.iter().enumerate().skip(1) {
-                    if better(a, bv) {
-                        (bk, bv) = (k, a);
-                    }
-                }
-                *yv = [r0[c], r0[c + 1], r1[c], r1[c + 1]][bk];
-                *iv = I::of(bk);
+        let (w01, yw) = wide.split_at_mut(2 * g.w * usize::from(narrow));
+        let (a0, a1) = match (T::acc_slice(r0), T::acc_slice(r1)) {
+            (Some(a0), Some(a1)) => (a0, a1),
+            _ => {
+                let (w0, w1) = w01.split_at_mut(g.w);
+                T::widen(r0, w0);
+                T::widen(r1, w1);
+                (&*w0, &*w1)
             }
-            continue;
+        };
+        {
+            let ya = match T::acc_slice_mut(yr) {
+                Some(ya) => ya,
+                None => &mut *yw,
+            };
+            if g.sw == 2 {
+                for (((p0, p1), yv), kv) in
+                    a0.chunks_exact(2).zip(a1.chunks_exact(2)).zip(ya.iter_mut()).zip(ks.iter_mut())
+                {
+                    (*yv, *kv) = max4(p0[0], p0[1], p1[0], p1[1]);
+                }
+            } else {
+                for (ox, (yv, kv)) in ya.iter_mut().zip(ks.iter_mut()).enumerate() {
+                    let c = ox * g.sw;
+                    (*yv, *kv) = max4(a0[c], a0[c + 1], a1[c], a1[c + 1]);
+                }
+            }
         }
-        for (ox, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
-            let c = ox * g.sw;
-            let cand = [r0[c], r0[c + 1], r1[c], r1[c + 1]];
-            let top = keep((cand[0].acc(), 0), (cand[1].acc(), 1));
-            let bottom = keep((cand[2].acc(), 2), (cand[3].acc(), 3));
-            let (_, bk) = keep(top, bottom);
-            *yv = cand[bk];
-            *iv = I::of(bk);
+        if narrow {
+            T::narrow(yw, yr);
+        }
+        for (iv, &k) in ir.iter_mut().zip(ks.iter()) {
+            *iv = I::of(usize::from(k));
         }
     }
 }
@@ -166,12 +189,14 @@ fn max_plane<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut [I])
 }
 
 /// `dx` (`[N, C, H, W]`, every element written) from the output gradient
-/// and the arg-max offsets.
-fn max_backward<T: Elem, I: Offset>(gy: &[T], idx: &[I], g: &Geom, dx: &mut [T::Acc]) {
+/// and the arg-max offsets, in `gy`'s dtype: each input's gradient is one
+/// output's gradient or a sum of them (0 elsewhere), so a 2×2 tiling pool
+/// writes the values as they are (no rounding) and other windows sum in the
+/// accumulation type through `wide` (one plane) and round once.
+fn max_backward<T: Elem, I: Offset>(gy: &[T], idx: &[I], g: &Geom, dx: &mut [T]) {
     let (plane, l) = (g.h * g.w, g.l());
-    let zero = T::Acc::default();
     if plane == 0 || l == 0 {
-        dx.fill(zero);
+        dx.fill(T::ZERO);
         return;
     }
     // 2×2 windows of stride 2 that tile the plane: each input is in exactly
@@ -181,30 +206,36 @@ fn max_backward<T: Elem, I: Offset>(gy: &[T], idx: &[I], g: &Geom, dx: &mut [T::
         && g.w == 2 * g.ow;
     dx.par_chunks_mut(plane).zip(gy.par_chunks(l).zip(idx.par_chunks(l))).for_each(|(dp, (gp, ip))| {
         if tiles {
-            for oy in 0..g.oh {
-                let (top, bottom) = dp[2 * oy * g.w..(2 * oy + 2) * g.w].split_at_mut(g.w);
-                for ox in 0..g.ow {
-                    let o = oy * g.ow + ox;
-                    let (k, v) = (ip[o].get(), gp[o].acc());
-                    let pick = |kk: usize| if k == kk { v } else { zero };
-                    top[2 * ox] = pick(0);
-                    top[2 * ox + 1] = pick(1);
-                    bottom[2 * ox] = pick(2);
-                    bottom[2 * ox + 1] = pick(3);
+            dp.fill(T::ZERO);
+            for (oy, (gr, ir)) in gp.chunks_exact(g.ow).zip(ip.chunks_exact(g.ow)).enumerate() {
+                let rows = &mut dp[2 * oy * g.w..(2 * oy + 2) * g.w];
+                for (ox, (&v, &k)) in gr.iter().zip(ir).enumerate() {
+                    let k = k.get();
+                    rows[(k >> 1) * g.w + 2 * ox + (k & 1)] = v;
                 }
             }
             return;
         }
-        dp.fill(zero);
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let o = oy * g.ow + ox;
-                let k = ip[o].get();
-                if k >= g.kh * g.kw {
-                    continue;
+        let scatter = |acc: &mut [T::Acc]| {
+            acc.fill(T::Acc::default());
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let o = oy * g.ow + ox;
+                    let k = ip[o].get();
+                    if k >= g.kh * g.kw {
+                        continue;
+                    }
+                    let (Some(iy), Some(ix)) = (g.iy(oy, k / g.kw), g.ix(ox, k % g.kw)) else { continue };
+                    acc[iy * g.w + ix] += gp[o].acc();
                 }
-                let (Some(iy), Some(ix)) = (g.iy(oy, k / g.kw), g.ix(ox, k % g.kw)) else { continue };
-                dp[iy * g.w + ix] += gp[o].acc();
+            }
+        };
+        match T::acc_slice_mut(dp) {
+            Some(acc) => scatter(acc),
+            None => {
+                let mut wide = vec![T::Acc::default(); plane];
+                scatter(&mut wide);
+                T::narrow(&wide, dp);
             }
         }
     });
@@ -274,13 +305,11 @@ impl Backward for MaxPoolBackward {
         let gy = gy.contiguous();
         let dx = dispatch!(gy.dtype(), T => {
             let gs = elems::<T>(&gy);
-            let dx = tensor_from::<<T as Elem>::Acc>(&[g.n, g.c, g.h, g.w], |dx| match &self.offsets {
+            tensor_from::<T>(&[g.n, g.c, g.h, g.w], |dx| match &self.offsets {
                 Offsets::U8(i) => max_backward::<T, u8>(gs, i, g, dx),
                 Offsets::U16(i) => max_backward::<T, u16>(gs, i, g, dx),
                 Offsets::U32(i) => max_backward::<T, u32>(gs, i, g, dx),
-            })?;
-            // In the input's dtype, rounded once, into a cached buffer.
-            narrowed::<T>(dx)?
+            })?
         });
         grads.accumulate(0, dx)
     }
@@ -378,7 +407,7 @@ mod tests {
             let x: Vec<T> = v.into_iter().map(T::from_acc).collect();
             let g = Geom::new("max_pool2d", &[1, 1, h, w], [2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
             let (mut y, mut idx) = (vec![T::ZERO; g.l()], vec![0u8; g.l()]);
-            max_plane_2x2::<T, u8>(&x, &g, &mut y, &mut idx);
+            max_plane_2x2::<T, u8>(&x, &g, &mut y, &mut idx, &mut Vec::new(), &mut Vec::new());
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
                     let c = [(2 * oy, 2 * ox), (2 * oy, 2 * ox + 1), (2 * oy + 1, 2 * ox), (2 * oy + 1, 2 * ox + 1)];
