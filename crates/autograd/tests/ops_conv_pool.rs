@@ -276,3 +276,43 @@ fn half_pools_are_exact_or_rounded_once() {
         assert_eq!(val64(&y)[0], dtype.round(mean));
     }
 }
+
+/// Stride 1 with outputs as wide as the input (3×3 padding 1, 5×5 padding
+/// 2, dilation 2 padding 2, 1×1): im2col and col2im move whole shifted
+/// planes and clear the wrapped columns. Against the direct definition,
+/// and gradchecked, including a batch of 9 (more than one task of images,
+/// the last one partial).
+#[test]
+fn conv2d_same_width_geometries() {
+    for (i, &(k, p, d, n, h, w)) in [
+        (3, 1, 1, 2, 5, 6),
+        (5, 2, 1, 1, 4, 7),
+        (3, 2, 2, 2, 6, 5),
+        (1, 0, 1, 2, 3, 4),
+        (3, 1, 1, 9, 4, 3),
+        (3, 1, 1, 1, 1, 1),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let seed = 40 + i as u64;
+        let (c, o) = (2, 3);
+        let x = uniform(&[n, c, h, w], -1.0, 1.0, seed);
+        let wt = uniform(&[o, c, k, k], -1.0, 1.0, seed ^ 1);
+        let b = uniform(&[o], -1.0, 1.0, seed ^ 2);
+        for (dtype, rel) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+            let (xr, wr) = (x.to_dtype(dtype).unwrap(), wt.to_dtype(dtype).unwrap());
+            let (shape, want) = conv_oracle(&xr, &wr, &b.to_vec_f64().unwrap(), 1, p, d);
+            assert_eq!(shape[3], w, "a same-width geometry");
+            let bvar = Var::constant(b.to_dtype(dtype).unwrap());
+            let y = Var::constant(xr).conv2d(&Var::constant(wr), Some(&bvar), [1, 1], [p, p], [d, d]).unwrap();
+            for (a, e) in val64(&y).iter().zip(&want) {
+                assert!(
+                    (a - e).abs() <= rel * e.abs() + 1e-6 * (c * k * k + 1) as f64,
+                    "{dtype} k{k} p{p} d{d}: {a} vs {e}"
+                );
+            }
+        }
+        check(|v| v[0].conv2d(&v[1], Some(&v[2]), [1, 1], [p, p], [d, d]), &[x, wt, b]);
+    }
+}

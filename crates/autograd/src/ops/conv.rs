@@ -155,6 +155,50 @@ fn run(g: &Geom, j: usize) -> (usize, usize, usize) {
     (lo, hi, (lo + off).saturating_sub(g.pw))
 }
 
+/// Kernel position `(i, j)` of a stride-1 convolution whose output rows
+/// are as wide as the input's (`OW = W`, e.g. 3×3 with padding 1): output
+/// `p = oy·W + ox` reads input `p + shift`, so the outputs with an input
+/// inside are the flat range `[p0, p1)` less, on each output row `rows`,
+/// the columns outside `[lo, hi)` (there `p + shift` wraps onto a
+/// neighbouring input row).
+struct Flat {
+    p0: usize,
+    p1: usize,
+    shift: isize,
+    rows: std::ops::Range<usize>,
+    lo: usize,
+    hi: usize,
+}
+
+impl Flat {
+    fn new(g: &Geom, i: usize, j: usize) -> Option<Flat> {
+        if g.sh != 1 || g.sw != 1 || g.ow != g.w {
+            return None;
+        }
+        let (lo, hi, _) = run(g, j);
+        let off = i * g.dh;
+        let rows = g.ph.saturating_sub(off).min(g.oh)..(g.h + g.ph).saturating_sub(off).min(g.oh);
+        let (p0, p1) =
+            if rows.is_empty() || lo == hi { (0, 0) } else { (rows.start * g.w + lo, (rows.end - 1) * g.w + hi) };
+        let shift = (off as isize - g.ph as isize) * g.w as isize + (j * g.dw) as isize - g.pw as isize;
+        Some(Flat { p0, p1, shift, rows, lo, hi })
+    }
+
+    /// The input index of output `p0` (when `p0 < p1`).
+    fn src0(&self) -> usize {
+        (self.p0 as isize + self.shift) as usize
+    }
+
+    /// Sets the wrapped columns of `row` (one kernel position's `[OH·OW]`) to `zero`.
+    fn clear_wrapped<T: Copy>(&self, g: &Geom, row: &mut [T], zero: T) {
+        for oy in self.rows.clone() {
+            let r = &mut row[oy * g.w..(oy + 1) * g.w];
+            r[..self.lo].fill(zero);
+            r[self.hi..].fill(zero);
+        }
+    }
+}
+
 /// Images per task of the parallel loops. Fixed, so the weight gradient's
 /// partial sums (one per task, added in task order) and every other result
 /// do not depend on the thread count.
@@ -171,6 +215,16 @@ fn im2col<T: Copy>(x: &[T], g: &Geom, zero: T, cols: &mut [T]) {
         let (c, i, j) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
         let (lo, hi, start) = run(g, j);
         let img = &x[c * hw..][..hw];
+        if let Some(f) = Flat::new(g, i, j) {
+            // One copy of the shifted plane, then the padding.
+            row[..f.p0].fill(zero);
+            row[f.p1..].fill(zero);
+            if f.p1 > f.p0 {
+                row[f.p0..f.p1].copy_from_slice(&img[f.src0()..][..f.p1 - f.p0]);
+            }
+            f.clear_wrapped(g, row, zero);
+            continue;
+        }
         for (oy, o) in row.chunks_exact_mut(g.ow).enumerate() {
             let Some(iy) = g.iy(oy, i) else {
                 o.fill(zero);
@@ -191,15 +245,27 @@ fn im2col<T: Copy>(x: &[T], g: &Geom, zero: T, cols: &mut [T]) {
 }
 
 /// The adjoint of [`im2col`] for one image: `dx[c, iy, ix] += dcols[…]`
-/// (`dcols` `[C·KH·KW, OH·OW]`, `dx` `[C, H, W]`).
-fn col2im<A: Real>(dcols: &[A], g: &Geom, dx: &mut [A]) {
+/// (`dcols` `[C·KH·KW, OH·OW]`, `dx` `[C, H, W]`). `dcols` is scratch: a
+/// [`Flat`] geometry zeroes its wrapped columns and adds each row as one run.
+fn col2im<A: Real>(dcols: &mut [A], g: &Geom, dx: &mut [A]) {
     let l = g.l();
     for c in 0..g.c {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let (lo, hi, start) = run(g, j);
-                let row = &dcols[((c * g.kh + i) * g.kw + j) * l..][..l];
+                let row = &mut dcols[((c * g.kh + i) * g.kw + j) * l..][..l];
+                if let Some(f) = Flat::new(g, i, j) {
+                    f.clear_wrapped(g, row, A::default());
+                    if f.p1 > f.p0 {
+                        let src = &row[f.p0..f.p1];
+                        for (d, &v) in plane[f.src0()..][..src.len()].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    }
+                    continue;
+                }
+                let row = &*row;
                 for oy in 0..g.oh {
                     let Some(iy) = g.iy(oy, i) else { continue };
                     let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
@@ -271,8 +337,9 @@ fn forward<T: Elem>(x: &[T], w: &[T], b: Option<&[T::Acc]>, g: &Geom, o: usize, 
 /// receives the input's when given.
 ///
 /// Image by image (tasks of [`CHUNK`] images): `dW += dY_n·cols_nᵀ` on the
-/// image's rebuilt columns (as `dWᵀ += cols_n·dY_nᵀ` when `C·KH·KW < O`,
-/// which pads fewer rows in the kernels), with `dY_n` read in place;
+/// image's rebuilt columns (as `dWᵀ += cols_n·dY_nᵀ` for up to 64 output
+/// channels, or fewer column rows than channels: less packing), with `dY_n`
+/// read in place;
 /// `dx_n = col2im(Wᵀ·dY_n)`. Each task sums its images' `dW` in order, the
 /// tasks' sums are added in task order.
 fn backward<T: Elem>(
@@ -289,7 +356,10 @@ fn backward<T: Elem>(
     let (zero, one) = (T::Acc::default(), T::Acc::of(1.0));
     let chunks = g.n.div_ceil(CHUNK);
     let want_dx = dx.is_some();
-    let transposed = k < o;
+    // dWᵀ: C·KH·KW rows of A read in place by the f32/f16 GEMM paths when
+    // O ≤ 64 (two of their 32-wide column panels), and fewer padded rows
+    // when C·KH·KW < O.
+    let transposed = o <= 64 || k < o;
     let mut dxs: Vec<Option<&mut [T]>> = match dx {
         Some(d) if plane > 0 => d.chunks_mut(CHUNK * plane).map(Some).collect(),
         _ => (0..chunks).map(|_| None).collect(),

@@ -23,11 +23,31 @@ pub(crate) trait Real:
     + Mul<Output = Self>
     + Div<Output = Self>
 {
+    /// An integer whose order is the order of the values with every NaN
+    /// above +Inf and equal to each other, and −0 equal to +0 (so `>`
+    /// between keys is [`max_pool2d`'s](crate::var::Var::max_pool2d)
+    /// "replaces the running maximum" without branches on NaN).
+    type Key: Copy + Ord;
     fn of(x: f64) -> Self;
     fn is_nan(self) -> bool;
+    fn key(self) -> Self::Key;
 }
 
 impl Real for f32 {
+    type Key = i32;
+    #[inline]
+    fn key(self) -> i32 {
+        let b = self.to_bits() as i32;
+        // Negative values: the magnitude bits flipped, so larger magnitudes order lower.
+        let k = b ^ (((b >> 31) as u32) >> 1) as i32;
+        if self.is_nan() {
+            i32::MAX
+        } else if k == -1 {
+            0
+        } else {
+            k
+        }
+    }
     #[inline]
     fn is_nan(self) -> bool {
         f32::is_nan(self)
@@ -39,6 +59,19 @@ impl Real for f32 {
 }
 
 impl Real for f64 {
+    type Key = i64;
+    #[inline]
+    fn key(self) -> i64 {
+        let b = self.to_bits() as i64;
+        let k = b ^ (((b >> 63) as u64) >> 1) as i64;
+        if self.is_nan() {
+            i64::MAX
+        } else if k == -1 {
+            0
+        } else {
+            k
+        }
+    }
     #[inline]
     fn is_nan(self) -> bool {
         f64::is_nan(self)
@@ -75,6 +108,13 @@ pub(crate) trait Elem: Element {
         for (d, &s) in dst.iter_mut().zip(src) {
             *d = Self::from_acc(s);
         }
+    }
+    /// `self > 0` (false for ±0 and NaN): the ReLU's gradient mask. f32,
+    /// f16 and bf16 test the bits (positive, non-zero, at most +Inf), which
+    /// vectorises without a conversion.
+    #[inline]
+    fn is_positive(self) -> bool {
+        self.acc() > Self::Acc::default()
     }
     /// `s` as a slice of the accumulation type when `Self` is that type
     /// (f32, f64): outputs computed in it are then written in place.
@@ -220,6 +260,10 @@ macro_rules! packed_via_kernels {
 
 impl Elem for f32 {
     type Acc = f32;
+    #[inline]
+    fn is_positive(self) -> bool {
+        self.to_bits().wrapping_sub(1) < 0x7F80_0000
+    }
     fn acc_slice(s: &[f32]) -> Option<&[f32]> {
         Some(s)
     }
@@ -255,6 +299,10 @@ impl Elem for f32 {
 
 impl Elem for f16 {
     type Acc = f32;
+    #[inline]
+    fn is_positive(self) -> bool {
+        self.to_bits().wrapping_sub(1) < 0x7C00
+    }
     fn acc_slice(_: &[f16]) -> Option<&[f32]> {
         None
     }
@@ -297,6 +345,10 @@ impl Elem for f16 {
 
 impl Elem for bf16 {
     type Acc = f32;
+    #[inline]
+    fn is_positive(self) -> bool {
+        self.to_bits().wrapping_sub(1) < 0x7F80
+    }
     fn acc_slice(_: &[bf16]) -> Option<&[f32]> {
         None
     }

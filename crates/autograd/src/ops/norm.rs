@@ -15,7 +15,6 @@
 //! In training, batch norm updates the running statistics (if given) as
 //! PyTorch: `r_μ ← (1 − m)·r_μ + m·μ`, `r_var ← (1 − m)·r_var + m·var·M/(M − 1)`.
 
-use mixprec_tensor::kernels::ew::{self, GradOp};
 use mixprec_tensor::kernels::reduce::{self, ReduceOp};
 use mixprec_tensor::{DType, Element, Tensor, TensorError};
 use rayon::prelude::*;
@@ -192,16 +191,14 @@ type NormGrads<A> = (Option<Tensor>, Vec<A>, Vec<A>);
 /// (the unary ReLU's gradient kernel), one run at a time into scratch, in
 /// both passes: no masked copy of the whole gradient.
 /// `g[at..at + len]`, or with `relu_y` that run masked by `1[y > 0]`
-/// into `m` (the unary ReLU's gradient kernel, bit for bit).
+/// into `m`: `g` where `y > 0`, else +0, as the unary ReLU's gradient
+/// (which rounds `g·1` back to `T`: `g` itself).
 fn masked_run<'a, T: Elem>(g: &'a [T], relu_y: Option<&[T]>, at: usize, len: usize, m: &'a mut Vec<T>) -> &'a [T] {
     let Some(y) = relu_y else { return &g[at..at + len] };
     m.resize(len, T::ZERO);
-    ew::unary_grad(
-        GradOp::Relu,
-        Element::src(&g[at..at + len]),
-        Element::src(&y[at..at + len]),
-        Element::dst(&mut m[..]),
-    );
+    for ((d, &gv), &yv) in m.iter_mut().zip(&g[at..at + len]).zip(&y[at..at + len]) {
+        *d = if yv.is_positive() { gv } else { T::ZERO };
+    }
     m
 }
 

@@ -95,13 +95,18 @@ fn better<A: Real>(a: A, b: A) -> bool {
 /// The maximum of a 2×2 window `[a, b; c, d]` and its offset, compared as
 /// a tree, `(a vs b) vs (c vs d)`, which keeps the same element as the
 /// row-major scan (the first NaN, else the first maximum: the left pair
-/// wins ties and holds the earlier NaN). Selects only, so a loop of these
-/// vectorises.
+/// wins ties and holds the earlier NaN). On [`Real::key`]s, a later
+/// candidate wins only with a larger key: integer compares and selects,
+/// no branch, so a loop of these vectorises.
 #[inline(always)]
 fn max4<A: Real>(a: A, b: A, c: A, d: A) -> (A, u8) {
-    let (tv, tk) = if better(b, a) { (b, 1) } else { (a, 0) };
-    let (bv, bk) = if better(d, c) { (d, 3) } else { (c, 2) };
-    if better(bv, tv) { (bv, bk) } else { (tv, tk) }
+    let (ka, kb, kc, kd) = (a.key(), b.key(), c.key(), d.key());
+    let top = kb > ka;
+    let (tk, tv, ti) = (if top { kb } else { ka }, if top { b } else { a }, u8::from(top));
+    let bottom = kd > kc;
+    let (bk, bv, bi) = (if bottom { kd } else { kc }, if bottom { d } else { c }, 2 + u8::from(bottom));
+    let right = bk > tk;
+    (if right { bv } else { tv }, if right { bi } else { ti })
 }
 
 /// A 2×2 window without padding or dilation (every window inside the
@@ -142,10 +147,10 @@ fn max_plane_2x2<T: Elem, I: Offset>(
                 None => &mut *yw,
             };
             if g.sw == 2 {
-                for (((p0, p1), yv), kv) in
-                    a0.chunks_exact(2).zip(a1.chunks_exact(2)).zip(ya.iter_mut()).zip(ks.iter_mut())
-                {
-                    (*yv, *kv) = max4(p0[0], p0[1], p1[0], p1[1]);
+                let n = g.ow;
+                let (a0, a1, ya, ks) = (&a0[..2 * n], &a1[..2 * n], &mut ya[..n], &mut ks[..n]);
+                for o in 0..n {
+                    (ya[o], ks[o]) = max4(a0[2 * o], a0[2 * o + 1], a1[2 * o], a1[2 * o + 1]);
                 }
             } else {
                 for (ox, (yv, kv)) in ya.iter_mut().zip(ks.iter_mut()).enumerate() {
