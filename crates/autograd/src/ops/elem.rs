@@ -38,19 +38,11 @@ impl Real for f32 {
     #[inline]
     fn key(self) -> i32 {
         let b = self.to_bits() as i32;
-        // Negative values: the magnitude bits flipped, so larger magnitudes order lower.
-        let k = b ^ (((b >> 31) as u32) >> 1) as i32;
-        if self.is_nan() {
-            i32::MAX
-        } else if k == -1 {
-            0
-        } else {
-            k
-        }
-    }
-    #[inline]
-    fn is_nan(self) -> bool {
-        f32::is_nan(self)
+        // Negative values: the magnitude bits flipped (larger magnitudes
+        // order lower) and one added, so −0 and +0 are both 0. Without branches.
+        let k = (b ^ (((b >> 31) as u32) >> 1) as i32) + ((b >> 31) & 1);
+        let nan = -i32::from((b & 0x7FFF_FFFF) > 0x7F80_0000);
+        (k & !nan) | (i32::MAX & nan)
     }
     #[inline]
     fn of(x: f64) -> f32 {
@@ -63,18 +55,8 @@ impl Real for f64 {
     #[inline]
     fn key(self) -> i64 {
         let b = self.to_bits() as i64;
-        let k = b ^ (((b >> 63) as u64) >> 1) as i64;
-        if self.is_nan() {
-            i64::MAX
-        } else if k == -1 {
-            0
-        } else {
-            k
-        }
-    }
-    #[inline]
-    fn is_nan(self) -> bool {
-        f64::is_nan(self)
+        let k = (b ^ (((b >> 63) as u64) >> 1) as i64) + ((b >> 63) & 1);
+        if self.is_nan() { i64::MAX } else { k }
     }
     #[inline]
     fn of(x: f64) -> f64 {

@@ -95,27 +95,24 @@ fn better<A: Real>(a: A, b: A) -> bool {
 /// The maximum of a 2×2 window `[a, b; c, d]` and its offset, compared as
 /// a tree, `(a vs b) vs (c vs d)`, which keeps the same element as the
 /// row-major scan (the first NaN, else the first maximum: the left pair
-/// wins ties and holds the earlier NaN). On [`Real::key`]s, a later
-/// candidate wins only with a larger key: integer compares and selects,
-/// no branch, so a loop of these vectorises.
+/// wins ties and holds the earlier NaN). On [`Real::key`]s a later
+/// candidate wins only with a larger key, and a pair's key is the larger
+/// of its two: integer compares, the value picked by its offset.
 #[inline(always)]
 fn max4<A: Real>(a: A, b: A, c: A, d: A) -> (A, u8) {
     let (ka, kb, kc, kd) = (a.key(), b.key(), c.key(), d.key());
-    let top = kb > ka;
-    let (tk, tv, ti) = (if top { kb } else { ka }, if top { b } else { a }, u8::from(top));
-    let bottom = kd > kc;
-    let (bk, bv, bi) = (if bottom { kd } else { kc }, if bottom { d } else { c }, 2 + u8::from(bottom));
-    let right = bk > tk;
-    (if right { bv } else { tv }, if right { bi } else { ti })
+    let top = u8::from(kb > ka);
+    let bottom = 2 + u8::from(kd > kc);
+    let k = if kc.max(kd) > ka.max(kb) { bottom } else { top };
+    ([a, b, c, d][usize::from(k & 3)], k)
 }
 
 /// A 2×2 window without padding or dilation (every window inside the
 /// plane), by [`max4`] with no bounds tests; stride 2 (the common pool)
-/// as one loop over pairs of columns. f16/bf16 rows are widened into FP32
-/// scratch (one conversion-kernel pass per row), compared there and the
-/// maxima rounded back (exact: they are values of the row; a NaN stays a
-/// NaN).
-/// `wide` and `ks` are scratch (resized here).
+/// as one loop over pairs of columns. An f16/bf16 plane is widened into
+/// FP32 scratch `wide` (one conversion-kernel call), compared there and
+/// the maxima rounded back in one call (exact: they are values of the
+/// plane; a NaN stays a NaN). `ks` is scratch for the offsets.
 fn max_plane_2x2<T: Elem, I: Offset>(
     xp: &[T],
     g: &Geom,
@@ -124,47 +121,45 @@ fn max_plane_2x2<T: Elem, I: Offset>(
     wide: &mut Vec<T::Acc>,
     ks: &mut Vec<u8>,
 ) {
-    let narrow = T::NARROW;
-    wide.resize(if narrow { 2 * g.w + g.ow } else { 0 }, T::Acc::default());
-    ks.resize(g.ow, 0);
-    for oy in 0..g.oh {
-        let r0 = &xp[oy * g.sh * g.w..][..g.w];
-        let r1 = &xp[(oy * g.sh + 1) * g.w..][..g.w];
-        let (yr, ir) = (&mut yp[oy * g.ow..(oy + 1) * g.ow], &mut ip[oy * g.ow..(oy + 1) * g.ow]);
-        let (w01, yw) = wide.split_at_mut(2 * g.w * usize::from(narrow));
-        let (a0, a1) = match (T::acc_slice(r0), T::acc_slice(r1)) {
-            (Some(a0), Some(a1)) => (a0, a1),
-            _ => {
-                let (w0, w1) = w01.split_at_mut(g.w);
-                T::widen(r0, w0);
-                T::widen(r1, w1);
-                (&*w0, &*w1)
-            }
+    let (plane, l) = (g.h * g.w, g.l());
+    wide.resize(if T::NARROW { plane + l } else { 0 }, T::Acc::default());
+    ks.resize(l, 0);
+    let (wx, wy) = wide.split_at_mut(plane.min(wide.len()));
+    let xa = match T::acc_slice(xp) {
+        Some(xa) => xa,
+        None => {
+            T::widen(xp, wx);
+            &*wx
+        }
+    };
+    {
+        let ya = match T::acc_slice_mut(yp) {
+            Some(ya) => ya,
+            None => &mut *wy,
         };
-        {
-            let ya = match T::acc_slice_mut(yr) {
-                Some(ya) => ya,
-                None => &mut *yw,
-            };
+        for oy in 0..g.oh {
+            let a0 = &xa[oy * g.sh * g.w..][..g.w];
+            let a1 = &xa[(oy * g.sh + 1) * g.w..][..g.w];
+            let (yr, kr) = (&mut ya[oy * g.ow..(oy + 1) * g.ow], &mut ks[oy * g.ow..(oy + 1) * g.ow]);
             if g.sw == 2 {
                 let n = g.ow;
-                let (a0, a1, ya, ks) = (&a0[..2 * n], &a1[..2 * n], &mut ya[..n], &mut ks[..n]);
+                let (a0, a1) = (&a0[..2 * n], &a1[..2 * n]);
                 for o in 0..n {
-                    (ya[o], ks[o]) = max4(a0[2 * o], a0[2 * o + 1], a1[2 * o], a1[2 * o + 1]);
+                    (yr[o], kr[o]) = max4(a0[2 * o], a0[2 * o + 1], a1[2 * o], a1[2 * o + 1]);
                 }
             } else {
-                for (ox, (yv, kv)) in ya.iter_mut().zip(ks.iter_mut()).enumerate() {
+                for (ox, (yv, kv)) in yr.iter_mut().zip(kr.iter_mut()).enumerate() {
                     let c = ox * g.sw;
                     (*yv, *kv) = max4(a0[c], a0[c + 1], a1[c], a1[c + 1]);
                 }
             }
         }
-        if narrow {
-            T::narrow(yw, yr);
-        }
-        for (iv, &k) in ir.iter_mut().zip(ks.iter()) {
-            *iv = I::of(usize::from(k));
-        }
+    }
+    if T::NARROW {
+        T::narrow(wy, yp);
+    }
+    for (iv, &k) in ip.iter_mut().zip(ks.iter()) {
+        *iv = I::of(usize::from(k));
     }
 }
 
