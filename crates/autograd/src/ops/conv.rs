@@ -191,6 +191,9 @@ impl Flat {
 
     /// Sets the wrapped columns of `row` (one kernel position's `[OH·OW]`) to `zero`.
     fn clear_wrapped<T: Copy>(&self, g: &Geom, row: &mut [T], zero: T) {
+        if self.lo == 0 && self.hi == g.w {
+            return;
+        }
         for oy in self.rows.clone() {
             let r = &mut row[oy * g.w..(oy + 1) * g.w];
             r[..self.lo].fill(zero);

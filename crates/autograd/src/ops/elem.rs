@@ -45,6 +45,10 @@ impl Real for f32 {
         (k & !nan) | (i32::MAX & nan)
     }
     #[inline]
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+    #[inline]
     fn of(x: f64) -> f32 {
         x as f32
     }
@@ -57,6 +61,10 @@ impl Real for f64 {
         let b = self.to_bits() as i64;
         let k = (b ^ (((b >> 63) as u64) >> 1) as i64) + ((b >> 63) & 1);
         if self.is_nan() { i64::MAX } else { k }
+    }
+    #[inline]
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
     }
     #[inline]
     fn of(x: f64) -> f64 {

@@ -84,9 +84,14 @@ fn normalize<T: Elem>(
     if run == 0 {
         return;
     }
-    y.par_chunks_mut(run).zip(x.par_chunks(run)).take(outer).for_each(|(yo, xo)| {
-        // f16/bf16 scratch for `normalize_run`.
-        let mut wide = vec![zero; if T::NARROW { len } else { 0 }];
+    // f16/bf16: each image widened once, normalized in place run by run
+    // ([`affine_in_place`], as `normalize_run` does) and rounded back once.
+    let init = Vec::new;
+    y.par_chunks_mut(run).zip(x.par_chunks(run)).take(outer).for_each_init(init, |wide, (yo, xo)| {
+        if T::NARROW {
+            wide.resize(run, zero);
+            T::widen(xo, wide);
+        }
         for j in 0..groups {
             let at = j * len;
             let (mu, is) = (T::Acc::of(mean[j]), T::Acc::of(istd[j]));
@@ -94,12 +99,23 @@ fn normalize<T: Elem>(
             if affine.per_group {
                 let ga = gamma.as_ref().map_or(one, |g| g[j]);
                 let be = beta.as_ref().map_or(zero, |b| b[j]);
-                normalize_run::<T>(xs, ys, mu, is, |_| (ga, be), relu, &mut wide);
+                if T::NARROW {
+                    affine_in_place(&mut wide[at..at + len], mu, is, |_| (ga, be), relu);
+                } else {
+                    normalize_run::<T>(xs, ys, mu, is, |_| (ga, be), relu, &mut []);
+                }
             } else {
                 let (gamma, beta) = (gamma.as_deref(), beta.as_deref());
                 let ab = |p: usize| (gamma.map_or(one, |g| g[p]), beta.map_or(zero, |b| b[p]));
-                normalize_run::<T>(xs, ys, mu, is, ab, relu, &mut wide);
+                if T::NARROW {
+                    affine_in_place(&mut wide[at..at + len], mu, is, ab, relu);
+                } else {
+                    normalize_run::<T>(xs, ys, mu, is, ab, relu, &mut []);
+                }
             }
+        }
+        if T::NARROW {
+            T::narrow(wide, yo);
         }
     });
 }
@@ -127,16 +143,24 @@ fn normalize_run<T: Elem>(
     if T::NARROW {
         let wide = &mut wide[..xs.len()];
         T::widen(xs, wide);
-        for (p, v) in wide.iter_mut().enumerate() {
-            let (ga, be) = ab(p);
-            *v = act((*v - mu) * is * ga + be);
-        }
+        affine_in_place(wide, mu, is, ab, relu);
         T::narrow(wide, ys);
     } else {
         for (p, (yv, &xv)) in ys.iter_mut().zip(xs).enumerate() {
             let (ga, be) = ab(p);
             *yv = T::from_acc(act((xv.acc() - mu) * is * ga + be));
         }
+    }
+}
+
+/// [`normalize_run`]'s arithmetic on values already widened, in place.
+#[inline]
+fn affine_in_place<A: Real>(v: &mut [A], mu: A, is: A, ab: impl Fn(usize) -> (A, A), relu: bool) {
+    let zero = A::default();
+    for (p, x) in v.iter_mut().enumerate() {
+        let (ga, be) = ab(p);
+        let r = (*x - mu) * is * ga + be;
+        *x = if !relu || r > zero || r.is_nan() { r } else { zero };
     }
 }
 
@@ -254,14 +278,32 @@ fn group_backward<T: Elem>(
             if run == 0 {
                 return;
             }
-            dx.par_chunks_mut(run).enumerate().for_each(|(i, d)| {
-                let mut wide = vec![T::Acc::default(); if T::NARROW { 2 * len } else { 0 }];
-                let mut mbuf = Vec::new();
-                for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
-                    let k = [a, b, c, mu].map(T::Acc::of);
-                    let at = (i * groups + j) * len;
-                    let gr = masked_run(g, relu_y, at, len, &mut mbuf);
-                    dx_run::<T>(k, &x[at..at + len], gr, &mut d[j * len..(j + 1) * len], &mut wide);
+            // Image by image: the gradient masked once; f16/bf16 `x` and
+            // `g` widened once and `dx` rounded back once, with
+            // [`dx_run`]'s arithmetic per run.
+            let init = || (Vec::new(), Vec::new());
+            dx.par_chunks_mut(run).enumerate().for_each_init(init, |(mbuf, wide), (i, d)| {
+                let at = i * run;
+                let (xo, go) = (&x[at..at + run], masked_run(g, relu_y, at, run, mbuf));
+                if T::NARROW {
+                    wide.resize(2 * run, T::Acc::default());
+                    let (wx, wg) = wide.split_at_mut(run);
+                    T::widen(xo, wx);
+                    T::widen(go, wg);
+                    for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
+                        let [a, b, c, mu] = [a, b, c, mu].map(T::Acc::of);
+                        let r = j * len..(j + 1) * len;
+                        for (xv, &gv) in wx[r.clone()].iter_mut().zip(&wg[r]) {
+                            *xv = a * gv + b * (*xv - mu) + c;
+                        }
+                    }
+                    T::narrow(wx, d);
+                } else {
+                    for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
+                        let k = [a, b, c, mu].map(T::Acc::of);
+                        let r = j * len..(j + 1) * len;
+                        dx_run::<T>(k, &xo[r.clone()], &go[r.clone()], &mut d[r], &mut []);
+                    }
                 }
             });
         })?)

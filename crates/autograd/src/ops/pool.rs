@@ -124,7 +124,8 @@ fn max_plane_2x2<T: Elem, I: Offset>(
     let (plane, l) = (g.h * g.w, g.l());
     wide.resize(if T::NARROW { plane + l } else { 0 }, T::Acc::default());
     ks.resize(l, 0);
-    let (wx, wy) = wide.split_at_mut(plane.min(wide.len()));
+    let split = plane.min(wide.len());
+    let (wx, wy) = wide.split_at_mut(split);
     let xa = match T::acc_slice(xp) {
         Some(xa) => xa,
         None => {
