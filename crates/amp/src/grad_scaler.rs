@@ -29,6 +29,7 @@ use mixprec_autograd::scan::{self, ScanGuard};
 use mixprec_autograd::tensor::kernels::amp::{
     has_non_finite, has_non_finite_bf16, has_non_finite_f16, unscale_and_check,
 };
+use mixprec_autograd::tensor::kernels::slice::{Dst, Src};
 use mixprec_autograd::tensor::{DType, Tensor};
 
 use crate::error::{AmpError, Result};
@@ -91,8 +92,39 @@ pub trait AmpOptimizer {
         unscale_params(self.amp_params(), inv_scale)
     }
 
+    /// Checks every gradient for Inf/NaN ahead of an [`AmpOptimizer::amp_step`]
+    /// that may unscale them by `inv_scale` as it updates, instead of now:
+    /// what [`GradScaler::step`] calls when no [`GradScaler::unscale`] came
+    /// first, so nothing reads the unscaled gradients in between. Returns
+    /// the first non-finite one, as `unscale_grads` would. The default is
+    /// `unscale_grads`; [`crate::MasterWeights`] checks its f16/bf16 working
+    /// gradients in place and unscales them inside its optimizer's update.
+    fn unscale_for_step(&mut self, inv_scale: f32) -> Result<Option<NonFinite>> {
+        self.unscale_grads(inv_scale)
+    }
+
     /// Applies the update.
     fn amp_step(&mut self) -> Result<()>;
+
+    /// Whether [`AmpOptimizer::amp_step_param_scaled`] is available
+    /// (every `autograd` optimizer that implements
+    /// `Optimizer::step_param_scaled`). False by default.
+    fn amp_steps_scaled(&self) -> bool {
+        false
+    }
+
+    /// Updates parameter `i` of [`AmpOptimizer::amp_params`] (an f32 one)
+    /// from the gradient `f32(grad[j]) · inv_scale` read in place, writing
+    /// the updated values rounded into `copy` in the same pass (autograd's
+    /// `Optimizer::step_param_scaled`). The default refuses.
+    fn amp_step_param_scaled(&mut self, i: usize, grad: Src<'_>, inv_scale: f32, copy: Option<Dst<'_>>) -> Result<()> {
+        let _ = (i, grad, inv_scale, copy);
+        Err(mixprec_autograd::AutogradError::BadArgument {
+            op: "amp_step_param_scaled",
+            reason: "this optimizer only steps from its parameters' own gradients".into(),
+        }
+        .into())
+    }
 
     /// Sets the learning rate (schedules): every `autograd` optimizer and
     /// `MasterWeights` do; the default refuses with
@@ -395,18 +427,25 @@ impl GradScaler {
         if !self.enabled {
             return Ok(None);
         }
-        Ok(self.unscale_at(opt)?.1)
+        Ok(self.unscale_at(opt, false)?.1)
     }
 
-    /// [`GradScaler::unscale`], also returning the optimizer's index.
-    fn unscale_at<O: AmpOptimizer + ?Sized>(&mut self, opt: &mut O) -> Result<(usize, Option<NonFinite>)> {
+    /// [`GradScaler::unscale`], also returning the optimizer's index; with
+    /// `for_step` (from `step`, nothing reads the gradients before the
+    /// update) through [`AmpOptimizer::unscale_for_step`].
+    fn unscale_at<O: AmpOptimizer + ?Sized>(
+        &mut self,
+        opt: &mut O,
+        for_step: bool,
+    ) -> Result<(usize, Option<NonFinite>)> {
         let i = self.activate(opt.amp_params(), Stage::Unscaled)?;
         if self.config.statistics.is_some() {
             self.step_max = self.step_max.max(max_abs_grad(opt.amp_params()));
         }
         // PyTorch: inv_scale = 1/scale formed in f64 and rounded to f32.
         let inv_scale = (1.0 / self.state.scale as f64) as f32;
-        match opt.unscale_grads(inv_scale) {
+        let found = if for_step { opt.unscale_for_step(inv_scale) } else { opt.unscale_grads(inv_scale) };
+        match found {
             Ok(found) => {
                 self.optimizers[i].found = found;
                 Ok((i, found))
@@ -468,7 +507,7 @@ impl GradScaler {
                 }
                 i
             }
-            _ => self.unscale_at(opt)?.0,
+            _ => self.unscale_at(opt, true)?.0,
         };
         let s = &mut self.optimizers[i];
         s.stage = Some(Stage::Stepped);

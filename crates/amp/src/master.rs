@@ -3,18 +3,33 @@
 //! what the optimizer updates, so updates smaller than half an f16 ulp of
 //! the weight accumulate instead of rounding away.
 //!
-//! [`MasterWeights`] wraps any optimizer built over the masters. Unscaling
-//! moves each working copy's f16 gradient into its master's FP32 gradient
-//! in one pass (`unscale_and_check_f16`); the step updates the masters and
-//! writes the new working copies. Parameters chosen to stay FP32 (norm
+//! [`MasterWeights`] wraps any optimizer built over the masters. When the
+//! unscaled gradients are read before the update (an explicit
+//! `GradScaler::unscale`, for clipping), unscaling moves each working
+//! copy's f16 gradient into its master's FP32 gradient in one pass
+//! (`unscale_and_check_f16`), and the step updates the masters and writes
+//! the new working copies. Otherwise (`GradScaler::step` alone, or no
+//! scaler) the optimizer's update reads the working copy's gradient,
+//! unscales it as it loads it and writes the new working copy in the same
+//! pass (`Optimizer::step_param_scaled`): no FP32 gradient is written and
+//! no separate copy-out runs, with bit-identical results; the check for
+//! Inf/NaN reads the f16/bf16 gradients in place first, so a skipped step
+//! touches neither the weights nor the optimizer's state. The masters'
+//! gradients are then left empty. Parameters chosen to stay FP32 (norm
 //! layers' by default: those their layer declared with `Param::set_norm`)
 //! are their own masters. Once every buffer exists (after the first step),
 //! unscaling, stepping the masters and the copy-out allocate nothing.
 
+use std::cell::Cell;
+
 use half::{bf16, f16};
 use mixprec_autograd::tensor::DType;
-use mixprec_autograd::tensor::kernels::amp::{master_to_bf16, master_to_f16, unscale_and_check, unscale_and_check_f16};
+use mixprec_autograd::tensor::Tensor;
+use mixprec_autograd::tensor::kernels::amp::{
+    has_non_finite_bf16, has_non_finite_f16, master_to_bf16, master_to_f16, unscale_and_check, unscale_and_check_f16,
+};
 use mixprec_autograd::tensor::kernels::convert::bf16_to_f32;
+use mixprec_autograd::tensor::kernels::slice::{Dst, Src};
 use mixprec_autograd::{AutogradError, Param, Var};
 
 use crate::error::{AmpError, Result};
@@ -53,9 +68,46 @@ pub struct MasterWeights<O> {
     masters: Vec<Var>,
     working: Vec<Var>,
     inner: O,
-    /// Whether the working gradients were moved into the masters since the
-    /// last step (by the scaler's unscale); if not, the step moves them.
-    moved: bool,
+    /// Whether `inner` updates exactly `masters`, in order (its parameter
+    /// indices are the pairs'): the fused update needs it.
+    aligned: bool,
+    /// Where the gradients stand since the last step (reset by `zero_grad`).
+    grads: Cell<Grads>,
+}
+
+/// Where [`MasterWeights`]' gradients stand between backward and step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Grads {
+    /// In the working copies, not unscaled: the step moves them itself.
+    Working,
+    /// Unscaled into the masters' FP32 gradients.
+    Moved,
+    /// Checked in the working copies; the step unscales them by
+    /// `inv_scale` inside the update.
+    Deferred { inv_scale: f32 },
+}
+
+/// Whether `grad × inv_scale` is non-finite exactly where `grad` is, with
+/// NaN where `grad` is NaN (so checking and classifying the working
+/// gradient tells what unscaling it would find): a positive finite factor
+/// that takes no finite f16 (≤ 65504 < 2^16) beyond f32's range, and takes
+/// no finite bf16 beyond it either (≤ 1).
+fn check_in_place_ok(dtype: DType, inv_scale: f32) -> bool {
+    let ok = inv_scale.is_finite() && inv_scale > 0.0;
+    match dtype {
+        DType::F16 => ok && inv_scale < 2f32.powi(110),
+        DType::BF16 => ok && inv_scale <= 1.0,
+        _ => false,
+    }
+}
+
+/// A working gradient as a kernel source, if it is contiguous f16/bf16.
+fn low_src(g: &Tensor) -> Option<Src<'_>> {
+    match (g.as_slice::<f16>(), g.as_slice::<bf16>()) {
+        (Some(h), _) => Some(Src::F16(h)),
+        (None, Some(b)) => Some(Src::Bf16(b)),
+        (None, None) => None,
+    }
 }
 
 impl<O: AmpOptimizer> MasterWeights<O> {
@@ -99,7 +151,10 @@ impl<O: AmpOptimizer> MasterWeights<O> {
         let masters: Vec<Var> = pairs.iter().map(|p| p.master.clone()).collect();
         let working = pairs.iter().map(|p| p.working.clone()).collect();
         let inner = build(masters.clone())?;
-        Ok(MasterWeights { pairs, masters, working, inner, moved: false })
+        let id = |v: &Var| v.param().map(|p| p.id());
+        let ps = inner.amp_params();
+        let aligned = ps.len() == masters.len() && ps.iter().zip(&masters).all(|(a, b)| id(a) == id(b));
+        Ok(MasterWeights { pairs, masters, working, inner, aligned, grads: Cell::new(Grads::Working) })
     }
 
     /// The FP32 masters, in the order of the parameters given.
@@ -128,16 +183,88 @@ impl<O: AmpOptimizer> MasterWeights<O> {
             p.working.zero_grad();
             p.master.zero_grad();
         }
+        self.grads.set(Grads::Working);
     }
 
-    /// Without a loss scaler (bf16): moves the gradients into the masters,
-    /// steps and refreshes the working copies. Returns the first non-finite
-    /// gradient, if any (the step is applied regardless, as an unscaled
-    /// optimizer would).
+    /// Without a loss scaler (bf16): steps from the gradients and refreshes
+    /// the working copies. Returns the first non-finite gradient, if any
+    /// (the step is applied regardless, as an unscaled optimizer would).
     pub fn step(&mut self) -> Result<Option<NonFinite>> {
-        let found = if self.moved { None } else { self.unscale_grads(1.0)? };
+        let found = if self.grads.get() == Grads::Working { self.unscale_for_step(1.0)? } else { None };
         self.amp_step()?;
         Ok(found)
+    }
+
+    /// Whether the update can read the working gradients, unscaled by
+    /// `inv_scale`, in place: the optimizer updates from a source
+    /// gradient, and every working gradient is a contiguous f16/bf16 one
+    /// whose check in place tells what unscaling would find.
+    fn can_fuse(&self, inv_scale: f32) -> bool {
+        self.aligned
+            && self.inner.amp_steps_scaled()
+            && self.pairs.iter().filter(|p| p.low()).all(|p| {
+                p.working.param().is_some_and(|wp| {
+                    wp.with_grad(|g| g.is_none_or(|g| low_src(g).is_some() && check_in_place_ok(g.dtype(), inv_scale)))
+                })
+            })
+    }
+
+    /// Prepares the fused update: FP32 parameters unscaled in place (when
+    /// `inv_scale` is not 1 or `check` asks), the masters' gradients
+    /// cleared, and with `check` the working gradients checked in place.
+    /// The first non-finite gradient.
+    fn check_in_place(&mut self, inv_scale: f32, check: bool) -> Result<Option<NonFinite>> {
+        let mut first = None;
+        for (i, pair) in self.pairs.iter().enumerate() {
+            if !pair.low() {
+                if (check || inv_scale != 1.0)
+                    && let Some(found) = unscale_params(std::slice::from_ref(&pair.master), inv_scale)?
+                {
+                    first = first.or(Some(NonFinite { param: i, ..found }));
+                }
+                continue;
+            }
+            pair.master.zero_grad();
+            if !check || first.is_some() {
+                continue;
+            }
+            let wp = param_of(&pair.working)?;
+            first = wp.with_grad(|g| {
+                let g = g?;
+                let bad = match low_src(g)? {
+                    Src::F16(h) => has_non_finite_f16(h),
+                    Src::Bf16(b) => has_non_finite_bf16(b),
+                    _ => false,
+                };
+                bad.then(|| NonFinite { param: i, kind: classify(g) })
+            });
+        }
+        Ok(first)
+    }
+
+    /// The fused update: the FP32 parameters stepped by the optimizer from
+    /// their own gradients, then every working copy with a gradient: its
+    /// master updated from `gradient × inv_scale` and the copy rewritten in
+    /// the same pass.
+    fn fused_step(&mut self, inv_scale: f32) -> Result<()> {
+        // The low-precision masters have no gradient: this steps the FP32 parameters only.
+        self.inner.amp_step()?;
+        let MasterWeights { pairs, inner, .. } = self;
+        for (i, pair) in pairs.iter().enumerate().filter(|(_, p)| p.low()) {
+            let wp = param_of(&pair.working)?;
+            if !wp.has_grad() {
+                continue;
+            }
+            wp.update(|value, grad| -> Result<()> {
+                let Some(src) = grad.and_then(low_src) else { return Ok(()) };
+                let copy = match value.dtype() {
+                    DType::F16 => Dst::F16(value.data_mut::<f16>()?),
+                    _ => Dst::Bf16(value.data_mut::<bf16>()?),
+                };
+                inner.amp_step_param_scaled(i, src, inv_scale, Some(copy))
+            })?;
+        }
+        Ok(())
     }
 
     /// Writes `working = round(master)` for every low-precision pair, one
@@ -215,23 +342,52 @@ impl<O: AmpOptimizer> AmpOptimizer for MasterWeights<O> {
                 Some(_) => {}
             }
         }
-        self.moved = true;
+        self.grads.set(Grads::Moved);
         Ok(first)
     }
 
-    /// Steps the masters (moving the gradients first if no unscale did),
-    /// then writes the new working copies.
-    fn amp_step(&mut self) -> Result<()> {
-        if !self.moved {
-            self.unscale_grads(1.0)?;
+    /// Checks the working gradients in place (f16/bf16, one read pass) and
+    /// leaves the unscaling to the update, when the optimizer can update
+    /// from them ([`AmpOptimizer::amp_steps_scaled`]); otherwise unscales
+    /// them into the masters as `unscale_grads`.
+    fn unscale_for_step(&mut self, inv_scale: f32) -> Result<Option<NonFinite>> {
+        if !self.can_fuse(inv_scale) {
+            return self.unscale_grads(inv_scale);
         }
-        self.moved = false;
-        self.inner.amp_step()?;
-        self.refresh_working()?;
-        Ok(())
+        let found = self.check_in_place(inv_scale, true)?;
+        self.grads.set(Grads::Deferred { inv_scale });
+        Ok(found)
+    }
+
+    /// Steps the masters and writes the new working copies: from the
+    /// masters' gradients after `unscale_grads`; otherwise from the working
+    /// gradients in one fused pass each where the optimizer can, else
+    /// moving them into the masters first.
+    fn amp_step(&mut self) -> Result<()> {
+        let grads = self.grads.replace(Grads::Working);
+        match grads {
+            Grads::Deferred { inv_scale } => self.fused_step(inv_scale),
+            Grads::Working if self.can_fuse(1.0) => {
+                self.check_in_place(1.0, false)?;
+                self.fused_step(1.0)
+            }
+            Grads::Working | Grads::Moved => {
+                if grads == Grads::Working {
+                    self.unscale_grads(1.0)?;
+                    self.grads.set(Grads::Working);
+                }
+                self.inner.amp_step()?;
+                self.refresh_working()?;
+                Ok(())
+            }
+        }
     }
 
     fn amp_set_lr(&mut self, lr: f64) -> Result<()> {
         self.inner.amp_set_lr(lr)
+    }
+
+    fn amp_steps_scaled(&self) -> bool {
+        false
     }
 }

@@ -6,6 +6,7 @@
 use mixprec_autograd::Var;
 use mixprec_autograd::nn::Module;
 use mixprec_autograd::optim::Optimizer;
+use mixprec_autograd::tensor::kernels::slice::{Dst, Src};
 
 use crate::error::Result;
 use crate::grad_scaler::AmpOptimizer;
@@ -23,6 +24,14 @@ impl<O: Optimizer> AmpOptimizer for O {
     fn amp_set_lr(&mut self, lr: f64) -> Result<()> {
         self.set_lr(lr)?;
         Ok(())
+    }
+
+    fn amp_steps_scaled(&self) -> bool {
+        self.steps_scaled()
+    }
+
+    fn amp_step_param_scaled(&mut self, i: usize, grad: Src<'_>, inv_scale: f32, copy: Option<Dst<'_>>) -> Result<()> {
+        Ok(self.step_param_scaled(i, grad, inv_scale, copy)?)
     }
 }
 

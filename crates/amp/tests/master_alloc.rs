@@ -5,7 +5,8 @@
 //! nothing (counted by a global allocator; this binary holds only this
 //! test). The optimizer is a plain in-place SGD (amp's path alone), then
 //! the library's `Sgd` (momentum, Nesterov, weight decay), `Adam` and
-//! `AdamW`; the library optimizers are also counted alone on f16 and bf16
+//! `AdamW`, each also through the fused update (`GradScaler::step` alone);
+//! the library optimizers are also counted alone on f16 and bf16
 //! parameters (gradients widened and values rounded through their scratch).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -107,7 +108,19 @@ fn adamw(params: Vec<Var>) -> mixprec_amp::Result<AdamW> {
 /// beside the low-precision ones) in `precision` with the optimizer
 /// `build` makes; returns the allocations of the master-weights part of
 /// each step.
-fn run<O: AmpOptimizer>(precision: Precision, mut scaler: GradScaler, steps: usize, build: Build<O>) -> Vec<usize> {
+fn run<O: AmpOptimizer>(precision: Precision, scaler: GradScaler, steps: usize, build: Build<O>) -> Vec<usize> {
+    run_with(precision, scaler, steps, build, true)
+}
+
+/// [`run`], with `unscale` false: `GradScaler::step` alone (the fused
+/// update for the library optimizers: no FP32 master gradients).
+fn run_with<O: AmpOptimizer>(
+    precision: Precision,
+    mut scaler: GradScaler,
+    steps: usize,
+    build: Build<O>,
+    unscale: bool,
+) -> Vec<usize> {
     let mut rng = Generator::new(11);
     let model = Sequential::new()
         .push(Linear::new(64, 96, &mut rng).unwrap())
@@ -128,7 +141,9 @@ fn run<O: AmpOptimizer>(precision: Precision, mut scaler: GradScaler, steps: usi
         drop(loss);
         let mut outcome = None;
         counts.push(allocations(|| {
-            scaler.unscale(&mut mw).unwrap();
+            if unscale {
+                scaler.unscale(&mut mw).unwrap();
+            }
             outcome = Some(scaler.step(&mut mw).unwrap());
             scaler.update().unwrap();
             mw.zero_grad();
@@ -164,11 +179,22 @@ fn the_master_weights_step_allocates_nothing_once_warm() {
 
 fn the_master_weights_step_with_the_library_optimizers_allocates_nothing_once_warm() {
     let scaler = || GradScaler::new(ScalerConfig::default()).unwrap();
+    let fused_sgd = run_with(Precision::MasterWeights, scaler(), 8, sgd, false);
+    let fused_adam = run_with(Precision::MasterWeights, scaler(), 8, adam, false);
+    let fused_adamw = run_with(Precision::MasterWeightsBf16, GradScaler::disabled(), 8, adamw, false);
     let sgd = run(Precision::MasterWeights, scaler(), 8, sgd);
     let adam = run(Precision::MasterWeights, scaler(), 8, adam);
     let adamw = run(Precision::MasterWeightsBf16, GradScaler::disabled(), 8, adamw);
     eprintln!("allocations per step: Sgd {sgd:?}, Adam {adam:?}, AdamW (bf16) {adamw:?}");
-    for (name, c) in [("Sgd", &sgd), ("Adam", &adam), ("AdamW", &adamw)] {
+    eprintln!("fused: Sgd {fused_sgd:?}, Adam {fused_adam:?}, AdamW (bf16) {fused_adamw:?}");
+    for (name, c) in [
+        ("Sgd", &sgd),
+        ("Adam", &adam),
+        ("AdamW", &adamw),
+        ("fused Sgd", &fused_sgd),
+        ("fused Adam", &fused_adam),
+        ("fused AdamW", &fused_adamw),
+    ] {
         assert_warm_free(name, c);
     }
 }

@@ -1,7 +1,9 @@
 //! Optimizer update kernels on FP32 master weights, with PyTorch's
 //! semantics: SGD (momentum, dampening, Nesterov, L2 weight decay) and
 //! Adam/AdamW. Each optionally writes the f16/bf16 working copy of the
-//! updated weights in the same pass (the paper's step 10).
+//! updated weights in the same pass (the paper's step 10). The `*_scaled`
+//! forms read a loss-scaled f32/f16/bf16 gradient and unscale it as they
+//! load it, so master weights need no FP32 gradient buffer.
 //!
 //! Every path evaluates the same sequence of FP32 operations (FMA where
 //! written below) with the same scalar constants, so all paths give
@@ -10,7 +12,7 @@
 //! them before any update runs).
 
 use crate::dispatch::{active, kernel_table};
-use crate::slice::Dst;
+use crate::slice::{Dst, Src};
 
 /// SGD hyper-parameters (PyTorch's `torch.optim.SGD`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -113,6 +115,10 @@ kernel_table! {
         sgd: fn(&Sgd, &mut [f32], &[f32], Option<&mut [f32]>, bool, Option<Dst<'_>>),
         /// One Adam/AdamW step.
         adam: fn(&AdamStep, &mut [f32], &[f32], &mut [f32], &mut [f32], Option<Dst<'_>>),
+        /// One SGD step from a scaled gradient of any type.
+        sgd_scaled: fn(&Sgd, &mut [f32], Src<'_>, f32, Option<&mut [f32]>, bool, Option<Dst<'_>>),
+        /// One Adam/AdamW step from a scaled gradient of any type.
+        adam_scaled: fn(&AdamStep, &mut [f32], Src<'_>, f32, &mut [f32], &mut [f32], Option<Dst<'_>>),
     }
 }
 
@@ -160,4 +166,55 @@ pub fn adam(st: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32
     assert!(g.len() == n && m.len() == n && v.len() == n, "optim::adam: weights, gradients and moments lengths differ");
     check_copy("adam", n, &copy);
     (active().optim.adam.f)(st, w, g, m, v, copy)
+}
+
+/// [`sgd`] from the gradient `f32(g[i]) · inv_scale` (widened exactly, one
+/// rounding: the value `amp::unscale_and_check_f16` or `unscale_and_check`
+/// would have written), read from `g` in the same pass: the loss scaler's
+/// unscale folded into the update. Bit-identical to unscaling into an f32
+/// buffer and calling [`sgd`] on it.
+///
+/// # Panics
+/// If the lengths differ, `g` is f64, or `buf` is `None` while `momentum != 0`.
+pub fn sgd_scaled(
+    p: &Sgd,
+    w: &mut [f32],
+    g: Src<'_>,
+    inv_scale: f32,
+    buf: Option<&mut [f32]>,
+    first_step: bool,
+    copy: Option<Dst<'_>>,
+) {
+    assert_eq!(w.len(), g.len(), "optim::sgd_scaled: weights and gradients lengths differ");
+    assert!(!matches!(g, Src::F64(_)), "optim::sgd_scaled: f64 gradients are not supported");
+    if p.momentum != 0.0 {
+        let b = buf.as_ref().expect("optim::sgd_scaled: momentum needs a buffer");
+        assert_eq!(b.len(), w.len(), "optim::sgd_scaled: momentum buffer and weights lengths differ");
+    }
+    check_copy("sgd_scaled", w.len(), &copy);
+    (active().optim.sgd_scaled.f)(p, w, g, inv_scale, buf, first_step, copy)
+}
+
+/// [`adam`] from the gradient `f32(g[i]) · inv_scale`, as [`sgd_scaled`]:
+/// bit-identical to unscaling into an f32 buffer and calling [`adam`].
+///
+/// # Panics
+/// If the lengths differ or `g` is f64.
+pub fn adam_scaled(
+    st: &AdamStep,
+    w: &mut [f32],
+    g: Src<'_>,
+    inv_scale: f32,
+    m: &mut [f32],
+    v: &mut [f32],
+    copy: Option<Dst<'_>>,
+) {
+    let n = w.len();
+    assert!(
+        g.len() == n && m.len() == n && v.len() == n,
+        "optim::adam_scaled: weights, gradients and moments lengths differ"
+    );
+    assert!(!matches!(g, Src::F64(_)), "optim::adam_scaled: f64 gradients are not supported");
+    check_copy("adam_scaled", n, &copy);
+    (active().optim.adam_scaled.f)(st, w, g, inv_scale, m, v, copy)
 }

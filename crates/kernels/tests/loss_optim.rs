@@ -309,6 +309,101 @@ proptest! {
     }
 }
 
+/// A gradient of `elem` from `vals`, and the FP32 values unscaling it by
+/// `inv` gives (`f32(g) · inv`, one rounding: `amp::unscale_and_check_f16`'s).
+fn scaled_grad(elem: Elem, vals: &[f32], inv: f32) -> (Buf, Vec<f32>) {
+    let g = Buf::from_f64(elem, &vals.iter().map(|&v| v as f64).collect::<Vec<_>>());
+    let unscaled = (0..g.len()).map(|i| g.get(i) as f32 * inv).collect();
+    (g, unscaled)
+}
+
+fn grad_elem() -> impl Strategy<Value = Elem> {
+    prop_oneof![Just(Elem::F32), Just(Elem::F16), Just(Elem::Bf16)]
+}
+
+fn inv_scale() -> impl Strategy<Value = f32> {
+    prop_oneof![Just(1.0f32), Just(1.0 / 65536.0), Just((1.0f64 / 3.0) as f32), Just(1024.0), Just(1e-30)]
+}
+
+impl Copy {
+    fn same(&self, other: &Copy) -> bool {
+        let h = |a: &[f16], b: &[f16]| {
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+        };
+        let b = |a: &[bf16], b: &[bf16]| {
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+        };
+        same_bits(&self.f32, &other.f32) && h(&self.f16, &other.f16) && b(&self.bf16, &other.bf16)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `sgd_scaled` on an f32/f16/bf16 gradient with the unscale folded in
+    /// is bit-identical, on every path, to unscaling into an f32 buffer
+    /// and running `sgd` (weights, momentum and copy), specials included.
+    #[test]
+    fn sgd_scaled_is_unscale_then_sgd(len in length(), off in 0usize..17, seed: u64, momentum in prop_oneof![Just(0.0f32), Just(0.9)],
+                                      wd in prop_oneof![Just(0.0f32), Just(1e-4)], nesterov: bool, first: bool, kind in copy_kind(),
+                                      elem in grad_elem(), inv in inv_scale(), every in prop_oneof![Just(0u32), 2u32..50]) {
+        let mut rng = SplitMix(seed);
+        let p = Sgd { lr: 0.05, momentum, dampening: 0.0, weight_decay: wd, nesterov: nesterov && momentum != 0.0 };
+        let w0: Vec<f32> = (0..len + off).map(|_| rng.next_f32()).collect();
+        let w0 = with_specials(&mut rng, w0, every);
+        let g: Vec<f32> = (0..len + off).map(|_| rng.next_f32() * 1000.0).collect();
+        let g = with_specials(&mut rng, g, every);
+        let (g, unscaled) = scaled_grad(elem, &g, inv);
+        let b0: Vec<f32> = (0..len + off).map(|_| rng.next_f32() * 0.01).collect();
+        for k in paths() {
+            let (mut w, mut b, mut c) = (w0.clone(), b0.clone(), Copy::new(kind, len + off));
+            let buf = if momentum != 0.0 { Some(&mut b[off..]) } else { None };
+            (k.optim.sgd.f)(&p, &mut w[off..], &unscaled[off..], buf, first, c.dst(off));
+            let (mut w2, mut b2, mut c2) = (w0.clone(), b0.clone(), Copy::new(kind, len + off));
+            let buf = if momentum != 0.0 { Some(&mut b2[off..]) } else { None };
+            let src = match &g { Buf::F32(v) => Src::F32(&v[off..]), Buf::F16(v) => Src::F16(&v[off..]), Buf::Bf16(v) => Src::Bf16(&v[off..]), Buf::F64(_) => unreachable!() };
+            (k.optim.sgd_scaled.f)(&p, &mut w2[off..], src, inv, buf, first, c2.dst(off));
+            prop_assert!(same_bits(&w, &w2) && same_bits(&b, &b2) && c.same(&c2), "{}: {elem:?} × {inv:e}", k.label());
+        }
+    }
+
+    /// `adam_scaled` against unscaling then `adam`, over two steps: bit-identical on every path.
+    #[test]
+    fn adam_scaled_is_unscale_then_adam(len in length(), off in 0usize..17, seed: u64, decoupled: bool, wd in prop_oneof![Just(0.0f32), Just(0.01)],
+                                        kind in copy_kind(), elem in grad_elem(), inv in inv_scale(), every in prop_oneof![Just(0u32), 2u32..50]) {
+        let mut rng = SplitMix(seed);
+        let a = Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd, decoupled };
+        let w0: Vec<f32> = (0..len + off).map(|_| rng.next_f32()).collect();
+        let w0 = with_specials(&mut rng, w0, every);
+        let grads: Vec<(Buf, Vec<f32>)> = (0..2)
+            .map(|_| {
+                let g: Vec<f32> = (0..len + off).map(|_| rng.next_f32() * 1000.0).collect();
+                let g = with_specials(&mut rng, g, every);
+                scaled_grad(elem, &g, inv)
+            })
+            .collect();
+        for k in paths() {
+            let n = len + off;
+            let (mut w, mut m, mut v, mut c) = (w0.clone(), vec![0.0f32; n], vec![0.0f32; n], Copy::new(kind, n));
+            let (mut w2, mut m2, mut v2, mut c2) = (w0.clone(), vec![0.0f32; n], vec![0.0f32; n], Copy::new(kind, n));
+            for (t, (g, unscaled)) in grads.iter().enumerate() {
+                let st = a.step(t as u64 + 1);
+                (k.optim.adam.f)(&st, &mut w[off..], &unscaled[off..], &mut m[off..], &mut v[off..], c.dst(off));
+                let src = match g { Buf::F32(x) => Src::F32(&x[off..]), Buf::F16(x) => Src::F16(&x[off..]), Buf::Bf16(x) => Src::Bf16(&x[off..]), Buf::F64(_) => unreachable!() };
+                (k.optim.adam_scaled.f)(&st, &mut w2[off..], src, inv, &mut m2[off..], &mut v2[off..], c2.dst(off));
+            }
+            prop_assert!(same_bits(&w, &w2) && same_bits(&m, &m2) && same_bits(&v, &v2) && c.same(&c2), "{}: {elem:?} × {inv:e}", k.label());
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "f64 gradients")]
+fn sgd_scaled_refuses_f64_gradients() {
+    let p = Sgd { lr: 0.1, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false };
+    mixprec_kernels::optim::sgd_scaled(&p, &mut [0.0f32; 3], Src::F64(&[1.0; 3]), 1.0, None, true, None);
+}
+
 /// Logits for the cross-entropy properties: `scale·[-1, 1)`, with special
 /// values (±0, subnormals, ±65504, ±Inf, NaN) one in `every` (none for 0).
 fn logits_with_specials(rng: &mut SplitMix, len: usize, scale: f64, every: u32) -> Vec<f64> {

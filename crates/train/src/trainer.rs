@@ -26,6 +26,7 @@ use mixprec::autograd::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use mixprec::autograd::{Var, no_grad};
 use mixprec::data::{ImageSet, Normalize};
 use mixprec::tensor::Tensor;
+use mixprec::tensor::kernels::slice::{Dst, Src};
 use mixprec::tensor::random::{Generator, GeneratorState};
 use mixprec::tensor::{DType, memory};
 
@@ -69,6 +70,18 @@ impl Optimizer for AnyOptimizer {
     }
     fn set_lr(&mut self, lr: f64) -> mixprec::autograd::Result<()> {
         self.0.set_lr(lr)
+    }
+    fn steps_scaled(&self) -> bool {
+        self.0.steps_scaled()
+    }
+    fn step_param_scaled(
+        &mut self,
+        i: usize,
+        grad: Src<'_>,
+        inv_scale: f32,
+        copy: Option<Dst<'_>>,
+    ) -> mixprec::autograd::Result<()> {
+        self.0.step_param_scaled(i, grad, inv_scale, copy)
     }
 }
 

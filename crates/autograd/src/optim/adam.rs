@@ -3,6 +3,7 @@
 //! whatever the parameter dtype.
 
 use mixprec_tensor::kernels::optim as kernel;
+use mixprec_tensor::kernels::slice::{Dst, Src};
 use rayon::prelude::*;
 
 use crate::error::{AutogradError, Result};
@@ -89,7 +90,6 @@ impl AdamCore {
 
     fn step(&mut self) -> Result<()> {
         let c = self.config;
-        let (b1, b2) = c.betas;
         let decoupled = self.decoupled;
         let scratch = &mut self.scratch;
         for (i, p) in self.params.iter().enumerate() {
@@ -97,17 +97,7 @@ impl AdamCore {
             let st = &mut self.state;
             param.update(|value, grad| -> Result<()> {
                 let Some(grad) = grad else { return Ok(()) };
-                // `steps`, `exp_avg` and `exp_avg_sq` have one slot per
-                // parameter (`new` and `load_state` check it). A loaded
-                // count may be anything: stop at the end of u64 instead of
-                // wrapping to a first step.
-                let t = st.steps[i].checked_add(1).ok_or_else(|| {
-                    AutogradError::bad("Adam::step", format!("the step count of parameter {i} is at u64::MAX"))
-                })?;
-                st.steps[i] = t;
-                let m = st.exp_avg[i].get_or_insert_with(|| vec![0.0; grad.numel()]);
-                let v = st.exp_avg_sq[i].get_or_insert_with(|| vec![0.0; grad.numel()]);
-                let st = kernel::AdamStep::new(c.lr, b1, b2, c.eps, c.weight_decay, decoupled, t);
+                let (st, m, v) = next_step(st, &c, decoupled, i, grad.numel())?;
                 update::apply(value, grad, scratch, |w, g, copy| {
                     let n = w.len();
                     w.par_chunks_mut(update::CHUNK)
@@ -121,6 +111,28 @@ impl AdamCore {
         Ok(())
     }
 
+    fn step_param_scaled(&mut self, i: usize, grad: Src<'_>, inv_scale: f32, copy: Option<Dst<'_>>) -> Result<()> {
+        let (c, decoupled) = (self.config, self.decoupled);
+        let Some(p) = self.params.get(i) else {
+            return Err(AutogradError::bad("Adam::step_param_scaled", format!("no parameter {i}")));
+        };
+        let param = p.param().ok_or_else(|| AutogradError::bad("Adam::step_param_scaled", "not a parameter"))?;
+        let state = &mut self.state;
+        param.update(|value, _| {
+            // Checked before the state moves: a refused call changes nothing.
+            update::check_scaled("Adam::step_param_scaled", value, grad, &copy)?;
+            let (st, m, v) = next_step(state, &c, decoupled, i, value.numel())?;
+            let w = value.data_mut::<f32>()?;
+            let n = w.len();
+            w.par_chunks_mut(update::CHUNK)
+                .zip(update::chunks_src(grad))
+                .zip(m.par_chunks_mut(update::CHUNK).zip(v.par_chunks_mut(update::CHUNK)))
+                .zip(update::chunks_dst(copy, n))
+                .for_each(|(((w, g), (m, v)), c)| kernel::adam_scaled(&st, w, g, inv_scale, m, v, c));
+            Ok(())
+        })
+    }
+
     fn load_state(&mut self, state: AdamState) -> Result<()> {
         let n = self.params.len();
         let fits = |b: &Vec<Option<Vec<f32>>>| {
@@ -132,6 +144,28 @@ impl AdamCore {
         self.state = state;
         Ok(())
     }
+}
+
+/// Advances parameter `i`'s step count (`steps`, `exp_avg` and
+/// `exp_avg_sq` have one slot per parameter: `new` and `load_state` check
+/// it) and returns the step's scalars and its moments (created on the first
+/// step). A loaded count may be anything: stop at the end of u64 instead of
+/// wrapping to a first step.
+fn next_step<'s>(
+    st: &'s mut AdamState,
+    c: &AdamConfig,
+    decoupled: bool,
+    i: usize,
+    n: usize,
+) -> Result<(kernel::AdamStep, &'s mut Vec<f32>, &'s mut Vec<f32>)> {
+    let t = st.steps[i]
+        .checked_add(1)
+        .ok_or_else(|| AutogradError::bad("Adam::step", format!("the step count of parameter {i} is at u64::MAX")))?;
+    st.steps[i] = t;
+    let m = st.exp_avg[i].get_or_insert_with(|| vec![0.0; n]);
+    let v = st.exp_avg_sq[i].get_or_insert_with(|| vec![0.0; n]);
+    let (b1, b2) = c.betas;
+    Ok((kernel::AdamStep::new(c.lr, b1, b2, c.eps, c.weight_decay, decoupled, t), m, v))
 }
 
 macro_rules! adam_api {
@@ -165,6 +199,20 @@ macro_rules! adam_api {
 
             fn params(&self) -> &[Var] {
                 &self.inner.params
+            }
+
+            fn steps_scaled(&self) -> bool {
+                true
+            }
+
+            fn step_param_scaled(
+                &mut self,
+                i: usize,
+                grad: Src<'_>,
+                inv_scale: f32,
+                copy: Option<Dst<'_>>,
+            ) -> Result<()> {
+                self.inner.step_param_scaled(i, grad, inv_scale, copy)
             }
 
             fn lr(&self) -> f64 {

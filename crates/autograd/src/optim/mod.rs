@@ -17,7 +17,9 @@ pub use adam::{Adam, AdamConfig, AdamState, AdamW};
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use sgd::{Sgd, SgdConfig, SgdState};
 
-use crate::error::Result;
+use mixprec_tensor::kernels::slice::{Dst, Src};
+
+use crate::error::{AutogradError, Result};
 use crate::var::Var;
 
 /// What every optimizer does.
@@ -38,6 +40,25 @@ pub trait Optimizer {
     /// [`AutogradError`](crate::AutogradError) and the optimizer keeps the
     /// rate it had.
     fn set_lr(&mut self, lr: f64) -> Result<()>;
+
+    /// Whether [`Optimizer::step_param_scaled`] is implemented (it is for
+    /// [`Sgd`], [`Adam`] and [`AdamW`]).
+    fn steps_scaled(&self) -> bool {
+        false
+    }
+
+    /// Updates parameter `i` (in `params()` order; an f32 one) exactly as
+    /// [`Optimizer::step`] would if its gradient were `f32(grad[j]) ·
+    /// inv_scale` (one rounding), reading `grad` in place instead of its own
+    /// gradient, and writes the updated values rounded into `copy` in the
+    /// same pass; then bumps its version. FP32 master weights use it to
+    /// update from their f16/bf16 working copy's loss-scaled gradient
+    /// straight into that copy, with no FP32 gradient buffer. The default
+    /// refuses ([`Optimizer::steps_scaled`] is false).
+    fn step_param_scaled(&mut self, i: usize, grad: Src<'_>, inv_scale: f32, copy: Option<Dst<'_>>) -> Result<()> {
+        let _ = (i, grad, inv_scale, copy);
+        Err(AutogradError::bad("step_param_scaled", "this optimizer only steps from its parameters' own gradients"))
+    }
 
     /// Clears every parameter's gradient.
     fn zero_grad(&self) {

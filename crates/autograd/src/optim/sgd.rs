@@ -2,6 +2,7 @@
 //! momentum and L2 weight decay, as PyTorch's `torch.optim.SGD`.
 
 use mixprec_tensor::kernels::optim as kernel;
+use mixprec_tensor::kernels::slice::{Dst, Src};
 use rayon::prelude::*;
 
 use crate::error::{AutogradError, Result};
@@ -96,16 +97,22 @@ impl Sgd {
     }
 }
 
-impl Optimizer for Sgd {
-    fn step(&mut self) -> Result<()> {
+impl Sgd {
+    fn kernel_params(&self) -> kernel::Sgd {
         let c = self.config;
-        let k = kernel::Sgd {
+        kernel::Sgd {
             lr: c.lr as f32,
             momentum: c.momentum as f32,
             dampening: c.dampening as f32,
             weight_decay: c.weight_decay as f32,
             nesterov: c.nesterov,
-        };
+        }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self) -> Result<()> {
+        let k = self.kernel_params();
         let scratch = &mut self.scratch;
         for (p, buf) in self.params.iter().zip(self.state.momentum.iter_mut()) {
             let Some(param) = p.param().filter(|p| p.has_grad()) else { continue };
@@ -127,6 +134,30 @@ impl Optimizer for Sgd {
             })?;
         }
         Ok(())
+    }
+
+    fn steps_scaled(&self) -> bool {
+        true
+    }
+
+    fn step_param_scaled(&mut self, i: usize, grad: Src<'_>, inv_scale: f32, copy: Option<Dst<'_>>) -> Result<()> {
+        let k = self.kernel_params();
+        let (Some(p), Some(buf)) = (self.params.get(i), self.state.momentum.get_mut(i)) else {
+            return Err(AutogradError::bad("Sgd::step_param_scaled", format!("no parameter {i}")));
+        };
+        let param = p.param().ok_or_else(|| AutogradError::bad("Sgd::step_param_scaled", "not a parameter"))?;
+        param.update(|value, _| {
+            update::check_scaled("Sgd::step_param_scaled", value, grad, &copy)?;
+            let w = value.data_mut::<f32>()?;
+            let n = w.len();
+            let first = buf.is_none();
+            let b = if k.momentum != 0.0 { Some(buf.get_or_insert_with(|| vec![0.0; n]).as_mut_slice()) } else { None };
+            w.par_chunks_mut(update::CHUNK)
+                .zip(update::chunks_src(grad))
+                .zip(update::chunks_opt(b, n).zip(update::chunks_dst(copy, n)))
+                .for_each(|((w, g), (b, c))| kernel::sgd_scaled(&k, w, g, inv_scale, b, first, c));
+            Ok(())
+        })
     }
 
     fn params(&self) -> &[Var] {

@@ -9,7 +9,8 @@
 //! are zipped lazily and the f32 scratch lives in the optimizer ([`Scratch`]).
 
 use half::{bf16, f16};
-use mixprec_tensor::kernels::{convert, slice::Dst};
+use mixprec_tensor::kernels::convert;
+use mixprec_tensor::kernels::slice::{Dst, Src};
 use mixprec_tensor::{DType, Tensor};
 use rayon::iter::Either;
 use rayon::prelude::*;
@@ -48,6 +49,38 @@ pub(crate) fn chunks_dst(d: Option<Dst<'_>>, n: usize) -> impl IndexedParallelIt
             Either::Right(Either::Right(Either::Right(s.par_chunks_mut(CHUNK).map(|c| Some(Dst::F64(c))))))
         }
     }
+}
+
+/// The chunks of a gradient of any type (`None` items never occur; f64 is
+/// refused before this is called).
+pub(crate) fn chunks_src(g: Src<'_>) -> impl IndexedParallelIterator<Item = Src<'_>> {
+    match g {
+        Src::F32(s) => Either::Left(Either::Left(s.par_chunks(CHUNK).map(Src::F32))),
+        Src::F16(s) => Either::Left(Either::Right(s.par_chunks(CHUNK).map(Src::F16))),
+        Src::Bf16(s) => Either::Right(Either::Left(s.par_chunks(CHUNK).map(Src::Bf16))),
+        Src::F64(s) => Either::Right(Either::Right(s.par_chunks(CHUNK).map(Src::F64))),
+    }
+}
+
+/// Checks a parameter that `op` updates from a gradient held elsewhere
+/// (`step_param_scaled`): the value is f32, the gradient not f64, and the
+/// gradient and the copy have the value's length.
+pub(crate) fn check_scaled(op: &'static str, value: &Tensor, grad: Src<'_>, copy: &Option<Dst<'_>>) -> Result<()> {
+    let n = value.numel();
+    if value.dtype() != DType::F32 {
+        return Err(AutogradError::bad(op, format!("the parameter is {}, not f32", value.dtype())));
+    }
+    if matches!(grad, Src::F64(_)) {
+        return Err(no_f64());
+    }
+    if grad.len() != n || copy.as_ref().is_some_and(|c| c.len() != n) {
+        let c = copy.as_ref().map_or(n, |c| c.len());
+        return Err(AutogradError::bad(
+            op,
+            format!("a gradient of {} and a copy of {c} elements for a parameter of {n}", grad.len()),
+        ));
+    }
+    Ok(())
 }
 
 fn no_f64() -> AutogradError {

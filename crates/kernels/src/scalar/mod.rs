@@ -60,6 +60,11 @@ pub(crate) fn table() -> Kernels {
             cross_entropy: kernel!(loss::cross_entropy_scalar),
             cross_entropy_grad: kernel!(loss::cross_entropy_grad_scalar),
         },
-        optim: crate::optim::Table { sgd: kernel!(optim::sgd_scalar), adam: kernel!(optim::adam_scalar) },
+        optim: crate::optim::Table {
+            sgd: kernel!(optim::sgd_scalar),
+            adam: kernel!(optim::adam_scalar),
+            sgd_scaled: kernel!(optim::sgd_scaled_scalar),
+            adam_scaled: kernel!(optim::adam_scaled_scalar),
+        },
     }
 }

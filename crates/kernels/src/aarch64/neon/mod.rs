@@ -56,6 +56,8 @@ entries! {
     fn cross_entropy_grad_neon(x: Src<'_>, rows: usize, n: usize, t: &[usize], lse: Src<'_>, g: Src<'_>, grad: Dst<'_>) = loss::cross_entropy_grad::<Neon>;
     fn sgd_neon(p: &Sgd, w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd::<Neon>;
     fn adam_neon(a: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam::<Neon>;
+    fn sgd_scaled_neon(p: &Sgd, w: &mut [f32], g: Src<'_>, inv_scale: f32, buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd_scaled::<Neon>;
+    fn adam_scaled_neon(a: &AdamStep, w: &mut [f32], g: Src<'_>, inv_scale: f32, m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam_scaled::<Neon>;
 }
 
 /// Overrides the entries this path implements.
@@ -94,6 +96,8 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.loss.cross_entropy_grad = kernel!(cross_entropy_grad_neon);
     k.optim.sgd = kernel!(sgd_neon);
     k.optim.adam = kernel!(adam_neon);
+    k.optim.sgd_scaled = kernel!(sgd_scaled_neon);
+    k.optim.adam_scaled = kernel!(adam_scaled_neon);
     k.gemm = gemm::table(features.fp16 && features.fhm);
     if features.fp16 {
         k.ew.binary = kernel!(fp16::binary_neon_fp16);

@@ -53,6 +53,8 @@ entries! {
     fn cross_entropy_grad_avx2(x: Src<'_>, rows: usize, n: usize, t: &[usize], lse: Src<'_>, g: Src<'_>, grad: Dst<'_>) = loss::cross_entropy_grad::<Avx2>;
     fn sgd_avx2(p: &Sgd, w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd::<Avx2>;
     fn adam_avx2(a: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam::<Avx2>;
+    fn sgd_scaled_avx2(p: &Sgd, w: &mut [f32], g: Src<'_>, inv_scale: f32, buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd_scaled::<Avx2>;
+    fn adam_scaled_avx2(a: &AdamStep, w: &mut [f32], g: Src<'_>, inv_scale: f32, m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam_scaled::<Avx2>;
 }
 
 /// Overrides the entries this path implements.
@@ -92,4 +94,6 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.loss.cross_entropy_grad = kernel!(cross_entropy_grad_avx2);
     k.optim.sgd = kernel!(sgd_avx2);
     k.optim.adam = kernel!(adam_avx2);
+    k.optim.sgd_scaled = kernel!(sgd_scaled_avx2);
+    k.optim.adam_scaled = kernel!(adam_scaled_avx2);
 }

@@ -57,6 +57,8 @@ entries! {
     fn cross_entropy_grad_avx512(x: Src<'_>, rows: usize, n: usize, t: &[usize], lse: Src<'_>, g: Src<'_>, grad: Dst<'_>) = loss::cross_entropy_grad::<V4>;
     fn sgd_avx512(p: &Sgd, w: &mut [f32], g: &[f32], buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd::<V4>;
     fn adam_avx512(a: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam::<V4>;
+    fn sgd_scaled_avx512(p: &Sgd, w: &mut [f32], g: Src<'_>, inv_scale: f32, buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd_scaled::<V4>;
+    fn adam_scaled_avx512(a: &AdamStep, w: &mut [f32], g: Src<'_>, inv_scale: f32, m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam_scaled::<V4>;
 }
 
 entries! {
@@ -102,6 +104,8 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.loss.cross_entropy_grad = kernel!(cross_entropy_grad_avx512);
     k.optim.sgd = kernel!(sgd_avx512);
     k.optim.adam = kernel!(adam_avx512);
+    k.optim.sgd_scaled = kernel!(sgd_scaled_avx512);
+    k.optim.adam_scaled = kernel!(adam_scaled_avx512);
     if features.bf16 {
         k.convert.f32_to_bf16 = kernel!(f32_to_bf16_avx512_bf16);
         k.amp.master_to_bf16 = kernel!(master_to_bf16_avx512_bf16);
