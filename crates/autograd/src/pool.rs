@@ -17,7 +17,7 @@ use mixprec_tensor::{DType, Tensor};
 use crate::error::Result;
 
 /// The most buffers kept per thread.
-pub const MAX_BUFFERS: usize = 16;
+pub const MAX_BUFFERS: usize = 64;
 
 /// Smaller buffers are not kept (allocating them is cheap).
 pub const MIN_BYTES: usize = 64 * 1024;

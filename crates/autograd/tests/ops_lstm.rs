@@ -98,6 +98,24 @@ proptest! {
         }, &inputs);
     }
 
+    /// Either bias alone, or none: the layer sums whichever it has once.
+    #[test]
+    fn gradcheck_lstm_one_or_no_bias(t in 1usize..4, b in 1usize..3, i in 1usize..3, h in 1usize..3, which in 0usize..3, seed in any::<u64>()) {
+        let mut inputs = vec![uniform(&[t, b, i], -1.0, 1.0, seed)];
+        let layer = random_layer(i, h, seed ^ 1);
+        inputs.extend(layer[..2].iter().cloned());
+        if which < 2 {
+            inputs.push(layer[2 + which].clone());
+        }
+        check(|v| {
+            let bias = v.get(3).cloned();
+            let (b_ih, b_hh) = if which == 0 { (bias, None) } else { (None, bias) };
+            let p = LstmParams { w_ih: v[1].clone(), w_hh: v[2].clone(), b_ih, b_hh };
+            let (y, hn, cn) = lstm(&v[0], None, &[p])?;
+            y.sum_all()?.add(&hn.sum_all()?)?.add(&cn.mul_scalar(0.5)?.sum_all()?)
+        }, &inputs);
+    }
+
     #[test]
     fn gradcheck_lstm_two_layers(t in 1usize..4, b in 1usize..3, i in 1usize..3, h in 1usize..3, seed in any::<u64>(), init in any::<bool>()) {
         let mut inputs = vec![uniform(&[t, b, i], -1.0, 1.0, seed)];

@@ -7,15 +7,17 @@
 //! c' = f·c + i·g;  h' = o·tanh(c')
 //! ```
 //!
-//! Each layer's input projection runs as one `linear` over all `T·B` rows;
-//! the recurrence over the `T` steps is one tape node (`lstm_recurrence`):
-//! per step one GEMM for the four gates of the whole batch, the gate
-//! nonlinearities and `tanh(c')` through the SIMD elementwise kernels and
-//! the cell update in one pass; its backward walks the steps in reverse
-//! with one GEMM per step for `dh`, then one GEMM over all steps for
-//! `dW_hh`. Layer `l + 1` reads layer `l`'s outputs. Gate activations,
-//! cells and `tanh(c)` are kept in the accumulation type (f32; f64 for
-//! f64), hidden states in the compute dtype.
+//! Each layer is one tape node (`lstm_recurrence`): its pre-activations
+//! start as `b_ih + b_hh` (summed once, in the accumulation type), the input
+//! projection of all `T·B` rows adds `x·W_ihᵀ` in one GEMM, and each step
+//! adds `h·W_hhᵀ` for the whole batch in one GEMM before the gate
+//! nonlinearities, `tanh(c')` and the cell update run in one fused pass. Its
+//! backward walks the steps in reverse with one GEMM per step for `dh`, then
+//! one GEMM each over all steps for `dX`, `dW_ih` and `dW_hh`, and one
+//! column sum for both biases (their gradients are the same sum). Layer
+//! `l + 1` reads layer `l`'s outputs. Gate activations, cells and `tanh(c)`
+//! are kept in the accumulation type (f32; f64 for f64), hidden states in
+//! the compute dtype.
 
 use mixprec_tensor::kernels::gemm::Transpose;
 use mixprec_tensor::{Element, Tensor, TensorError};
@@ -98,8 +100,7 @@ impl Var {
                 ),
             ));
         }
-        let proj = x.linear(&p.w_ih, p.b_ih.as_ref())?.reshape(&[1, b, 4 * hs])?;
-        let y = recurrence(&proj, &p.w_hh, p.b_hh.as_ref(), h, c)?;
+        let y = layer(&x.reshape(&[1, b, is])?, &p, h, c)?;
         Ok((y.narrow(0, 0, 1)?.reshape(&[b, hs])?, y.narrow(0, 1, 1)?.reshape(&[b, hs])?))
     }
 }
@@ -130,9 +131,9 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
     let mut at = if state.is_some() { 3 } else { 1 };
     let mut input = ins[0].clone();
     let (mut hn, mut cn) = (Vec::new(), Vec::new());
-    for (li, layer) in layers.iter().enumerate() {
-        let n = layer.vars().len();
-        let p = LstmParams::from_vars(&ins[at..at + n], layer);
+    for (li, layer_params) in layers.iter().enumerate() {
+        let n = layer_params.vars().len();
+        let p = LstmParams::from_vars(&ins[at..at + n], layer_params);
         at += n;
         let (hs, is) = p.sizes(OP)?;
         // Rank 3: `x` was checked, later layers read the previous one's `[T, B, H]`.
@@ -166,9 +167,7 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
             cn.push(c);
             continue;
         }
-        // The input projection of every step at once: one GEMM of T·B rows.
-        let proj = input.reshape(&[t * b, is])?.linear(&p.w_ih, p.b_ih.as_ref())?.reshape(&[t, b, 4 * hs])?;
-        let y = recurrence(&proj, &p.w_hh, p.b_hh.as_ref(), &h, &c)?;
+        let y = layer(&input, &p, &h, &c)?;
         (h, c) = (y.narrow(0, t - 1, 1)?.reshape(&[b, hs])?, y.narrow(0, t, 1)?.reshape(&[b, hs])?);
         input = y.narrow(0, 0, t)?;
         hn.push(h);
@@ -178,48 +177,53 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
     Ok((input, Var::stack(&hr, 0)?, Var::stack(&cr, 0)?))
 }
 
-/// One layer's recurrence as one tape node: from the input projections
-/// `proj` `[T, B, 4H]` (`x·W_ihᵀ + b_ih`, `T ≥ 1`), `w_hh`, `b_hh` and the
-/// initial `h0`, `c0` `[B, H]`, the tensor `[T + 1, B, H]` holding
-/// `h_1 … h_T` then `c_T`.
-fn recurrence(proj: &Var, w_hh: &Var, b_hh: Option<&Var>, h0: &Var, c0: &Var) -> Result<Var> {
+/// One layer as one tape node: from its input `x` `[T, B, I]` (`T ≥ 1`),
+/// parameters and initial `h0`, `c0` `[B, H]` (all of one dtype), the tensor
+/// `[T + 1, B, H]` holding `h_1 … h_T` then `c_T`.
+fn layer(x: &Var, p: &LstmParams, h0: &Var, c0: &Var) -> Result<Var> {
     const OP: &str = "lstm_recurrence";
-    let dtype = proj.dtype();
-    let (t, b, g4) = match proj.shape() {
-        &[t, b, g4] if t > 0 && g4 % 4 == 0 => (t, b, g4),
-        s => return Err(AutogradError::bad(OP, format!("projections of shape {s:?}, want [T ≥ 1, B, 4H]"))),
-    };
-    let hs = g4 / 4;
+    let dtype = x.dtype();
     let value = |v: &Var| -> Result<Tensor> { Ok(v.value().to_dtype(dtype)?.contiguous()) };
-    let (pv, wv, h0v, c0v) = (value(proj)?, value(w_hh)?, value(h0)?, value(c0)?);
-    let bv = b_hh.map(value).transpose()?;
-    if wv.shape() != [g4, hs] || h0v.shape() != [b, hs] || c0v.shape() != [b, hs] {
+    let (hs, is) = p.sizes(OP)?;
+    let biases: Vec<&Var> = p.b_ih.iter().chain(&p.b_hh).collect();
+    let (xv, wi, wh, h0v, c0v) = (value(x)?, value(&p.w_ih)?, value(&p.w_hh)?, value(h0)?, value(c0)?);
+    let bv = biases.iter().map(|b| value(b)).collect::<Result<Vec<_>>>()?;
+    let (t, b) = match xv.shape() {
+        &[t, b, i] if t > 0 && i == is => (t, b),
+        s => return Err(AutogradError::bad(OP, format!("an input of shape {s:?}, want [T ≥ 1, B, {is}]"))),
+    };
+    if h0v.shape() != [b, hs] || c0v.shape() != [b, hs] {
         return Err(AutogradError::bad(
             OP,
-            format!(
-                "w_hh {:?}, h0 {:?}, c0 {:?} for [T, B, 4H] = {:?}",
-                wv.shape(),
-                h0v.shape(),
-                c0v.shape(),
-                [t, b, g4]
-            ),
+            format!("h0 {:?}, c0 {:?} for batch {b} and hidden size {hs}", h0v.shape(), c0v.shape()),
         ));
     }
-    let dims = Dims { t, b, hs };
-    let fwd = dispatch!(dtype, T => forward::<T>(
-        elems(&pv),
-        elems(&wv),
-        bv.as_ref().map(elems::<T>),
+    let dims = Dims { t, b, hs, is };
+    let saved = dispatch!(dtype, T => forward::<T>(
+        elems(&xv),
+        elems(&wi),
+        elems(&wh),
+        &bv.iter().map(elems::<T>).collect::<Vec<_>>(),
         elems(&h0v),
         elems(&c0v),
         dims,
     ))?;
-    let mut inputs = vec![proj, w_hh];
-    inputs.extend(b_hh);
+    let mut inputs = vec![x, &p.w_ih, &p.w_hh];
+    inputs.extend(&biases);
     inputs.push(h0);
     inputs.push(c0);
-    let Forward { y, saved } = fwd;
-    Ok(record(OP, &inputs, y, |_| RecurrenceBackward { saved, w: wv, has_bias: b_hh.is_some(), dims }))
+    let x_kept = if p.w_ih.requires_grad() { Some(reshaped(&xv, &[t * b, is])?) } else { None };
+    let w_ih_kept = x.requires_grad().then_some(wi);
+    // The node's value `h_1 … h_T, c_T` is a view of the saved states.
+    let y = saved.states.narrow(0, 1, t + 1)?;
+    Ok(record(OP, &inputs, y, |_| LayerBackward {
+        saved,
+        x: x_kept,
+        w_ih: w_ih_kept,
+        w_hh: wh,
+        biases: biases.len(),
+        dims,
+    }))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -227,79 +231,70 @@ struct Dims {
     t: usize,
     b: usize,
     hs: usize,
+    is: usize,
 }
 
 /// What the backward reads: gate activations `[T, B, 4H]`, cells
 /// `c_0 … c_T` `[T + 1, B, H]` and `tanh(c_1 … c_T)` `[T, B, H]` in the
-/// accumulation type; the hidden states `h_0 … h_{T−1}` `[T, B, H]` that
-/// entered each step, in the compute dtype.
+/// accumulation type; `h_0 … h_T, c_T` `[T + 2, B, H]` in the compute
+/// dtype (its first `T` rows are the states each step read).
 struct Saved {
     act: Tensor,
     cells: Tensor,
     tanh_c: Tensor,
-    h_prev: Tensor,
+    states: Tensor,
 }
 
-struct Forward {
-    y: Tensor,
-    saved: Saved,
-}
-
-fn forward<T: Elem>(proj: &[T], w: &[T], bias: Option<&[T]>, h0: &[T], c0: &[T], d: Dims) -> Result<Forward> {
-    let Dims { t, b, hs } = d;
+/// `biases` holds zero, one or two `[4H]` vectors, added to every row of
+/// the input projection (their sum taken once, in the accumulation type).
+fn forward<T: Elem>(x: &[T], w_ih: &[T], w_hh: &[T], biases: &[&[T]], h0: &[T], c0: &[T], d: Dims) -> Result<Saved> {
+    let Dims { t, b, hs, is } = d;
     let (g4, bh) = (4 * hs, b * hs);
     // Every element of these is written below: buffers from the tape's cache.
-    let mut y_t = pool::take(&[t + 1, b, hs], T::DTYPE)?;
+    let mut y_t = pool::take(&[t + 2, b, hs], T::DTYPE)?;
     let mut act_t = pool::take(&[t, b, g4], T::Acc::DTYPE)?;
     let mut cells_t = pool::take(&[t + 1, b, hs], T::Acc::DTYPE)?;
     let mut tanh_t = pool::take(&[t, b, hs], T::Acc::DTYPE)?;
-    let mut h_prev_t = pool::take(&[t * b, hs], T::DTYPE)?;
     let y = y_t.data_mut::<T>()?;
     let act = act_t.data_mut::<T::Acc>()?;
     let cells = cells_t.data_mut::<T::Acc>()?;
     let tanh_c = tanh_t.data_mut::<T::Acc>()?;
-    let h_prev = h_prev_t.data_mut::<T>()?;
     for (c, &x) in cells.iter_mut().zip(c0) {
         *c = x.acc();
     }
-    h_prev[..bh].copy_from_slice(h0);
+    y[..bh].copy_from_slice(h0);
+    // The pre-activations start as b_ih + b_hh on every row; the input
+    // projection of all T·B rows adds x·W_ihᵀ in one GEMM, each step's
+    // h_{s−1}·W_hhᵀ follows in its own.
+    let bias: Vec<T::Acc> = match biases {
+        [] => vec![T::Acc::default(); g4],
+        [u] => u.iter().map(|v| v.acc()).collect(),
+        [u, v, ..] => u.iter().zip(*v).map(|(p, q)| p.acc() + q.acc()).collect(),
+    };
+    for row in act.chunks_exact_mut(g4) {
+        row.copy_from_slice(&bias);
+    }
+    T::gemm(Transpose::No, Transpose::Yes, t * b, g4, is, x, is, w_ih, is, T::Acc::of(1.0), act);
     // W_hhᵀ packed once for the T steps.
-    let wp = T::pack_b(Transpose::Yes, hs, g4, w, hs);
+    let wp = T::pack_b(Transpose::Yes, hs, g4, w_hh, hs);
     for s in 0..t {
-        // a_s = proj_s + b_hh + h_{s−1}·W_hhᵀ: the four gates of the batch in one GEMM.
         let a_s = &mut act[s * b * g4..(s + 1) * b * g4];
-        for (r, row) in a_s.chunks_exact_mut(g4).enumerate() {
-            let p = &proj[(s * b + r) * g4..(s * b + r + 1) * g4];
-            match bias {
-                Some(bb) => row.iter_mut().zip(p).zip(bb).for_each(|((o, &x), &y)| *o = x.acc() + y.acc()),
-                None => row.iter_mut().zip(p).for_each(|(o, &x)| *o = x.acc()),
-            }
-        }
-        T::gemm_packed_b(Transpose::No, b, &h_prev[s * bh..(s + 1) * bh], hs, &wp, T::Acc::of(1.0), a_s);
+        let (h_prev, rest) = y.split_at_mut((s + 1) * bh);
+        T::gemm_packed_b(Transpose::No, b, &h_prev[s * bh..], hs, &wp, T::Acc::of(1.0), a_s);
         // The gate nonlinearities, c_s = f·c_{s−1} + i·g and h_s = o·tanh(c_s) in one pass.
         let (before, after) = cells.split_at_mut((s + 1) * bh);
-        T::lstm_cell(
-            hs,
-            a_s,
-            &before[s * bh..],
-            &mut after[..bh],
-            &mut tanh_c[s * bh..(s + 1) * bh],
-            &mut y[s * bh..(s + 1) * bh],
-        );
-        if s + 1 < t {
-            h_prev[(s + 1) * bh..(s + 2) * bh].copy_from_slice(&y[s * bh..(s + 1) * bh]);
-        }
+        T::lstm_cell(hs, a_s, &before[s * bh..], &mut after[..bh], &mut tanh_c[s * bh..(s + 1) * bh], &mut rest[..bh]);
     }
-    for (o, &c) in y[t * bh..].iter_mut().zip(&cells[t * bh..]) {
+    for (o, &c) in y[(t + 1) * bh..].iter_mut().zip(&cells[t * bh..]) {
         *o = T::from_acc(c);
     }
-    Ok(Forward { y: y_t, saved: Saved { act: act_t, cells: cells_t, tanh_c: tanh_t, h_prev: h_prev_t } })
+    Ok(Saved { act: act_t, cells: cells_t, tanh_c: tanh_t, states: y_t })
 }
 
 /// The gradients of the pre-activations `[T, B, 4H]` (compute dtype), `h0`
 /// and `c0` (accumulation type), from `dy` `[T + 1, B, H]`.
 fn backward<T: Elem>(dy: &[T], sv: &Saved, w: &[T], d: Dims) -> Result<(Tensor, Tensor, Tensor)> {
-    let Dims { t, b, hs } = d;
+    let Dims { t, b, hs, .. } = d;
     let (g4, bh) = (4 * hs, b * hs);
     let (act, cells, tanh_c) = (elems::<T::Acc>(&sv.act), elems::<T::Acc>(&sv.cells), elems::<T::Acc>(&sv.tanh_c));
     let zero = T::Acc::default();
@@ -328,42 +323,64 @@ fn backward<T: Elem>(dy: &[T], sv: &Saved, w: &[T], d: Dims) -> Result<(Tensor, 
     Ok((dgates_t, tensor(dh_next, &[b, hs])?, tensor(dc, &[b, hs])?))
 }
 
-struct RecurrenceBackward {
+/// Inputs: `x` (0), `w_ih` (1), `w_hh` (2), the biases (3…), `h0`, `c0`.
+struct LayerBackward {
     saved: Saved,
-    /// `W_hh` `[4H, H]` in the compute dtype.
-    w: Tensor,
-    has_bias: bool,
+    /// `x` as `[T·B, I]` (kept if `w_ih` needs a gradient).
+    x: Option<Tensor>,
+    /// `W_ih` (kept if `x` needs a gradient).
+    w_ih: Option<Tensor>,
+    /// `W_hh` `[4H, H]`.
+    w_hh: Tensor,
+    /// How many biases (inputs 3, 4) were recorded.
+    biases: usize,
     dims: Dims,
 }
 
-impl Backward for RecurrenceBackward {
+impl Backward for LayerBackward {
     fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<()> {
-        let dtype = self.w.dtype();
+        let dtype = self.w_hh.dtype();
         let g = g.to_dtype(dtype)?.contiguous();
-        let Dims { t, b, hs } = self.dims;
+        let Dims { t, b, hs, .. } = self.dims;
         let (dgates, dh0, dc0) =
-            dispatch!(dtype, T => backward::<T>(elems(&g), &self.saved, elems(&self.w), self.dims))?;
+            dispatch!(dtype, T => backward::<T>(elems(&g), &self.saved, elems(&self.w_hh), self.dims))?;
         let dg = reshaped(&dgates, &[t * b, 4 * hs])?;
-        if grads.wants(1) {
-            // dW_hh = Σ_s dG_sᵀ·h_{s−1}
-            accumulate_product(
-                grads,
-                1,
-                &Mat::new(&dg, Transpose::Yes)?,
-                &Mat::new(&self.saved.h_prev, Transpose::No)?,
-            )?;
+        if grads.wants(0)
+            && let Some(w) = &self.w_ih
+        {
+            // dX = dG·W_ih
+            accumulate_product(grads, 0, &Mat::new(&dg, Transpose::No)?, &Mat::new(w, Transpose::No)?)?;
         }
-        let at = if self.has_bias { 3 } else { 2 };
-        if self.has_bias && grads.wants(2) {
-            grads.accumulate(2, dg.sum(0, false)?)?;
+        if grads.wants(1)
+            && let Some(x) = &self.x
+        {
+            // dW_ih = dGᵀ·X
+            accumulate_product(grads, 1, &Mat::new(&dg, Transpose::Yes)?, &Mat::new(x, Transpose::No)?)?;
+        }
+        if grads.wants(2) {
+            // dW_hh = Σ_s dG_sᵀ·h_{s−1}
+            let h_prev = reshaped(&self.saved.states.narrow(0, 0, t)?, &[t * b, hs])?;
+            accumulate_product(grads, 2, &Mat::new(&dg, Transpose::Yes)?, &Mat::new(&h_prev, Transpose::No)?)?;
+        }
+        // b_ih and b_hh get the same gradient, Σ_rows dG: summed once.
+        let at = 3 + self.biases;
+        if (3..at).any(|i| grads.wants(i)) {
+            let db = dg.sum(0, false)?;
+            for i in 3..at {
+                grads.accumulate(i, db.clone())?;
+            }
         }
         grads.accumulate(at, dh0)?;
         grads.accumulate(at + 1, dc0)?;
-        grads.accumulate(0, dgates)
+        drop(dg);
+        pool::give(dgates);
+        Ok(())
     }
 
     fn saved(&self) -> Vec<&Tensor> {
         let s = &self.saved;
-        vec![&s.act, &s.cells, &s.tanh_c, &s.h_prev, &self.w]
+        let mut v = vec![&s.act, &s.cells, &s.tanh_c, &s.states, &self.w_hh];
+        v.extend(self.x.iter().chain(self.w_ih.iter()));
+        v
     }
 }
