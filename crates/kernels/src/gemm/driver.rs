@@ -380,9 +380,27 @@ fn pack_a_block<T: Element, P: Packed>(
     kcb: usize,
     ks: usize,
 ) {
-    let one = |q: usize, dst: &mut [P]| {
-        let (r0, h) = panel(q, np, mcb);
-        (imp.pack_a.f)(x.a, x.lda, x.ta, ic + r0, h, pc, kcb, dst);
+    let kp = imp.shape.kpack;
+    // Stored k×m (transposed), a panel's depth steps are rows of the stored
+    // matrix, `lda` apart (4 KiB for m = 1024 f32): packed one panel at a
+    // time, each panel would fetch every row's line, and its page, again.
+    // Instead `chunk` depth steps of every panel in turn, rows that stay
+    // in L1 (about 16 KiB of them) while all the panels take their part.
+    let row_bytes = mcb * std::mem::size_of::<T>();
+    let chunk = if x.ta == Transpose::Yes { (16384 / row_bytes.max(1)).clamp(4, kcb.max(4)) / kp * kp } else { kcb };
+    // Panels q0..q1 into `buf` (which starts at panel q0).
+    let leaf = |q0: usize, q1: usize, buf: &mut [P]| {
+        let (base, _) = panel(q0, np, mcb);
+        let mut p0 = 0;
+        while p0 < kcb {
+            let d = chunk.min(kcb - p0);
+            for q in q0..q1 {
+                let (r0, h) = panel(q, np, mcb);
+                let at = (r0 - base) * ks + p0 / kp * h;
+                (imp.pack_a.f)(x.a, x.lda, x.ta, ic + r0, h, pc + p0, d, &mut buf[at..at + d.div_ceil(kp) * h]);
+            }
+            p0 += d;
+        }
     };
     fn rec<P: Send>(
         q0: usize,
@@ -392,25 +410,19 @@ fn pack_a_block<T: Element, P: Packed>(
         mcb: usize,
         ks: usize,
         buf: &mut [P],
-        one: &(dyn Fn(usize, &mut [P]) + Sync),
+        leaf: &(dyn Fn(usize, usize, &mut [P]) + Sync),
     ) {
         if !par || q1 - q0 <= 2 {
-            let mut rest = buf;
-            for q in q0..q1 {
-                let (_, h) = panel(q, np, mcb);
-                let (mine, tail) = rest.split_at_mut(h * ks);
-                one(q, mine);
-                rest = tail;
-            }
+            leaf(q0, q1, buf);
             return;
         }
         let mid = (q0 + q1) / 2;
         let (r0, _) = panel(q0, np, mcb);
         let (rm, _) = panel(mid, np, mcb);
         let (l, r) = buf.split_at_mut((rm - r0) * ks);
-        rayon::join(|| rec(q0, mid, par, np, mcb, ks, l, one), || rec(mid, q1, par, np, mcb, ks, r, one));
+        rayon::join(|| rec(q0, mid, par, np, mcb, ks, l, leaf), || rec(mid, q1, par, np, mcb, ks, r, leaf));
     }
-    rec(0, np, threads > 1, np, mcb, ks, buf, &one);
+    rec(0, np, threads > 1, np, mcb, ks, buf, &leaf);
 }
 
 #[allow(clippy::too_many_arguments)]
