@@ -1,7 +1,9 @@
 //! FP32 training steps of DESIGN.md's CNN (batch 128, MNIST) and char-LM
 //! (embedding 64, 2-layer LSTM 256, sequence 64, batch 32, Shakespeare):
 //! zero_grad, forward, cross-entropy, backward, SGD with momentum 0.9 —
-//! the step `benches/pytorch/train_step.py` times for PyTorch.
+//! the step `benches/pytorch/train_step.py` times for PyTorch. The char-LM
+//! runs its embedding and LSTM as `lstm_embedded` (the same function as
+//! `embedding` then `lstm`, the first input projection per vocabulary row).
 //!
 //! `cargo bench --bench layers_step -- threads=1` (one thread) or
 //! `threads=all`; compare with
@@ -9,7 +11,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mixprec::autograd::Var;
-use mixprec::autograd::ops::{CrossEntropy, LstmParams, RunningStats, lstm};
+use mixprec::autograd::ops::{CrossEntropy, LstmParams, RunningStats, lstm_embedded};
 use mixprec::autograd::optim::{self, Optimizer, SgdConfig};
 use mixprec::data::{Mnist, Normalize, TextCorpus, shipped_shakespeare};
 use mixprec::tensor::random::Generator;
@@ -124,8 +126,7 @@ impl CharLm {
     }
 
     fn forward(&self, x: &[usize], t: usize, b: usize) -> Var {
-        let e = self.emb.embedding(x, &[t, b]).unwrap();
-        let (h, _, _) = lstm(&e, None, &self.layers).unwrap();
+        let (h, _, _) = lstm_embedded(&self.emb, x, [t, b], None, &self.layers).unwrap();
         h.reshape(&[t * b, 256]).unwrap().linear(&self.head.0, Some(&self.head.1)).unwrap()
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use mixprec_autograd::Var;
-use mixprec_autograd::ops::{LstmParams, lstm};
+use mixprec_autograd::ops::{LstmParams, lstm, lstm_embedded};
 use mixprec_tensor::{DType, Tensor};
 use proptest::prelude::*;
 
@@ -72,6 +72,55 @@ fn lstm_is_a_loop_of_cells() {
     close(&val64(&cn.narrow(0, 0, 1).unwrap()), &val64(&last[0].1), 1e-6);
 }
 
+/// The embedded form is the same function as embedding then lstm, value
+/// and gradient (f32: the same GEMM sums; the table's rows gathered).
+#[test]
+fn lstm_embedded_is_embedding_then_lstm() {
+    let (t, b, v, i, h) = (5, 3, 7, 4, 6);
+    let indices: Vec<usize> = (0..t * b).map(|k| (k * 5 + 3) % v).collect();
+    let to32 = |x: Tensor| x.to_dtype(DType::F32).unwrap();
+    let run = |embedded: bool| {
+        let emb = Var::parameter(to32(uniform(&[v, i], -1.0, 1.0, 1)));
+        let layers: Vec<Vec<Var>> = [(i, 10), (h, 20)]
+            .into_iter()
+            .map(|(n, seed)| random_layer(n, h, seed).into_iter().map(|x| Var::parameter(to32(x))).collect())
+            .collect();
+        let ps = [params(&layers[0]), params(&layers[1])];
+        let (y, hn, cn) = if embedded {
+            lstm_embedded(&emb, &indices, [t, b], None, &ps).unwrap()
+        } else {
+            lstm(&emb.embedding(&indices, &[t, b]).unwrap(), None, &ps).unwrap()
+        };
+        let loss = y
+            .sum_all()
+            .unwrap()
+            .add(&hn.sum_all().unwrap())
+            .unwrap()
+            .add(&cn.mul_scalar(0.5).unwrap().sum_all().unwrap())
+            .unwrap();
+        loss.backward().unwrap();
+        let mut out = vec![val64(&y), grad64(&emb)];
+        out.extend(layers.iter().flatten().map(grad64));
+        out
+    };
+    let (want, got) = (run(false), run(true));
+    for (w, g) in want.iter().zip(&got) {
+        close(g, w, 1e-5);
+    }
+}
+
+#[test]
+fn lstm_embedded_rejects_bad_indices() {
+    let l: Vec<Var> = random_layer(3, 2, 1).into_iter().map(Var::parameter).collect();
+    let emb = Var::parameter(uniform(&[4, 3], -1.0, 1.0, 1));
+    assert!(lstm_embedded(&emb, &[0, 1, 2], [2, 2], None, &[params(&l)]).is_err());
+    assert!(lstm_embedded(&emb, &[0, 1, 2, 4], [2, 2], None, &[params(&l)]).is_err());
+    assert!(lstm_embedded(&emb.reshape(&[12]).unwrap(), &[0, 1, 2, 3], [2, 2], None, &[params(&l)]).is_err());
+    let wide = Var::parameter(uniform(&[4, 5], -1.0, 1.0, 1));
+    assert!(lstm_embedded(&wide, &[0, 1, 2, 3], [2, 2], None, &[params(&l)]).is_err());
+    assert!(lstm_embedded(&emb, &[0, 1, 2, 3], [2, 2], None, &[params(&l)]).is_ok());
+}
+
 #[test]
 fn lstm_rejects_bad_shapes() {
     let l: Vec<Var> = random_layer(3, 2, 1).into_iter().map(Var::parameter).collect();
@@ -95,6 +144,23 @@ proptest! {
         check(|v| {
             let (h2, c2) = v[0].lstm_cell(&v[1], &v[2], &params(&v[3..]))?;
             h2.add(&c2.mul_scalar(0.5)?)
+        }, &inputs);
+    }
+
+    #[test]
+    fn gradcheck_lstm_embedded(t in 1usize..4, b in 1usize..3, v in 1usize..4, i in 1usize..3, h in 1usize..3, seed in any::<u64>(), init in any::<bool>()) {
+        let indices: Vec<usize> = (0..t * b).map(|k| (k + seed as usize) % v).collect();
+        let mut inputs = vec![uniform(&[v, i], -1.0, 1.0, seed)];
+        inputs.extend(random_layer(i, h, seed ^ 1));
+        inputs.extend(random_layer(h, h, seed ^ 2));
+        if init {
+            inputs.push(uniform(&[2, b, h], -1.0, 1.0, seed ^ 3));
+            inputs.push(uniform(&[2, b, h], -1.0, 1.0, seed ^ 4));
+        }
+        check(|x| {
+            let state = if x.len() > 9 { Some((&x[9], &x[10])) } else { None };
+            let (y, hn, cn) = lstm_embedded(&x[0], &indices, [t, b], state, &[params(&x[1..5]), params(&x[5..9])])?;
+            y.sum_all()?.add(&hn.sum_all()?)?.add(&cn.mul_scalar(0.5)?.sum_all()?)
         }, &inputs);
     }
 

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use mixprec::amp::{Precision, autocast};
 use mixprec::autograd::nn::{BatchNorm2d, Conv2d, Embedding, LSTM, Linear, MaxPool2d, Module, Relu, Sequential};
+use mixprec::autograd::ops::lstm_embedded;
 use mixprec::autograd::{CrossEntropy, Var, no_grad};
 use mixprec::data::{Batch, BatchConfig, Mnist, Normalize, SeqBatch, Sequences, TextCorpus};
 use mixprec::tensor::random::Generator;
@@ -347,9 +348,15 @@ impl<'a> CharLm<'a> {
     ) -> mixprec::autograd::Result<(Var, Tensor, Tensor)> {
         let (n, t) = (b.batch, b.seq_len);
         let time_major = |v: &[usize]| (0..t * n).map(|k| v[(k % n) * t + k / n]).collect::<Vec<_>>();
-        let x = self.embedding.lookup(&time_major(&b.inputs), &[t, n])?;
         let state = state.map(|(h, c)| (Var::new(h.clone()), Var::new(c.clone())));
-        let (h, h_n, c_n) = self.lstm.forward_with_state(&x, state.as_ref().map(|(h, c)| (h, c)))?;
+        // The embedding and the LSTM as one: the first layer's input projection per vocabulary row.
+        let (h, h_n, c_n) = lstm_embedded(
+            &self.embedding.weight,
+            &time_major(&b.inputs),
+            [t, n],
+            state.as_ref().map(|(h, c)| (h, c)),
+            &self.lstm.layers,
+        )?;
         let logits = self.head.forward(&h.reshape(&[t * n, 256])?)?;
         let loss = logits.cross_entropy(&time_major(&b.targets), CrossEntropy::default())?;
         Ok((loss, h_n.value(), c_n.value()))

@@ -15,9 +15,12 @@
 //! backward walks the steps in reverse with one GEMM per step for `dh`, then
 //! one GEMM each over all steps for `dX`, `dW_ih` and `dW_hh`, and one
 //! column sum for both biases (their gradients are the same sum). Layer
-//! `l + 1` reads layer `l`'s outputs. Gate activations, cells and `tanh(c)`
-//! are kept in the accumulation type (f32; f64 for f64), hidden states in
-//! the compute dtype.
+//! `l + 1` reads layer `l`'s outputs. `lstm_embedded` takes the first
+//! layer's input as rows of an embedding table: its input projection is
+//! the table's (`V` rows, not `T·B`), gathered per position, and its
+//! gradient is summed back per table row. Gate activations, cells and
+//! `tanh(c)` are kept in the accumulation type (f32; f64 for f64), hidden
+//! states in the compute dtype.
 
 use mixprec_tensor::kernels::gemm::Transpose;
 use mixprec_tensor::{Element, Tensor, TensorError};
@@ -100,7 +103,7 @@ impl Var {
                 ),
             ));
         }
-        let y = layer(&x.reshape(&[1, b, is])?, &p, h, c)?;
+        let y = layer(Source::X(&x.reshape(&[1, b, is])?), &p, h, c)?;
         Ok((y.narrow(0, 0, 1)?.reshape(&[b, hs])?, y.narrow(0, 1, 1)?.reshape(&[b, hs])?))
     }
 }
@@ -115,10 +118,54 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
     if xs.len() != 3 {
         return Err(TensorError::BadRank { op: OP, expected: "an input of rank 3 ([T, B, I])", shape: xs }.into());
     }
-    if layers.is_empty() {
-        return Err(AutogradError::bad(OP, "no layers"));
+    run(OP, None, x, [xs[0], xs[1]], state, layers)
+}
+
+/// [`lstm`] over the rows of an embedding table: the same function as
+/// `lstm(&emb.embedding(indices, &index_shape)?, state, layers)` for `emb`
+/// `[V, I]` and `T·B` indices (row-major `[T, B]`), with the first layer's
+/// input projection taken once per table row (`emb·W_ihᵀ`, `V` rows instead
+/// of `T·B`) and gathered per position; its gradient is summed back per
+/// table row, so the input projection's `T·B`-row products (forward, `dX`
+/// and `dW_ih`) become `V`-row ones.
+pub fn lstm_embedded(
+    emb: &Var,
+    indices: &[usize],
+    index_shape: [usize; 2],
+    state: Option<(&Var, &Var)>,
+    layers: &[LstmParams],
+) -> Result<(Var, Var, Var)> {
+    const OP: &str = "lstm_embedded";
+    let es = emb.shape();
+    if es.len() != 2 {
+        return Err(TensorError::BadRank { op: OP, expected: "a table of rank 2 ([V, I])", shape: es.to_vec() }.into());
     }
-    let (t, b) = (xs[0], xs[1]);
+    let [t, b] = index_shape;
+    if t.checked_mul(b) != Some(indices.len()) {
+        return Err(AutogradError::bad(
+            OP,
+            format!("{} indices do not fill the index shape {index_shape:?}", indices.len()),
+        ));
+    }
+    if let Some((pos, &bad)) = indices.iter().enumerate().find(|&(_, &i)| i >= es[0]) {
+        return Err(AutogradError::bad(OP, format!("index {bad} at position {pos} is outside 0..{}", es[0])));
+    }
+    run(OP, Some(indices), emb, index_shape, state, layers)
+}
+
+/// The layers over `x` `[T, B, I]`, or with `rows`, over the rows of the
+/// table `x` `[V, I]` at those checked indices.
+fn run(
+    op: &'static str,
+    rows: Option<&[usize]>,
+    x: &Var,
+    [t, b]: [usize; 2],
+    state: Option<(&Var, &Var)>,
+    layers: &[LstmParams],
+) -> Result<(Var, Var, Var)> {
+    if layers.is_empty() {
+        return Err(AutogradError::bad(op, "no layers"));
+    }
     let mut ins = vec![x.clone()];
     if let Some((h0, c0)) = state {
         ins.push(h0.clone());
@@ -127,7 +174,8 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
     for l in layers {
         ins.extend(l.vars());
     }
-    let ins = cast_inputs_vec(OP, &ins)?;
+    // Cast as the LSTM it is: one autocast rule for both entry points.
+    let ins = cast_inputs_vec("lstm", &ins)?;
     let mut at = if state.is_some() { 3 } else { 1 };
     let mut input = ins[0].clone();
     let (mut hn, mut cn) = (Vec::new(), Vec::new());
@@ -135,22 +183,19 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
         let n = layer_params.vars().len();
         let p = LstmParams::from_vars(&ins[at..at + n], layer_params);
         at += n;
-        let (hs, is) = p.sizes(OP)?;
-        // Rank 3: `x` was checked, later layers read the previous one's `[T, B, H]`.
-        if input.shape()[2] != is {
-            return Err(TensorError::ShapeMismatch {
-                op: OP,
-                lhs: input.shape().to_vec(),
-                rhs: p.w_ih.shape().to_vec(),
-            }
-            .into());
+        let (hs, is) = p.sizes(op)?;
+        // `x` was checked ([T, B, I], or a [V, I] table); later layers read the previous one's `[T, B, H]`.
+        if input.shape().last() != Some(&is) {
+            return Err(
+                TensorError::ShapeMismatch { op, lhs: input.shape().to_vec(), rhs: p.w_ih.shape().to_vec() }.into()
+            );
         }
         let (mut h, mut c) = match state {
             Some(_) => {
                 let (h0, c0) = (&ins[1], &ins[2]);
                 if h0.shape() != [layers.len(), b, hs] || c0.shape() != [layers.len(), b, hs] {
                     return Err(AutogradError::bad(
-                        OP,
+                        op,
                         format!("initial state {:?}, {:?}, want [{}, {b}, {hs}]", h0.shape(), c0.shape(), layers.len()),
                     ));
                 }
@@ -167,7 +212,14 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
             cn.push(c);
             continue;
         }
-        let y = layer(&input, &p, &h, &c)?;
+        let y = match rows {
+            Some(indices) if li == 0 => {
+                // x·W_ihᵀ once per table row.
+                let table = input.linear(&p.w_ih, None)?;
+                layer(Source::Rows { table: &table, indices, t, b }, &p, &h, &c)?
+            }
+            _ => layer(Source::X(&input), &p, &h, &c)?,
+        };
         (h, c) = (y.narrow(0, t - 1, 1)?.reshape(&[b, hs])?, y.narrow(0, t, 1)?.reshape(&[b, hs])?);
         input = y.narrow(0, 0, t)?;
         hn.push(h);
@@ -177,20 +229,45 @@ pub fn lstm(x: &Var, state: Option<(&Var, &Var)>, layers: &[LstmParams]) -> Resu
     Ok((input, Var::stack(&hr, 0)?, Var::stack(&cr, 0)?))
 }
 
-/// One layer as one tape node: from its input `x` `[T, B, I]` (`T ≥ 1`),
-/// parameters and initial `h0`, `c0` `[B, H]` (all of one dtype), the tensor
-/// `[T + 1, B, H]` holding `h_1 … h_T` then `c_T`.
-fn layer(x: &Var, p: &LstmParams, h0: &Var, c0: &Var) -> Result<Var> {
+/// A layer's input: `x` `[T, B, I]`, or the rows of its input projection
+/// `table` `[V, 4H]` (`x·W_ihᵀ` per table row) at `T·B` checked indices.
+enum Source<'a> {
+    X(&'a Var),
+    Rows { table: &'a Var, indices: &'a [usize], t: usize, b: usize },
+}
+
+/// The same, as the forward reads it.
+enum In<'s, T> {
+    X { x: &'s [T], w_ih: &'s [T] },
+    Rows { table: &'s [T], indices: &'s [usize] },
+}
+
+/// One layer as one tape node: from its input (`T ≥ 1` steps), parameters
+/// and initial `h0`, `c0` `[B, H]` (all of one dtype), the tensor
+/// `[T + 1, B, H]` holding `h_1 … h_T` then `c_T`. Inputs: `x` (0), `w_ih`
+/// (1), `w_hh` (2), the biases, `h0`, `c0`; from a table: the table (0),
+/// `w_hh` (1), the biases, `h0`, `c0`.
+fn layer(src: Source<'_>, p: &LstmParams, h0: &Var, c0: &Var) -> Result<Var> {
     const OP: &str = "lstm_recurrence";
-    let dtype = x.dtype();
+    let first = match &src {
+        Source::X(x) => *x,
+        Source::Rows { table, .. } => *table,
+    };
+    let dtype = first.dtype();
     let value = |v: &Var| -> Result<Tensor> { Ok(v.value().to_dtype(dtype)?.contiguous()) };
     let (hs, is) = p.sizes(OP)?;
     let biases: Vec<&Var> = p.b_ih.iter().chain(&p.b_hh).collect();
-    let (xv, wi, wh, h0v, c0v) = (value(x)?, value(&p.w_ih)?, value(&p.w_hh)?, value(h0)?, value(c0)?);
+    let (fv, wh, h0v, c0v) = (value(first)?, value(&p.w_hh)?, value(h0)?, value(c0)?);
     let bv = biases.iter().map(|b| value(b)).collect::<Result<Vec<_>>>()?;
-    let (t, b) = match xv.shape() {
-        &[t, b, i] if t > 0 && i == is => (t, b),
-        s => return Err(AutogradError::bad(OP, format!("an input of shape {s:?}, want [T ≥ 1, B, {is}]"))),
+    let (t, b, indices, wi) = match src {
+        Source::X(_) => match fv.shape() {
+            &[t, b, i] if t > 0 && i == is => (t, b, None, Some(value(&p.w_ih)?)),
+            s => return Err(AutogradError::bad(OP, format!("an input of shape {s:?}, want [T ≥ 1, B, {is}]"))),
+        },
+        Source::Rows { t, b, indices, .. } => match fv.shape() {
+            &[_, g4] if t > 0 && g4 == 4 * hs => (t, b, Some(indices), None),
+            s => return Err(AutogradError::bad(OP, format!("a table of shape {s:?}, want [V, {}]", 4 * hs))),
+        },
     };
     if h0v.shape() != [b, hs] || c0v.shape() != [b, hs] {
         return Err(AutogradError::bad(
@@ -200,26 +277,35 @@ fn layer(x: &Var, p: &LstmParams, h0: &Var, c0: &Var) -> Result<Var> {
     }
     let dims = Dims { t, b, hs, is };
     let saved = dispatch!(dtype, T => forward::<T>(
-        elems(&xv),
-        elems(&wi),
+        match (indices, &wi) {
+            (Some(indices), _) => In::Rows { table: elems(&fv), indices },
+            (None, Some(w)) => In::X { x: elems(&fv), w_ih: elems(w) },
+            (None, None) => unreachable!("an input tensor comes with W_ih"),
+        },
         elems(&wh),
         &bv.iter().map(elems::<T>).collect::<Vec<_>>(),
         elems(&h0v),
         elems(&c0v),
         dims,
     ))?;
-    let mut inputs = vec![x, &p.w_ih, &p.w_hh];
+    let mut inputs = vec![first];
+    if indices.is_none() {
+        inputs.push(&p.w_ih);
+    }
+    inputs.push(&p.w_hh);
     inputs.extend(&biases);
     inputs.push(h0);
     inputs.push(c0);
-    let x_kept = if p.w_ih.requires_grad() { Some(reshaped(&xv, &[t * b, is])?) } else { None };
-    let w_ih_kept = x.requires_grad().then_some(wi);
+    let x_kept = if indices.is_none() && p.w_ih.requires_grad() { Some(reshaped(&fv, &[t * b, is])?) } else { None };
+    let w_ih_kept = if first.requires_grad() { wi } else { None };
+    let rows = indices.map(|ix| (ix.to_vec(), fv.shape()[0]));
     // The node's value `h_1 … h_T, c_T` is a view of the saved states.
     let y = saved.states.narrow(0, 1, t + 1)?;
     Ok(record(OP, &inputs, y, |_| LayerBackward {
         saved,
         x: x_kept,
         w_ih: w_ih_kept,
+        rows,
         w_hh: wh,
         biases: biases.len(),
         dims,
@@ -247,7 +333,7 @@ struct Saved {
 
 /// `biases` holds zero, one or two `[4H]` vectors, added to every row of
 /// the input projection (their sum taken once, in the accumulation type).
-fn forward<T: Elem>(x: &[T], w_ih: &[T], w_hh: &[T], biases: &[&[T]], h0: &[T], c0: &[T], d: Dims) -> Result<Saved> {
+fn forward<T: Elem>(input: In<'_, T>, w_hh: &[T], biases: &[&[T]], h0: &[T], c0: &[T], d: Dims) -> Result<Saved> {
     let Dims { t, b, hs, is } = d;
     let (g4, bh) = (4 * hs, b * hs);
     // Every element of these is written below: buffers from the tape's cache.
@@ -264,17 +350,28 @@ fn forward<T: Elem>(x: &[T], w_ih: &[T], w_hh: &[T], biases: &[&[T]], h0: &[T], 
     }
     y[..bh].copy_from_slice(h0);
     // The pre-activations start as b_ih + b_hh on every row; the input
-    // projection of all T·B rows adds x·W_ihᵀ in one GEMM, each step's
-    // h_{s−1}·W_hhᵀ follows in its own.
+    // projection of all T·B rows adds x·W_ihᵀ in one GEMM (or its table's
+    // rows are added), each step's h_{s−1}·W_hhᵀ follows in its own.
     let bias: Vec<T::Acc> = match biases {
         [] => vec![T::Acc::default(); g4],
         [u] => u.iter().map(|v| v.acc()).collect(),
         [u, v, ..] => u.iter().zip(*v).map(|(p, q)| p.acc() + q.acc()).collect(),
     };
-    for row in act.chunks_exact_mut(g4) {
-        row.copy_from_slice(&bias);
+    match input {
+        In::X { x, w_ih } => {
+            for row in act.chunks_exact_mut(g4) {
+                row.copy_from_slice(&bias);
+            }
+            T::gemm(Transpose::No, Transpose::Yes, t * b, g4, is, x, is, w_ih, is, T::Acc::of(1.0), act);
+        }
+        In::Rows { table, indices } => {
+            for (row, &i) in act.chunks_exact_mut(g4).zip(indices) {
+                for ((o, &x), &c) in row.iter_mut().zip(&table[i * g4..(i + 1) * g4]).zip(&bias) {
+                    *o = x.acc() + c;
+                }
+            }
+        }
     }
-    T::gemm(Transpose::No, Transpose::Yes, t * b, g4, is, x, is, w_ih, is, T::Acc::of(1.0), act);
     // W_hhᵀ packed once for the T steps.
     let wp = T::pack_b(Transpose::Yes, hs, g4, w_hh, hs);
     for s in 0..t {
@@ -323,16 +420,30 @@ fn backward<T: Elem>(dy: &[T], sv: &Saved, w: &[T], d: Dims) -> Result<(Tensor, 
     Ok((dgates_t, tensor(dh_next, &[b, hs])?, tensor(dc, &[b, hs])?))
 }
 
-/// Inputs: `x` (0), `w_ih` (1), `w_hh` (2), the biases (3…), `h0`, `c0`.
+/// `g`'s rows `[T·B, n]` summed per index into `[v, n]` (in the
+/// accumulation type, in order of position).
+fn scatter_rows<T: Elem>(g: &[T], indices: &[usize], v: usize, n: usize) -> Vec<T::Acc> {
+    let mut out = vec![T::Acc::default(); v * n];
+    for (row, &i) in g.chunks_exact(n.max(1)).zip(indices) {
+        for (o, &x) in out[i * n..(i + 1) * n].iter_mut().zip(row) {
+            *o += x.acc();
+        }
+    }
+    out
+}
+
+/// Inputs as [`layer`] records them.
 struct LayerBackward {
     saved: Saved,
     /// `x` as `[T·B, I]` (kept if `w_ih` needs a gradient).
     x: Option<Tensor>,
     /// `W_ih` (kept if `x` needs a gradient).
     w_ih: Option<Tensor>,
+    /// From a table: the indices and the table's rows `V`.
+    rows: Option<(Vec<usize>, usize)>,
     /// `W_hh` `[4H, H]`.
     w_hh: Tensor,
-    /// How many biases (inputs 3, 4) were recorded.
+    /// How many biases (after `w_hh`) were recorded.
     biases: usize,
     dims: Dims,
 }
@@ -345,6 +456,16 @@ impl Backward for LayerBackward {
         let (dgates, dh0, dc0) =
             dispatch!(dtype, T => backward::<T>(elems(&g), &self.saved, elems(&self.w_hh), self.dims))?;
         let dg = reshaped(&dgates, &[t * b, 4 * hs])?;
+        // W_hh is input 2 after x and W_ih, input 1 after a table.
+        let whh = if self.rows.is_some() { 1 } else { 2 };
+        if let Some((indices, v)) = &self.rows
+            && grads.wants(0)
+        {
+            // d(table) row i = Σ of the gate gradients at the positions of index i
+            let dt =
+                dispatch!(dtype, T => tensor(scatter_rows::<T>(elems(&dgates), indices, *v, 4 * hs), &[*v, 4 * hs])?);
+            grads.accumulate(0, dt)?;
+        }
         if grads.wants(0)
             && let Some(w) = &self.w_ih
         {
@@ -357,16 +478,16 @@ impl Backward for LayerBackward {
             // dW_ih = dGᵀ·X
             accumulate_product(grads, 1, &Mat::new(&dg, Transpose::Yes)?, &Mat::new(x, Transpose::No)?)?;
         }
-        if grads.wants(2) {
+        if grads.wants(whh) {
             // dW_hh = Σ_s dG_sᵀ·h_{s−1}
             let h_prev = reshaped(&self.saved.states.narrow(0, 0, t)?, &[t * b, hs])?;
-            accumulate_product(grads, 2, &Mat::new(&dg, Transpose::Yes)?, &Mat::new(&h_prev, Transpose::No)?)?;
+            accumulate_product(grads, whh, &Mat::new(&dg, Transpose::Yes)?, &Mat::new(&h_prev, Transpose::No)?)?;
         }
         // b_ih and b_hh get the same gradient, Σ_rows dG: summed once.
-        let at = 3 + self.biases;
-        if (3..at).any(|i| grads.wants(i)) {
+        let at = whh + 1 + self.biases;
+        if (whh + 1..at).any(|i| grads.wants(i)) {
             let db = dg.sum(0, false)?;
-            for i in 3..at {
+            for i in whh + 1..at {
                 grads.accumulate(i, db.clone())?;
             }
         }

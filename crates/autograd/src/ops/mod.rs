@@ -41,7 +41,7 @@ pub mod softmax;
 pub mod unary;
 
 pub use cross_entropy::CrossEntropy;
-pub use lstm::{LstmParams, lstm};
+pub use lstm::{LstmParams, lstm, lstm_embedded};
 pub use norm::RunningStats;
 
 /// How a loss combines its per-element values (PyTorch's `reduction`).
