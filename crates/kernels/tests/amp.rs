@@ -93,9 +93,32 @@ proptest! {
         let n: usize = lens.iter().sum();
         let exact: f64 = slices.iter().flat_map(|s| s.iter()).map(|&x| (x as f64) * (x as f64)).sum();
         let bound = 2.0 * n as f64 * 2.0f64.powi(-24) * exact;
+        // A sum beyond f32's range is +Inf (partial sums of squares only grow,
+        // so no path overflows below it); near the edge either is right.
+        let max = f32::MAX as f64;
         for k in paths() {
             let got = (k.amp.sum_squares.f)(&slices) as f64;
-            prop_assert!((got - exact).abs() <= bound, "{}: {got} vs {exact} ± {bound} (n = {n})", k.label());
+            if got == f64::INFINITY {
+                prop_assert!(exact + bound > max, "{}: +Inf for {exact} (n = {n})", k.label());
+            } else {
+                prop_assert!(exact - bound <= max, "{}: {got} for {exact}, beyond f32 (n = {n})", k.label());
+                prop_assert!((got - exact).abs() <= bound, "{}: {got} vs {exact} ± {bound} (n = {n})", k.label());
+            }
+        }
+    }
+}
+
+#[test]
+fn sum_squares_beyond_f32_is_infinite() {
+    // 2^64 squared is 2^128, one past f32::MAX's binade: +Inf on every path,
+    // at any position of a long slice (vector lanes and the tail).
+    for len in [1usize, 7, 16, 33, 100] {
+        for at in [0, len / 2, len - 1] {
+            let mut v = vec![1.0f32; len];
+            v[at] = 2.0f32.powi(64);
+            for k in paths() {
+                assert_eq!((k.amp.sum_squares.f)(&[&v]), f32::INFINITY, "{} len {len} at {at}", k.label());
+            }
         }
     }
 }
