@@ -333,6 +333,89 @@ fn fused_epilogues_equal_the_unfused_composition() {
     }
 }
 
+/// `path` with its shallow kernel removed, so every tile runs on the MR×NR kernel.
+fn without_shallow<T>(path: &Path<T>) -> Option<Path<T>> {
+    match path {
+        Path::F32(imp) if imp.tall.is_some() => Some(Path::F32(gemm::Impl { tall: None, ..*imp })),
+        Path::F16(imp) if imp.tall.is_some() => Some(Path::F16(gemm::Impl { tall: None, ..*imp })),
+        Path::Pairs(imp) if imp.tall.is_some() => Some(Path::Pairs(gemm::Impl { tall: None, ..*imp })),
+        _ => None,
+    }
+}
+
+fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + Copy, back: impl Fn(T) -> f32 + Copy) {
+    let Some(plain) = without_shallow(path) else {
+        return;
+    };
+    let shapes =
+        [(1, 1, 1), (5, 17, 3), (37, 33, 10), (128, 70, 12), (131, 45, 11), (29, 64, 7), (200, 10, 10), (3, 40, 13)];
+    let mut seed = 900;
+    // Products that read A in place: the shallow kernel ran (pair-packed
+    // paths take it only for A stored m×k with even k and lda).
+    let mut direct = 0;
+    for &(m, n, k) in &shapes {
+        for &(ta, tb) in &TS {
+            seed += 1;
+            let x = mats(ta, tb, m, n, k, (seed % 3) as usize, seed, conv, back);
+            let ldc = n + (seed % 5) as usize;
+            let mut rng = SplitMix(seed ^ 0x5A);
+            let c0: Vec<f32> = (0..gemm::required_len(m, n, ldc)).map(|_| rng.next_f32()).collect();
+            let bias: Vec<f32> = (0..n).map(|j| (j as f32 - 7.0) * 0.29).collect();
+            let tag = format!("{what} {ta:?}{tb:?} {m}x{n}x{k}");
+            for (alpha, beta, epi) in [
+                (1.0, 0.0, Epilogue::default()),
+                (-0.75, 1.5, Epilogue::default()),
+                (1.0, 1.0, Epilogue::default()),
+                (0.5, 0.0, Epilogue { bias: Some(&bias), relu: true }),
+            ] {
+                let run = |p: &Path<T>, out: Output<'_>| {
+                    gemm::gemm_on(p, ta, tb, m, n, k, alpha, &x.a, x.lda, &x.b, x.ldb, beta, out, ldc, epi)
+                };
+                let (mut got, mut want) = (c0.clone(), c0.clone());
+                if beta == 0.0 {
+                    got.iter_mut().chain(want.iter_mut()).for_each(|v| *v = f32::NAN);
+                }
+                run(path, Output::F32(&mut got));
+                direct += usize::from(!gemm::last_call_stats().packed_a);
+                run(&plain, Output::F32(&mut want));
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{tag} alpha {alpha} beta {beta}: C[{i}] = {g}, MR×NR kernel {w}"
+                    );
+                }
+                if epi.bias.is_none() {
+                    check(&tag, ta, tb, m, n, k, &x, alpha, beta, &c0, &got, ldc);
+                }
+                if beta == 0.0 {
+                    let (mut h, mut hw) = (vec![f16::NAN; c0.len()], vec![f16::NAN; c0.len()]);
+                    run(path, Output::F16(&mut h));
+                    run(&plain, Output::F16(&mut hw));
+                    assert!(h.iter().zip(&hw).all(|(a, b)| a.to_bits() == b.to_bits()), "{tag}: f16 output");
+                    let (mut b, mut bw) = (vec![bf16::NAN; c0.len()], vec![bf16::NAN; c0.len()]);
+                    run(path, Output::Bf16(&mut b));
+                    run(&plain, Output::Bf16(&mut bw));
+                    assert!(b.iter().zip(&bw).all(|(a, b)| a.to_bits() == b.to_bits()), "{tag}: bf16 output");
+                }
+            }
+        }
+    }
+    assert!(direct >= 8, "{what}: the shallow kernel ran {direct} times");
+}
+
+/// Shallow products (k up to 13, m well past MR) on the paths with a shallow
+/// kernel give the MR×NR kernel's results bit for bit, for every transpose,
+/// alpha/beta, the fused epilogue and f16/bf16 outputs, within the bound.
+#[test]
+fn shallow_products_equal_the_micro_kernel() {
+    for k in paths() {
+        run_shallow(&k.gemm.sgemm, &format!("{} sgemm", k.isa), |x| x, |x| x);
+        run_shallow(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
+        run_shallow(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
+    }
+}
+
 /// With alpha = 0 the epilogue still applies to beta·C, and A/B (NaN) are not read.
 #[test]
 fn epilogue_with_alpha_zero_reads_neither_operand() {

@@ -1,10 +1,14 @@
 //! Block sizes from cache sizes (BLIS's analytical model, simplified).
 //!
-//! The loops keep one packed A micro-panel (MR×KC) in L1 while it sweeps the
-//! packed B block (KC×NC) held in L2; the packed A block (MC×KC) is shared by
-//! all threads from L3. So KC follows from L1, NC from L2 and MC from L3, for
-//! the micro-kernel's MR×NR and the packed element size. Caches are read once
-//! from Linux's sysfs (`MIXPREC_GEMM_CACHES=l1,l2,l3` overrides, e.g.
+//! Each micro-tile sums KC depth steps in registers while its packed A
+//! (MR×KC) and B (KC×NR) micro-panels stream from L2: the A micro-panel is
+//! reused by the next tile, the B block (KC×NC) comes from L3 ahead of the
+//! hardware prefetchers, and the packed A block (MC×KC) is shared by all
+//! threads from L3. A long KC stores each C tile few times (once when
+//! k ≤ KC), which measured faster than micro-panels sized to L1. So KC
+//! follows from L2, NC and MC from L3, for the micro-kernel's MR×NR and the
+//! packed element size. Caches are read once from Linux's sysfs
+//! (`MIXPREC_GEMM_CACHES=l1,l2,l3` overrides, e.g.
 //! `32K,1M,32M`); without either, conservative sizes are assumed.
 
 use std::sync::OnceLock;
@@ -114,14 +118,14 @@ pub struct Blocking {
 
 impl Blocking {
     /// Block sizes for `shape` on `caches`:
-    /// - KC: an A micro-panel (MR×KC) fills half of L1, the other half
-    ///   holds the B lines streaming through and the C tile;
-    /// - NC: the B block (KC×NC) fills half of L2;
+    /// - KC: a B micro-panel (KC×NR) fills an eighth of L2 (at most 4 KiB
+    ///   per row or column of a panel);
+    /// - NC: the B block (KC×NC) fills a sixteenth of L3;
     /// - MC: the A block (MC×KC) fills half of L3.
     pub fn new(shape: KernelShape, caches: CacheSizes) -> Blocking {
         let per_k = shape.bytes_per_k.max(1);
-        let kc = round_down(caches.l1d / 2 / (shape.mr * per_k), 16).clamp(16, 2048);
-        let nc = round_down(caches.l2 / 2 / (kc * per_k), shape.nr).clamp(shape.nr, 1 << 16);
+        let kc = round_down(caches.l2 / 8 / (shape.nr * per_k), 16).clamp(16, 4096 / per_k);
+        let nc = round_down(caches.l3 / 16 / (kc * per_k), shape.nr).clamp(shape.nr, 1 << 16);
         let mc = round_down(caches.l3 / 2 / (kc * per_k), shape.mr).clamp(shape.mr, 1 << 16);
         Blocking { mr: shape.mr, nr: shape.nr, kc, mc, nc }
     }
@@ -168,21 +172,22 @@ mod tests {
         let zen4 = CacheSizes { l1d: 32 << 10, l2: 1 << 20, l3: 32 << 20 };
         let b = Blocking::new(SHAPE, zen4);
         assert_eq!((b.mr, b.nr), (14, 32));
-        assert_eq!(b.kc, 288);
-        assert!(b.nc.is_multiple_of(32));
-        assert!(b.kc * b.nc * 4 <= zen4.l2 / 2 && b.kc * (b.nc + 32) * 4 > zen4.l2 / 2);
-        assert!(14 * b.kc * 4 <= zen4.l1d / 2);
-        // A smaller L1 shortens KC; a smaller L2 narrows NC; a smaller L3 shortens MC.
-        let small_l1 = Blocking::new(SHAPE, CacheSizes { l1d: 16 << 10, ..zen4 });
-        assert!(small_l1.kc < b.kc);
+        assert_eq!(b.kc, 1024);
+        assert_eq!(b.nc, 512);
+        assert!(b.nc.is_multiple_of(32) && b.mc.is_multiple_of(14));
+        assert!(b.kc * 32 * 4 <= zen4.l2 / 8 && b.kc * b.nc * 4 <= zen4.l3 / 16);
+        assert!(b.kc * b.mc * 4 <= zen4.l3 / 2 && b.kc * (b.mc + 14) * 4 > zen4.l3 / 2);
+        // A smaller L2 shortens KC (so NC and MC grow); a smaller L3 narrows
+        // NC and shortens MC; L1 does not enter.
         let small_l2 = Blocking::new(SHAPE, CacheSizes { l2: 256 << 10, ..zen4 });
-        assert_eq!(small_l2.kc, b.kc);
-        assert!(small_l2.nc < b.nc);
+        assert!(small_l2.kc < b.kc && small_l2.nc > b.nc && small_l2.mc > b.mc);
         let small_l3 = Blocking::new(SHAPE, CacheSizes { l3: 2 << 20, ..zen4 });
-        assert!(small_l3.mc < b.mc && small_l3.mc.is_multiple_of(14));
-        // Half-size packed elements double the depth that fits.
-        let f16 = Blocking::new(KernelShape { bytes_per_k: 2, ..SHAPE }, zen4);
-        assert_eq!(f16.kc, 576);
+        assert_eq!(small_l3.kc, b.kc);
+        assert!(small_l3.nc < b.nc && small_l3.mc < b.mc && small_l3.mc.is_multiple_of(14));
+        assert_eq!(Blocking::new(SHAPE, CacheSizes { l1d: 16 << 10, ..zen4 }), b);
+        // Half-size packed elements (bf16 pairs) double the depth.
+        let pairs = Blocking::new(KernelShape { bytes_per_k: 2, ..SHAPE }, zen4);
+        assert_eq!(pairs.kc, 2048);
     }
 
     #[test]

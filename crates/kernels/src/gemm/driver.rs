@@ -26,7 +26,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::{
-    APanel, BPanel, Blocking, Dst, Element, Epilogue, Impl, MicroTile, Output, Prev, TileOut, Transpose,
+    APanel, BPanel, Blocking, Dst, Element, Epilogue, Impl, MicroTile, Output, Prev, Tall, TileOut, Transpose,
     detected_caches,
 };
 
@@ -261,10 +261,16 @@ fn gemm_blocks<T: Element, P: Packed>(
     // cheaper than packing's transposed writes) and read in place as f32.
     let (ar, ac) = if x.ta == Transpose::No { (m, k) } else { (k, m) };
     let (br, bc) = if x.tb == Transpose::No { (k, n) } else { (n, k) };
-    let a_f32 = (imp.unpacked && n <= 2 * bl.nr).then(|| in_place(x.a, super::required_len(ar, ac, x.lda), wide_a));
-    let b_f32 = (pre_b.is_none() && imp.unpacked && x.tb == Transpose::No && m <= 2 * bl.mr)
+    // A shallow product (k up to about ten) runs on the path's shallow kernel
+    // when it has one: A read in place (f16/bf16 widened unless that would
+    // widen much more than the m×k elements it uses), B held in registers.
+    let a_len = super::required_len(ar, ac, x.lda);
+    let tall = imp.tall.filter(|t| k <= t.max_k && (T::as_f32(x.a).is_some() || a_len <= 4 * m * k));
+    let a_f32 = (imp.unpacked && (n <= 2 * bl.nr || tall.is_some())).then(|| in_place(x.a, a_len, wide_a));
+    let b_f32 = (pre_b.is_none() && imp.unpacked && x.tb == Transpose::No && (m <= 2 * bl.mr || tall.is_some()))
         .then(|| in_place(x.b, super::required_len(br, bc, x.ldb), wide_b));
     let a_direct = a_f32.and_then(P::from_f32);
+    let tall = tall.filter(|_| a_direct.is_some());
     let b_direct = b_f32.and_then(P::from_f32);
     let pack_a = a_direct.is_none();
     let pack_b = b_direct.is_none() && pre_b.is_none();
@@ -341,6 +347,7 @@ fn gemm_blocks<T: Element, P: Packed>(
                             b_stride,
                             a_direct,
                             b_direct,
+                            tall: tall.as_ref(),
                             stats: &stats,
                             seen: &seen,
                         };
@@ -473,6 +480,8 @@ struct Step<'s, 'a, T: 'static, P: 'static> {
     b_stride: usize,
     a_direct: Option<&'s [P]>,
     b_direct: Option<&'s [P]>,
+    /// The shallow kernel, when this product runs on it (A read in place).
+    tall: Option<&'s Tall<P>>,
     stats: &'s AtomicUsize,
     seen: &'s AtomicU64,
 }
@@ -519,76 +528,99 @@ fn run_panels<T: Element, P: Packed>(
     rows: &mut Rows<'_>,
     mut scratch: Option<&mut [f32]>,
 ) {
-    let x = s.x;
     let (rbase, _) = panel(q0, s.np, s.mcb);
-    let nr = s.bl.nr;
-    let f32_dst = matches!(rows, Rows::F32(_));
+    if let Some(tall) = s.tall {
+        // A shallow product: every row of the task against one B panel at a time.
+        let (rl, hl) = panel(q1 - 1, s.np, s.mcb);
+        let a = a_panel(s, rbase);
+        for jb in 0..s.nb {
+            run_tile(s, tall.ukr.f, a, rl + hl - rbase, 0, jb, rows, None);
+        }
+        return;
+    }
     for q in q0..q1 {
         let (r0, h) = panel(q, s.np, s.mcb);
-        let a = match (s.apacked, s.a_direct) {
-            (Some(buf), _) => APanel::Packed(&buf[r0 * s.ks..(r0 + h) * s.ks]),
-            (None, Some(a)) => {
-                let row = s.ic + r0;
-                match x.ta {
-                    Transpose::No => APanel::Strided { data: &a[row * x.lda + s.pc..], rs: x.lda, cs: 1 },
-                    Transpose::Yes => APanel::Strided { data: &a[s.pc * x.lda + row..], rs: 1, cs: x.lda },
-                }
-            }
-            (None, None) => unreachable!("A is packed whenever it cannot be read directly"),
+        let a = match s.apacked {
+            Some(buf) => APanel::Packed(&buf[r0 * s.ks..(r0 + h) * s.ks]),
+            None => a_panel(s, r0),
         };
-        let lr = r0 - rbase;
         for jb in 0..s.nb {
-            let j0 = jb * nr;
-            let w = nr.min(s.ncb - j0);
-            let col = s.jc + j0;
-            let b = match (s.bpacked, s.b_direct) {
-                (Some(buf), _) => BPanel::Packed(&buf[s.b_off + jb * s.b_stride..][..nr * s.ks]),
-                (None, Some(b)) => BPanel::Rows { data: &b[s.pc * x.ldb + col..], ld: x.ldb },
-                (None, None) => unreachable!("B is packed whenever it cannot be read directly"),
-            };
-            let tile = MicroTile { k: s.ks, m: h, n: w, a, b };
-            let bias = if s.last { x.epilogue.bias.map(|bias| &bias[col..col + w]) } else { None };
-            let relu = s.last && x.epilogue.relu;
-            let beta_prev = if x.beta == 0.0 { Prev::None } else { Prev::Beta(x.beta) };
-            let mut out = if f32_dst {
-                TileOut {
-                    alpha: x.alpha,
-                    prev: if s.first { beta_prev } else { Prev::Dst },
-                    bias,
-                    relu,
-                    dst: rows.tile(lr * x.ldc + col, x.ldc),
-                }
-            } else {
-                // f16/bf16 destination: partial sums of a deep product wait
-                // in the f32 scratch; only the last block rounds to the output.
-                match (s.first, s.last, scratch.as_deref_mut()) {
-                    (true, true, _) => TileOut {
-                        alpha: x.alpha,
-                        prev: Prev::None,
-                        bias,
-                        relu,
-                        dst: rows.tile(lr * x.ldc + col, x.ldc),
-                    },
-                    (first, false, Some(sc)) => TileOut {
-                        alpha: x.alpha,
-                        prev: if first { Prev::None } else { Prev::Dst },
-                        bias: None,
-                        relu: false,
-                        dst: Dst::F32(&mut sc[lr * x.n + col..], x.n),
-                    },
-                    (false, true, Some(sc)) => TileOut {
-                        alpha: x.alpha,
-                        prev: Prev::From { src: &sc[lr * x.n + col..], ld: x.n },
-                        bias,
-                        relu,
-                        dst: rows.tile(lr * x.ldc + col, x.ldc),
-                    },
-                    _ => unreachable!("a deep product with an f16/bf16 destination has a scratch"),
-                }
-            };
-            (s.imp.ukr.f)(&tile, &mut out);
+            run_tile(s, s.imp.ukr.f, a, h, r0 - rbase, jb, rows, scratch.as_deref_mut());
         }
     }
+}
+
+/// op(A) read in place from row `r0` of the block.
+fn a_panel<'s, T: Element, P: Packed>(s: &Step<'s, '_, T, P>, r0: usize) -> APanel<'s, P> {
+    let (x, row) = (s.x, s.ic + r0);
+    let a = s.a_direct.expect("A is packed whenever it cannot be read directly");
+    match x.ta {
+        Transpose::No => APanel::Strided { data: &a[row * x.lda + s.pc..], rs: x.lda, cs: 1 },
+        Transpose::Yes => APanel::Strided { data: &a[s.pc * x.lda + row..], rs: 1, cs: x.lda },
+    }
+}
+
+/// One tile: rows `lr..lr + h` of the task (`rows` and `scratch` start at
+/// its first row) against B micro-panel `jb` of the block, stored with the
+/// block's epilogue.
+#[allow(clippy::too_many_arguments)]
+fn run_tile<T: Element, P: Packed>(
+    s: &Step<'_, '_, T, P>,
+    ukr: super::UkrFn<P>,
+    a: APanel<'_, P>,
+    h: usize,
+    lr: usize,
+    jb: usize,
+    rows: &mut Rows<'_>,
+    scratch: Option<&mut [f32]>,
+) {
+    let x = s.x;
+    let nr = s.bl.nr;
+    let j0 = jb * nr;
+    let w = nr.min(s.ncb - j0);
+    let col = s.jc + j0;
+    let b = match (s.bpacked, s.b_direct) {
+        (Some(buf), _) => BPanel::Packed(&buf[s.b_off + jb * s.b_stride..][..nr * s.ks]),
+        (None, Some(b)) => BPanel::Rows { data: &b[s.pc * x.ldb + col..], ld: x.ldb },
+        (None, None) => unreachable!("B is packed whenever it cannot be read directly"),
+    };
+    let tile = MicroTile { k: s.ks, m: h, n: w, a, b };
+    let bias = if s.last { x.epilogue.bias.map(|bias| &bias[col..col + w]) } else { None };
+    let relu = s.last && x.epilogue.relu;
+    let beta_prev = if x.beta == 0.0 { Prev::None } else { Prev::Beta(x.beta) };
+    let mut out = if matches!(rows, Rows::F32(_)) {
+        TileOut {
+            alpha: x.alpha,
+            prev: if s.first { beta_prev } else { Prev::Dst },
+            bias,
+            relu,
+            dst: rows.tile(lr * x.ldc + col, x.ldc),
+        }
+    } else {
+        // f16/bf16 destination: partial sums of a deep product wait
+        // in the f32 scratch; only the last block rounds to the output.
+        match (s.first, s.last, scratch) {
+            (true, true, _) => {
+                TileOut { alpha: x.alpha, prev: Prev::None, bias, relu, dst: rows.tile(lr * x.ldc + col, x.ldc) }
+            }
+            (first, false, Some(sc)) => TileOut {
+                alpha: x.alpha,
+                prev: if first { Prev::None } else { Prev::Dst },
+                bias: None,
+                relu: false,
+                dst: Dst::F32(&mut sc[lr * x.n + col..], x.n),
+            },
+            (false, true, Some(sc)) => TileOut {
+                alpha: x.alpha,
+                prev: Prev::From { src: &sc[lr * x.n + col..], ld: x.n },
+                bias,
+                relu,
+                dst: rows.tile(lr * x.ldc + col, x.ldc),
+            },
+            _ => unreachable!("a deep product with an f16/bf16 destination has a scratch"),
+        }
+    };
+    ukr(&tile, &mut out);
 }
 
 /// `C = relu?(beta·C + bias)` without reading A or B (`alpha == 0` or `k == 0`).

@@ -154,6 +154,23 @@ pub struct Impl<T: 'static, P: 'static> {
     /// of B; P is f32), which enables the small-matrix path without packing:
     /// f32 inputs are read as they are, f16/bf16 inputs widened once.
     pub unpacked: bool,
+    /// A kernel for shallow products that keeps a B micro-panel in registers
+    /// and sweeps any number of rows of A read in place (see [`Tall`]).
+    pub tall: Option<Tall<P>>,
+}
+
+/// A micro-kernel variant for depths up to `max_k` (e.g. a layer with ten
+/// inputs): it takes tiles of any height with A strided, loads the B panel
+/// (packed or rows, up to NR columns) into registers once and runs every row
+/// against it, so a shallow product does not pay a tile's loads, call and
+/// store setup per MR rows. Its FMAs are the MR×NR kernel's, in the same
+/// order, so results are bit-identical to it.
+#[derive(Clone, Copy, Debug)]
+pub struct Tall<P: 'static> {
+    /// The kernel (`MicroTile::m` may exceed MR; A is always `Strided`).
+    pub ukr: Kernel<UkrFn<P>>,
+    /// The deepest product it takes, in depth steps.
+    pub max_k: usize,
 }
 
 /// A path for input type `T`, by the packed element type its micro-kernel reads.
@@ -168,11 +185,16 @@ pub enum Path<T: 'static> {
 }
 
 impl<T> Path<T> {
-    fn names(&self) -> [&'static str; 3] {
+    /// Kernel names: the micro-kernel, the packers, and the shallow-product
+    /// kernel (the micro-kernel's name where the path has none).
+    fn names(&self) -> [&'static str; 4] {
+        fn of<T, P>(i: &Impl<T, P>) -> [&'static str; 4] {
+            [i.ukr.name, i.pack_a.name, i.pack_b.name, i.tall.as_ref().map_or(i.ukr.name, |t| t.ukr.name)]
+        }
         match self {
-            Path::F32(i) => [i.ukr.name, i.pack_a.name, i.pack_b.name],
-            Path::F16(i) => [i.ukr.name, i.pack_a.name, i.pack_b.name],
-            Path::Pairs(i) => [i.ukr.name, i.pack_a.name, i.pack_b.name],
+            Path::F32(i) => of(i),
+            Path::F16(i) => of(i),
+            Path::Pairs(i) => of(i),
         }
     }
 
@@ -201,19 +223,22 @@ pub struct Table {
 impl Table {
     /// `(kernel, implementation)` for every entry.
     pub fn entries(&self) -> Vec<(&'static str, &'static str)> {
-        let [s0, s1, s2] = self.sgemm.names();
-        let [h0, h1, h2] = self.hgemm.names();
-        let [b0, b1, b2] = self.bgemm.names();
+        let [s0, s1, s2, s3] = self.sgemm.names();
+        let [h0, h1, h2, h3] = self.hgemm.names();
+        let [b0, b1, b2, b3] = self.bgemm.names();
         vec![
             ("sgemm_ukr", s0),
             ("sgemm_pack_a", s1),
             ("sgemm_pack_b", s2),
+            ("sgemm_ukr_shallow", s3),
             ("hgemm_ukr", h0),
             ("hgemm_pack_a", h1),
             ("hgemm_pack_b", h2),
+            ("hgemm_ukr_shallow", h3),
             ("bgemm_ukr", b0),
             ("bgemm_pack_a", b1),
             ("bgemm_pack_b", b2),
+            ("bgemm_ukr_shallow", b3),
         ]
     }
 }

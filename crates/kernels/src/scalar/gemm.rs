@@ -255,6 +255,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_a: Kernel { f: pack::pack_a_f32_generic::<f32>, name: "pack_a_f32_generic" },
             pack_b: Kernel { f: pack::pack_b_f32_generic::<f32>, name: "pack_b_f32_generic" },
             unpacked: true,
+            tall: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -262,6 +263,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_a: Kernel { f: pack::pack_a_f32_generic::<f16>, name: "pack_a_f16_f32_generic" },
             pack_b: Kernel { f: pack::pack_b_f32_generic::<f16>, name: "pack_b_f16_f32_generic" },
             unpacked: true,
+            tall: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -269,6 +271,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_a: Kernel { f: pack::pack_a_f32_generic::<bf16>, name: "pack_a_bf16_f32_generic" },
             pack_b: Kernel { f: pack::pack_b_f32_generic::<bf16>, name: "pack_b_bf16_f32_generic" },
             unpacked: true,
+            tall: None,
         }),
     }
 }

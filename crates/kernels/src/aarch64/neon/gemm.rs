@@ -609,6 +609,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             pack_a: Kernel { f: pack_a_f16_neon, name: "pack_a_f16_neon" },
             pack_b: Kernel { f: pack_b_f16_neon, name: "pack_b_f16_neon" },
             unpacked: false,
+            tall: None,
         })
     } else {
         Path::F32(Impl {
@@ -617,6 +618,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             pack_a: Kernel { f: pack_a_f16_f32_neon, name: "pack_a_f16_f32_neon" },
             pack_b: Kernel { f: pack_b_f16_f32_neon, name: "pack_b_f16_f32_neon" },
             unpacked: false,
+            tall: None,
         })
     };
     Table {
@@ -626,6 +628,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             pack_a: Kernel { f: pack_a_f32_neon, name: "pack_a_f32_neon" },
             pack_b: Kernel { f: pack_b_f32_neon, name: "pack_b_f32_neon" },
             unpacked: false,
+            tall: None,
         }),
         hgemm,
         bgemm: Path::F32(Impl {
@@ -634,6 +637,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             pack_a: Kernel { f: pack_a_bf16_f32_neon, name: "pack_a_bf16_f32_neon" },
             pack_b: Kernel { f: pack_b_bf16_f32_neon, name: "pack_b_bf16_f32_neon" },
             unpacked: false,
+            tall: None,
         }),
     }
 }

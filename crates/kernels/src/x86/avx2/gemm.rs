@@ -432,6 +432,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_a: Kernel { f: pack_a_f32_avx2, name: "pack_a_f32_avx2" },
             pack_b: Kernel { f: pack_b_f32_avx2, name: "pack_b_f32_avx2" },
             unpacked: true,
+            tall: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -439,6 +440,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_a: Kernel { f: pack_a_f16_f32_avx2, name: "pack_a_f16_f32_avx2" },
             pack_b: Kernel { f: pack_b_f16_f32_avx2, name: "pack_b_f16_f32_avx2" },
             unpacked: true,
+            tall: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -446,6 +448,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_a: Kernel { f: pack_a_bf16_f32_avx2, name: "pack_a_bf16_f32_avx2" },
             pack_b: Kernel { f: pack_b_bf16_f32_avx2, name: "pack_b_bf16_f32_avx2" },
             unpacked: true,
+            tall: None,
         }),
     }
 }

@@ -17,7 +17,7 @@ use half::{bf16, f16};
 
 use crate::dispatch::Kernel;
 use crate::gemm::{
-    APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, TileOut, Transpose, check_tile, pack,
+    APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, Tall, TileOut, Transpose, check_tile, pack,
 };
 
 /// Rows of the register block.
@@ -299,6 +299,158 @@ pub fn gemm_f32_avx512_14x32(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
     // out only when the CPU has AVX-512 F/BW/VL/DQ; `check_tile` bounds every
     // access the kernel makes.
     unsafe { f(t.k, a, rs, cs, b, ldb, t.n, out) }
+}
+
+// ---------------------------------------------------------------- shallow f32 kernel
+
+/// The deepest product the shallow kernel takes: its B panel (2·K zmm), four
+/// rows of accumulators and a broadcast fit the 32 registers up to K = 11;
+/// at K = 12 it runs three rows at a time.
+pub const TALL_MAX_K: usize = 12;
+
+/// Stores the rows of a shallow kernel's results (`$acc: [[__m512; NV]; R]`),
+/// the first at row `$i`; expanded in each kernel body (as `finish_tile!`,
+/// so the accumulators go from registers to C without a call).
+macro_rules! store_rows {
+    ($acc:ident, $n:expr, $i:expr, $plain:expr, $out:expr) => {{
+        let (n, i, out): (usize, usize, &mut TileOut<'_>) = ($n, $i, $out);
+        let alpha = _mm512_set1_ps(out.alpha);
+        match $plain {
+            Some((p, ld, accumulate)) => {
+                let one = out.alpha == 1.0;
+                for (r, row) in $acc.iter().enumerate() {
+                    for (v, &x) in row.iter().enumerate() {
+                        let mask = lane_mask(n, v);
+                        // SAFETY: `check_tile` established that row i + r,
+                        // columns v·16.. under `mask` are inside the destination.
+                        unsafe {
+                            let q: *mut f32 = p.add((i + r) * ld + v * L);
+                            let y = match (accumulate, one) {
+                                (false, true) => x,
+                                (false, false) => _mm512_mul_ps(x, alpha),
+                                (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
+                                (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
+                            };
+                            _mm512_mask_storeu_ps(q, mask, y);
+                        }
+                    }
+                }
+            }
+            None => {
+                for (r, row) in $acc.iter().enumerate() {
+                    for (v, &x) in row.iter().enumerate() {
+                        // SAFETY: as above, through the general epilogue.
+                        unsafe { store_vec(out, x, alpha, i + r, v * L, lane_mask(n, v)) };
+                    }
+                }
+            }
+        }
+    }};
+}
+
+type TallRaw = unsafe fn(usize, *const f32, usize, usize, *const f32, usize, usize, &mut TileOut<'_>);
+
+/// The shallow f32 body: B (K depth steps × NV·16 columns, packed with row
+/// stride NR or rows of stride `ldb` under the column mask) is loaded into
+/// registers once, then rows of A (strided `(rs, cs)`) run against it R at a
+/// time. Per element the FMAs are those of `ukr_f32`, in the same order
+/// (from +0, depth step 0 first), so the results are bit-identical to it.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tall_f32<const K: usize, const NV: usize, const R: usize, const BPACK: bool>(
+    m: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    b: *const f32,
+    ldb: usize,
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
+    let ldb = if BPACK { NR } else { ldb };
+    let mut bv = [[_mm512_setzero_ps(); NV]; K];
+    for (p, row) in bv.iter_mut().enumerate() {
+        for (v, x) in row.iter_mut().enumerate() {
+            // SAFETY: `check_tile` established that K rows of B (ldb, n
+            // columns; NR when packed) lie inside the slice.
+            *x = unsafe {
+                if BPACK {
+                    _mm512_loadu_ps(b.add(p * ldb + v * L))
+                } else {
+                    _mm512_maskz_loadu_ps(lane_mask(n, v), b.add(p * ldb + v * L))
+                }
+            };
+        }
+    }
+    let plain = plain_dst(out);
+    let mut i = 0;
+    while i + R <= m {
+        // SAFETY: rows i..i+R are below m (`check_tile` bounds A and C for m rows).
+        unsafe { tall_rows::<K, NV, R>(&bv, a.add(i * rs), rs, cs, n, i, plain, out) };
+        i += R;
+    }
+    while i < m {
+        // SAFETY: as above, one row.
+        unsafe { tall_rows::<K, NV, 1>(&bv, a.add(i * rs), rs, cs, n, i, plain, out) };
+        i += 1;
+    }
+}
+
+/// R rows of the shallow kernel, starting at row `i` (`a` at its first element).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tall_rows<const K: usize, const NV: usize, const R: usize>(
+    bv: &[[__m512; NV]; K],
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    n: usize,
+    i: usize,
+    plain: Option<(*mut f32, usize, bool)>,
+    out: &mut TileOut<'_>,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; R];
+    for (p, b) in bv.iter().enumerate() {
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: the caller guarantees R rows × K depth steps of A.
+            let ai = _mm512_set1_ps(unsafe { *a.add(r * rs + p * cs) });
+            for (c, x) in row.iter_mut().zip(b) {
+                *c = _mm512_fmadd_ps(ai, *x, *c);
+            }
+        }
+    }
+    store_rows!(acc, n, i, plain, out);
+}
+
+macro_rules! tall_grid {
+    ($($k:literal $r:literal),*) => {
+        [ $( [
+            [tall_f32::<$k, 1, $r, false> as TallRaw, tall_f32::<$k, 1, $r, true> as TallRaw],
+            [tall_f32::<$k, 2, $r, false> as TallRaw, tall_f32::<$k, 2, $r, true> as TallRaw],
+        ] ),* ]
+    };
+}
+
+static TALL_GRID: [[[TallRaw; 2]; 2]; TALL_MAX_K] =
+    tall_grid!(1 4, 2 4, 3 4, 4 4, 5 4, 6 4, 7 4, 8 4, 9 4, 10 4, 11 4, 12 3);
+
+/// Shallow f32 kernel: any number of rows × up to 32 columns, depth up to
+/// [`TALL_MAX_K`], A strided, B in registers.
+///
+/// # Panics
+/// If `check_tile` fails (with no row limit), A is packed, or the depth is
+/// outside 1..=`TALL_MAX_K`.
+pub fn gemm_f32_avx512_tall_kx32(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
+    check_tile(t, out, usize::MAX, NR);
+    assert!((1..=TALL_MAX_K).contains(&t.k), "shallow kernel: depth {} outside 1..={TALL_MAX_K}", t.k);
+    let (a, rs, cs, ap, b, ldb, bp) = raw_parts(t);
+    assert!(!ap, "the shallow kernel reads A in place");
+    let f = TALL_GRID[t.k - 1][t.n.div_ceil(L) - 1][bp as usize];
+    // SAFETY: this kernel is reachable only through the avx512 table, handed
+    // out only when the CPU has AVX-512 F/BW/VL/DQ; `check_tile` bounds every
+    // access the kernel makes.
+    unsafe { f(t.m, a, rs, cs, b, ldb, t.n, out) }
 }
 
 // ---------------------------------------------------------------- bf16 pairs kernel
@@ -776,6 +928,10 @@ pub fn pack_b_bf16_pairs_avx512(
 pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
     let shape = KernelShape { mr: MR, nr: NR, kpack: 1, bytes_per_k: 4 };
     let ukr: Kernel<crate::gemm::UkrFn<f32>> = Kernel { f: gemm_f32_avx512_14x32, name: "gemm_f32_avx512_14x32" };
+    let tall = Some(Tall {
+        ukr: Kernel { f: gemm_f32_avx512_tall_kx32, name: "gemm_f32_avx512_tall_kx32" },
+        max_k: TALL_MAX_K,
+    });
     let bgemm = if bf16_dot {
         Path::Pairs(Impl {
             shape: KernelShape { mr: MR, nr: NR, kpack: 2, bytes_per_k: 2 },
@@ -783,6 +939,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             pack_a: Kernel { f: pack_a_bf16_pairs_avx512, name: "pack_a_bf16_pairs_avx512" },
             pack_b: Kernel { f: pack_b_bf16_pairs_avx512, name: "pack_b_bf16_pairs_avx512" },
             unpacked: false,
+            tall: None,
         })
     } else {
         Path::F32(Impl {
@@ -791,6 +948,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             pack_a: Kernel { f: pack_a_bf16_f32_avx512, name: "pack_a_bf16_f32_avx512" },
             pack_b: Kernel { f: pack_b_bf16_f32_avx512, name: "pack_b_bf16_f32_avx512" },
             unpacked: true,
+            tall,
         })
     };
     crate::gemm::Table {
@@ -800,6 +958,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             pack_a: Kernel { f: pack_a_f32_avx512, name: "pack_a_f32_avx512" },
             pack_b: Kernel { f: pack_b_f32_avx512, name: "pack_b_f32_avx512" },
             unpacked: true,
+            tall,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -807,6 +966,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             pack_a: Kernel { f: pack_a_f16_f32_avx512, name: "pack_a_f16_f32_avx512" },
             pack_b: Kernel { f: pack_b_f16_f32_avx512, name: "pack_b_f16_f32_avx512" },
             unpacked: true,
+            tall,
         }),
         bgemm,
     }
