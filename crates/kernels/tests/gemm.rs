@@ -582,3 +582,177 @@ fn avx512fp16_bgemm_widens_into_the_f32_kernel() {
     assert!(matches!(t.gemm.bgemm, Path::F32(_)), "avx512fp16 bgemm: {:?}", t.gemm.bgemm.shape());
     assert_eq!(t.gemm.bgemm.shape().kpack, 1);
 }
+
+/// `path` with its narrow kernel removed, so narrow products run untransposed.
+fn without_narrow<T>(path: &Path<T>) -> Option<Path<T>> {
+    match path {
+        Path::F32(imp) if imp.narrow.is_some() => Some(Path::F32(gemm::Impl { narrow: None, ..*imp })),
+        Path::F16(imp) if imp.narrow.is_some() => Some(Path::F16(gemm::Impl { narrow: None, ..*imp })),
+        Path::Pairs(imp) if imp.narrow.is_some() => Some(Path::Pairs(gemm::Impl { narrow: None, ..*imp })),
+        _ => None,
+    }
+}
+
+fn run_narrow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + Copy, back: impl Fn(T) -> f32 + Copy) {
+    let plain = without_narrow(path);
+    let kc = Blocking::new(path.shape(), detected_caches()).kc;
+    let (mr, nr) = (path.shape().mr, path.shape().nr);
+    // n from 1 to MR, m from 2·NR (the narrow path's threshold) past several
+    // NR panels with a ragged last one, k from 1 to past KC (partial sums in
+    // the f32 scratch for f16/bf16 outputs); the MLP's n = 10 shapes.
+    let shapes = [
+        (2 * nr, 1, 1),
+        (2 * nr + 1, mr, 3),
+        (128, 10, 512),
+        (512, 10, 128),
+        (97, 7, 33),
+        (130, 2, kc + 3),
+        (200, 10, 10),
+        (75, 13, 2 * kc + 1),
+    ];
+    let mut seed = 4200;
+    let mut transposed = 0;
+    for &(m, n, k) in &shapes {
+        for &(ta, tb) in &TS {
+            seed += 1;
+            let x = mats(ta, tb, m, n, k, (seed % 3) as usize, seed, conv, back);
+            let ldc = n + (seed % 5) as usize;
+            let mut rng = SplitMix(seed ^ 0x77);
+            let c0: Vec<f32> = (0..gemm::required_len(m, n, ldc)).map(|_| rng.next_f32()).collect();
+            let bias: Vec<f32> = (0..n).map(|j| (j as f32 - 4.0) * 0.31).collect();
+            let tag = format!("{what} narrow {ta:?}{tb:?} {m}x{n}x{k} ldc {ldc}");
+            for (alpha, beta, epi) in [
+                (1.0, 0.0, Epilogue::default()),
+                (-0.75, 1.5, Epilogue::default()),
+                (1.0, 1.0, Epilogue::default()),
+                (0.5, 0.0, Epilogue { bias: Some(&bias), relu: true }),
+                (1.0, 0.0, Epilogue { bias: Some(&bias), relu: false }),
+            ] {
+                let run = |p: &Path<T>, out: Output<'_>| {
+                    gemm::gemm_on(p, ta, tb, m, n, k, alpha, &x.a, x.lda, &x.b, x.ldb, beta, out, ldc, epi);
+                    gemm::last_call_stats().transposed
+                };
+                let mut got = c0.clone();
+                if beta == 0.0 {
+                    got.iter_mut().for_each(|v| *v = f32::NAN);
+                }
+                transposed += usize::from(run(path, Output::F32(&mut got)));
+                if epi.bias.is_none() {
+                    check(&tag, ta, tb, m, n, k, &x, alpha, beta, &c0, &got, ldc);
+                }
+                for i in 0..m - 1 {
+                    let pad = &got[i * ldc + n..(i + 1) * ldc];
+                    let was = &c0[i * ldc + n..(i + 1) * ldc];
+                    let kept =
+                        pad.iter().zip(was).all(|(a, b)| a.to_bits() == b.to_bits() || beta == 0.0 && a.is_nan());
+                    assert!(kept, "{tag}: padding of row {i} written");
+                }
+                let Some(plain) = &plain else { continue };
+                let mut want = c0.clone();
+                if beta == 0.0 {
+                    want.iter_mut().for_each(|v| *v = f32::NAN);
+                }
+                assert!(!run(plain, Output::F32(&mut want)), "{tag}: the plain path ran transposed");
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{tag} alpha {alpha} beta {beta}: C[{i}] = {g}, untransposed {w}"
+                    );
+                }
+                if beta == 0.0 {
+                    let (mut h, mut hw) = (vec![f16::NAN; c0.len()], vec![f16::NAN; c0.len()]);
+                    run(path, Output::F16(&mut h));
+                    run(plain, Output::F16(&mut hw));
+                    assert!(h.iter().zip(&hw).all(|(a, b)| a.to_bits() == b.to_bits()), "{tag}: f16 output");
+                    let (mut b, mut bw) = (vec![bf16::NAN; c0.len()], vec![bf16::NAN; c0.len()]);
+                    run(path, Output::Bf16(&mut b));
+                    run(plain, Output::Bf16(&mut bw));
+                    let diff = b.iter().zip(&bw).position(|(a, b)| a.to_bits() != b.to_bits());
+                    assert!(
+                        diff.is_none(),
+                        "{tag} alpha {alpha}: bf16 output {diff:?} {:?}",
+                        diff.map(|i| (b[i], bw[i]))
+                    );
+                }
+            }
+        }
+    }
+    if plain.is_some() {
+        // At least every product with A stored k×m (half the transposes).
+        assert!(transposed >= shapes.len() * 2 * 5, "{what}: the narrow kernel ran {transposed} times");
+    } else {
+        assert_eq!(transposed, 0, "{what}: a path without a narrow kernel ran transposed");
+    }
+}
+
+/// Narrow products (n ≤ MR, m ≥ 2·NR: the MLP's n = 10 layer) on every
+/// path: within the bound, padding of C untouched, and where the path has a
+/// narrow kernel (Cᵀ = op(B)ᵀ·op(A)ᵀ, stored transposed) bit-identical to
+/// the untransposed product for every transpose, alpha/beta (beta = 0 over a
+/// NaN C), the fused epilogue, f16/bf16 outputs and depths past KC.
+#[test]
+fn narrow_products_equal_the_untransposed_product() {
+    for k in paths() {
+        run_narrow(&k.gemm.sgemm, &format!("{} sgemm", k.isa), |x| x, |x| x);
+        run_narrow(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
+        run_narrow(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
+    }
+}
+
+fn run_narrow_threads<T: Element>(
+    path: &Path<T>,
+    what: &str,
+    conv: impl Fn(f32) -> T + Copy,
+    back: impl Fn(T) -> f32 + Copy,
+) {
+    let (m, n, k) = (4099, 10, if under_emulation() { 53 } else { 301 });
+    for &(ta, tb) in &TS {
+        let x = mats(ta, tb, m, n, k, 2, 17, conv, back);
+        let mut reference: Option<Vec<f32>> = None;
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut c = vec![f32::NAN; m * n];
+            let stats = pool.install(|| {
+                gemm::gemm_on(
+                    path,
+                    ta,
+                    tb,
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    &x.a,
+                    x.lda,
+                    &x.b,
+                    x.ldb,
+                    0.0,
+                    Output::F32(&mut c),
+                    n,
+                    Epilogue::default(),
+                );
+                gemm::last_call_stats()
+            });
+            if threads > 1 && m * n * k >= 1 << 21 {
+                assert!(stats.tasks > 1, "{what}: {threads} threads ran {} task(s)", stats.tasks);
+            }
+            match &reference {
+                None => reference = Some(c),
+                Some(r) => assert!(
+                    r.iter().zip(&c).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{what} {ta:?}{tb:?}: {threads} threads changed the bits"
+                ),
+            }
+        }
+    }
+}
+
+/// Narrow products give bit-identical results for 1, 2 and 3 threads.
+#[test]
+fn narrow_products_are_bit_identical_for_any_thread_count() {
+    for k in paths() {
+        run_narrow_threads(&k.gemm.sgemm, &format!("{} sgemm", k.isa), |x| x, |x| x);
+        run_narrow_threads(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
+        run_narrow_threads(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
+    }
+}

@@ -62,10 +62,15 @@ pub struct CallStats {
     pub packed_b: bool,
     /// The block sizes used.
     pub blocking: Option<Blocking>,
+    /// Whether the product ran as Cᵀ = op(B)ᵀ·op(A)ᵀ on the path's narrow
+    /// kernel (n up to MR; the blocking is then that of the swapped product).
+    pub transposed: bool,
 }
 
 thread_local! {
-    static LAST: Cell<CallStats> = const { Cell::new(CallStats { tasks: 0, threads: 0, packed_a: false, packed_b: false, blocking: None }) };
+    static LAST: Cell<CallStats> = const {
+        Cell::new(CallStats { tasks: 0, threads: 0, packed_a: false, packed_b: false, blocking: None, transposed: false })
+    };
     static SCRATCH: RefCell<Buf<f32>> = const { RefCell::new(Buf::new()) };
     /// f16/bf16 operands widened to f32 for the unpacked path.
     static WIDE: RefCell<(Buf<f32>, Buf<f32>)> = const { RefCell::new((Buf::new(), Buf::new())) };
@@ -232,6 +237,9 @@ fn gemm_with<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, pre_b: Op
     if x.alpha == 0.0 || x.k == 0 {
         return scale_only(x, c);
     }
+    if let Some(ukr) = imp.narrow.filter(|_| pre_b.is_none() && narrow(imp, x)) {
+        return gemm_narrow(imp, ukr.f, x, c);
+    }
     WIDE.with(|cell| {
         let mut guard = cell.try_borrow_mut().ok();
         let mut own = (Buf::new(), Buf::new());
@@ -370,8 +378,215 @@ fn gemm_blocks<T: Element, P: Packed>(
             packed_a: pack_a,
             packed_b: pack_b || pre_b.is_some(),
             blocking: Some(bl),
+            transposed: false,
         })
     });
+}
+
+/// Whether a product runs transposed on the narrow kernel: n fits one
+/// micro-panel of rows (so the swapped product is a single row of tiles
+/// whose lanes are all rows of C) and m is wide enough to fill the lanes.
+/// On f32 panels only when A is stored k×m, so op(A)ᵀ packs row by row: with
+/// A stored m×k the transposing pack costs more than the idle lanes of the
+/// untransposed kernel (hgemm 128×512×10 NN: 53.9 GFLOP/s transposed against
+/// 58.5 untransposed; 512×128×10 TN: 74.8 against 57.5). The bf16 pair
+/// kernel gains either way (see docs/kernels.md). A function of the shape
+/// and layout only, so the choice, and the bits, do not depend on the
+/// thread count.
+fn narrow<T, P>(imp: &Impl<T, P>, x: &Args<'_, T>) -> bool {
+    x.n <= imp.shape.mr && x.m >= 2 * imp.shape.nr && (imp.shape.kpack == 2 || x.ta == Transpose::Yes)
+}
+
+/// Cᵀ = op(B)ᵀ·op(A)ᵀ for a narrow C (n ≤ MR): the swapped product has n
+/// rows, one micro-panel, and m columns, so the narrow kernel's vector lanes
+/// run along the rows of C (all of them busy) instead of along n (n of 16).
+/// op(B)ᵀ is packed as the A panel and op(A)ᵀ block by block as B panels;
+/// the kernel transposes each tile in registers and stores rows of C, with
+/// the full epilogue. Every element is the same sequence of FMAs (or
+/// dot-product pairs) as on the MR×NR kernel, KC blocks included, so the
+/// results are bit-identical to the untransposed product. Threads split the
+/// B panels (whole rows of C).
+fn gemm_narrow<T: Element, P: Packed>(imp: &Impl<T, P>, ukr: super::UkrFn<P>, x: &Args<'_, T>, c: Output<'_>) {
+    let flip = |t: Transpose| if t == Transpose::No { Transpose::Yes } else { Transpose::No };
+    // The swapped product: op'(A') = op(B)ᵀ (n × k), op'(B') = op(A)ᵀ (k × m).
+    let xs = Args {
+        ta: flip(x.tb),
+        tb: flip(x.ta),
+        m: x.n,
+        n: x.m,
+        k: x.k,
+        alpha: x.alpha,
+        a: x.b,
+        lda: x.ldb,
+        b: x.a,
+        ldb: x.lda,
+        beta: x.beta,
+        ldc: x.ldc,
+        epilogue: x.epilogue,
+    };
+    let (rows_c, cols_c, k) = (x.m, x.n, x.k);
+    let bl = Blocking::new(imp.shape, detected_caches()).for_product(xs.m, xs.n, k);
+    let kp = imp.shape.kpack;
+    let threads = if rows_c * cols_c * k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) };
+    let low_precision_out = !matches!(c, Output::F32(_));
+    let stats = AtomicUsize::new(0);
+    let seen = AtomicU64::new(0);
+    let mut rows = match c {
+        Output::F32(c) => Rows::F32(c),
+        Output::F16(c) => Rows::F16(c),
+        Output::Bf16(c) => Rows::Bf16(c),
+    };
+    P::with_bufs(|abuf, bbuf| {
+        SCRATCH.with(|scratch_cell| {
+            let mut scratch_guard = scratch_cell.try_borrow_mut().ok();
+            let mut own = Buf::new();
+            let scratch_buf: &mut Buf<f32> = match scratch_guard.as_deref_mut() {
+                Some(s) => s,
+                None => &mut own,
+            };
+            // Partial sums of a deep product with an f16/bf16 C, in C's layout (row stride n).
+            let mut scratch = (low_precision_out && k > bl.kc).then(|| scratch_buf.get(rows_c * cols_c));
+            let mut pc = 0;
+            while pc < k {
+                let kcb = bl.kc.min(k - pc);
+                let ks = kcb.div_ceil(kp);
+                let apanel = abuf.get(xs.m * ks);
+                pack_a_block(imp, &xs, 1, apanel, 0, xs.m, 1, pc, kcb, ks);
+                let mut jc = 0;
+                while jc < xs.n {
+                    let ncb = bl.nc.min(xs.n - jc);
+                    let nb = ncb.div_ceil(bl.nr);
+                    let bpanels = bbuf.get(nb * bl.nr * ks);
+                    pack_b_block(imp, &xs, threads, bpanels, &bl, jc, ncb, pc, kcb, ks);
+                    let step = NarrowStep {
+                        x: &xs,
+                        nr: bl.nr,
+                        ks,
+                        ncb,
+                        first: pc == 0,
+                        last: pc + kcb == k,
+                        apanel,
+                        bpanels,
+                        ukr,
+                        stats: &stats,
+                        seen: &seen,
+                    };
+                    let (_, mut block) = rows.reborrow().split(jc * x.ldc);
+                    let scr = scratch.as_deref_mut().map(|s| &mut s[jc * cols_c..]);
+                    let grain = nb.div_ceil(4 * threads).max(1);
+                    narrow_panels(&step, 0, nb, grain, threads > 1, &mut block, scr);
+                    jc += ncb;
+                }
+                pc += kcb;
+            }
+        })
+    });
+    LAST.with(|l| {
+        l.set(CallStats {
+            tasks: stats.load(Ordering::Relaxed),
+            threads: seen.load(Ordering::Relaxed).count_ones() as usize,
+            packed_a: true,
+            packed_b: true,
+            blocking: Some(bl),
+            transposed: true,
+        })
+    });
+}
+
+/// One (PC, JC) block of a transposed product (`x` is the swapped product).
+struct NarrowStep<'s, 'a, T: 'static, P: 'static> {
+    x: &'s Args<'a, T>,
+    nr: usize,
+    ks: usize,
+    ncb: usize,
+    first: bool,
+    last: bool,
+    apanel: &'s [P],
+    bpanels: &'s [P],
+    ukr: super::UkrFn<P>,
+    stats: &'s AtomicUsize,
+    seen: &'s AtomicU64,
+}
+
+/// B panels `jb0..jb1` of the block: rows of C from `jc + jb0·NR`, where
+/// `rows` and `scratch` (row stride n) start.
+fn narrow_panels<T: Element, P: Packed>(
+    s: &NarrowStep<'_, '_, T, P>,
+    jb0: usize,
+    jb1: usize,
+    grain: usize,
+    par: bool,
+    rows: &mut Rows<'_>,
+    scratch: Option<&mut [f32]>,
+) {
+    let (ldc, cols_c) = (s.x.ldc, s.x.m);
+    if par && jb1 - jb0 > grain {
+        let mid = (jb0 + jb1) / 2;
+        let at = (mid - jb0) * s.nr;
+        let (mut top, mut bottom) = rows.reborrow().split(at * ldc);
+        let (st, sb) = match scratch {
+            Some(sc) => {
+                let (a, b) = sc.split_at_mut((at * cols_c).min(sc.len()));
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        };
+        rayon::join(
+            || narrow_panels(s, jb0, mid, grain, par, &mut top, st),
+            || narrow_panels(s, mid, jb1, grain, par, &mut bottom, sb),
+        );
+        return;
+    }
+    s.stats.fetch_add(1, Ordering::Relaxed);
+    let id = rayon::current_thread_index().map_or(63, |i| i.min(63));
+    s.seen.fetch_or(1 << id, Ordering::Relaxed);
+    let x = s.x;
+    let mut scratch = scratch;
+    for jb in jb0..jb1 {
+        let lr = (jb - jb0) * s.nr;
+        let w = s.nr.min(s.ncb - jb * s.nr);
+        let tile = MicroTile {
+            k: s.ks,
+            m: cols_c,
+            n: w,
+            a: APanel::Packed(s.apanel),
+            b: BPanel::Packed(&s.bpanels[jb * s.nr * s.ks..][..s.nr * s.ks]),
+        };
+        let bias = if s.last { x.epilogue.bias.map(|bias| &bias[..cols_c]) } else { None };
+        let relu = s.last && x.epilogue.relu;
+        let beta_prev = if x.beta == 0.0 { Prev::None } else { Prev::Beta(x.beta) };
+        let mut out = if matches!(rows, Rows::F32(_)) {
+            TileOut {
+                alpha: x.alpha,
+                prev: if s.first { beta_prev } else { Prev::Dst },
+                bias,
+                relu,
+                dst: rows.tile(lr * ldc, ldc),
+            }
+        } else {
+            match (s.first, s.last, scratch.as_deref_mut()) {
+                (true, true, _) => {
+                    TileOut { alpha: x.alpha, prev: Prev::None, bias, relu, dst: rows.tile(lr * ldc, ldc) }
+                }
+                (first, false, Some(sc)) => TileOut {
+                    alpha: x.alpha,
+                    prev: if first { Prev::None } else { Prev::Dst },
+                    bias: None,
+                    relu: false,
+                    dst: Dst::F32(&mut sc[lr * cols_c..], cols_c),
+                },
+                (false, true, Some(sc)) => TileOut {
+                    alpha: x.alpha,
+                    prev: Prev::From { src: &sc[lr * cols_c..], ld: cols_c },
+                    bias,
+                    relu,
+                    dst: rows.tile(lr * ldc, ldc),
+                },
+                _ => unreachable!("a deep product with an f16/bf16 destination has a scratch"),
+            }
+        };
+        (s.ukr)(&tile, &mut out);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

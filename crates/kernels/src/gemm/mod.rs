@@ -157,6 +157,11 @@ pub struct Impl<T: 'static, P: 'static> {
     /// A kernel for shallow products that keeps a B micro-panel in registers
     /// and sweeps any number of rows of A read in place (see [`Tall`]).
     pub tall: Option<Tall<P>>,
+    /// The micro-kernel with a transposed store, for narrow products (n up
+    /// to MR): the driver computes Cᵀ = op(B)ᵀ·op(A)ᵀ so that the rows of C
+    /// lie along the vector lanes instead of n of them (see [`UkrFn`]'s
+    /// transposed contract in `check_tile_transposed`).
+    pub narrow: Option<Kernel<UkrFn<P>>>,
 }
 
 /// A micro-kernel variant for depths up to `max_k` (e.g. a layer with ten
@@ -185,11 +190,18 @@ pub enum Path<T: 'static> {
 }
 
 impl<T> Path<T> {
-    /// Kernel names: the micro-kernel, the packers, and the shallow-product
-    /// kernel (the micro-kernel's name where the path has none).
-    fn names(&self) -> [&'static str; 4] {
-        fn of<T, P>(i: &Impl<T, P>) -> [&'static str; 4] {
-            [i.ukr.name, i.pack_a.name, i.pack_b.name, i.tall.as_ref().map_or(i.ukr.name, |t| t.ukr.name)]
+    /// Kernel names: the micro-kernel, the packers, the shallow-product
+    /// kernel and the narrow-product kernel (the micro-kernel's name where
+    /// the path has none).
+    fn names(&self) -> [&'static str; 5] {
+        fn of<T, P>(i: &Impl<T, P>) -> [&'static str; 5] {
+            [
+                i.ukr.name,
+                i.pack_a.name,
+                i.pack_b.name,
+                i.tall.as_ref().map_or(i.ukr.name, |t| t.ukr.name),
+                i.narrow.as_ref().map_or(i.ukr.name, |k| k.name),
+            ]
         }
         match self {
             Path::F32(i) => of(i),
@@ -223,22 +235,25 @@ pub struct Table {
 impl Table {
     /// `(kernel, implementation)` for every entry.
     pub fn entries(&self) -> Vec<(&'static str, &'static str)> {
-        let [s0, s1, s2, s3] = self.sgemm.names();
-        let [h0, h1, h2, h3] = self.hgemm.names();
-        let [b0, b1, b2, b3] = self.bgemm.names();
+        let [s0, s1, s2, s3, s4] = self.sgemm.names();
+        let [h0, h1, h2, h3, h4] = self.hgemm.names();
+        let [b0, b1, b2, b3, b4] = self.bgemm.names();
         vec![
             ("sgemm_ukr", s0),
             ("sgemm_pack_a", s1),
             ("sgemm_pack_b", s2),
             ("sgemm_ukr_shallow", s3),
+            ("sgemm_ukr_narrow", s4),
             ("hgemm_ukr", h0),
             ("hgemm_pack_a", h1),
             ("hgemm_pack_b", h2),
             ("hgemm_ukr_shallow", h3),
+            ("hgemm_ukr_narrow", h4),
             ("bgemm_ukr", b0),
             ("bgemm_pack_a", b1),
             ("bgemm_pack_b", b2),
             ("bgemm_ukr_shallow", b3),
+            ("bgemm_ukr_narrow", b4),
         ]
     }
 }
@@ -631,6 +646,41 @@ pub fn check_tile<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usize, nr: usi
     }
     if let Some(bias) = out.bias {
         assert!(bias.len() >= n, "bias shorter than the tile");
+    }
+}
+
+/// [`check_tile`] for a narrow kernel's transposed store: the tile is a tile
+/// of Cᵀ (`t.m` rows of Cᵀ are columns of C, `t.n` columns of Cᵀ are rows of
+/// C), and `out` describes the C tile it lands in, `t.n` rows × `t.m`
+/// columns (bias: one value per column of C, i.e. per row of the tile).
+///
+/// # Panics
+/// As [`check_tile`], with the destination, scratch and bias bounds transposed.
+pub fn check_tile_transposed<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usize, nr: usize) {
+    let (m, n, k) = (t.m, t.n, t.k);
+    assert!((1..=mr).contains(&m) && (1..=nr).contains(&n), "micro-tile {m}×{n} outside 1..={mr} × 1..={nr}");
+    if k > 0 {
+        match t.a {
+            APanel::Packed(d) => assert!(d.len() >= k * m, "packed A panel too short"),
+            APanel::Strided { data, rs, cs } => assert!(data.len() > (m - 1) * rs + (k - 1) * cs, "A too short"),
+        }
+        match t.b {
+            BPanel::Packed(d) => assert!(d.len() >= k * nr, "packed B panel too short"),
+            BPanel::Rows { data, ld } => assert!(data.len() >= (k - 1) * ld + n, "B too short"),
+        }
+    }
+    let (len, ld, f32_dst) = match &out.dst {
+        Dst::F32(c, ld) => (c.len(), *ld, true),
+        Dst::F16(c, ld) => (c.len(), *ld, false),
+        Dst::Bf16(c, ld) => (c.len(), *ld, false),
+    };
+    assert!(ld >= m && len >= (n - 1) * ld + m, "transposed C tile too short");
+    assert!(f32_dst || !matches!(out.prev, Prev::Beta(_) | Prev::Dst), "accumulating into an f16/bf16 C tile");
+    if let Prev::From { src, ld } = out.prev {
+        assert!(ld >= m && src.len() >= (n - 1) * ld + m, "transposed scratch tile too short");
+    }
+    if let Some(bias) = out.bias {
+        assert!(bias.len() >= m, "bias shorter than the tile");
     }
 }
 

@@ -256,6 +256,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_b: Kernel { f: pack::pack_b_f32_generic::<f32>, name: "pack_b_f32_generic" },
             unpacked: true,
             tall: None,
+            narrow: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -264,6 +265,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_b: Kernel { f: pack::pack_b_f32_generic::<f16>, name: "pack_b_f16_f32_generic" },
             unpacked: true,
             tall: None,
+            narrow: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -272,6 +274,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_b: Kernel { f: pack::pack_b_f32_generic::<bf16>, name: "pack_b_bf16_f32_generic" },
             unpacked: true,
             tall: None,
+            narrow: None,
         }),
     }
 }

@@ -610,6 +610,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             pack_b: Kernel { f: pack_b_f16_neon, name: "pack_b_f16_neon" },
             unpacked: false,
             tall: None,
+            narrow: None,
         })
     } else {
         Path::F32(Impl {
@@ -619,6 +620,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             pack_b: Kernel { f: pack_b_f16_f32_neon, name: "pack_b_f16_f32_neon" },
             unpacked: false,
             tall: None,
+            narrow: None,
         })
     };
     Table {
@@ -629,6 +631,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             pack_b: Kernel { f: pack_b_f32_neon, name: "pack_b_f32_neon" },
             unpacked: false,
             tall: None,
+            narrow: None,
         }),
         hgemm,
         bgemm: Path::F32(Impl {
@@ -638,6 +641,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             pack_b: Kernel { f: pack_b_bf16_f32_neon, name: "pack_b_bf16_f32_neon" },
             unpacked: false,
             tall: None,
+            narrow: None,
         }),
     }
 }

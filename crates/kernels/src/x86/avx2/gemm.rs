@@ -433,6 +433,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_b: Kernel { f: pack_b_f32_avx2, name: "pack_b_f32_avx2" },
             unpacked: true,
             tall: None,
+            narrow: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -441,6 +442,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_b: Kernel { f: pack_b_f16_f32_avx2, name: "pack_b_f16_f32_avx2" },
             unpacked: true,
             tall: None,
+            narrow: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -449,6 +451,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             pack_b: Kernel { f: pack_b_bf16_f32_avx2, name: "pack_b_bf16_f32_avx2" },
             unpacked: true,
             tall: None,
+            narrow: None,
         }),
     }
 }

@@ -17,7 +17,8 @@ use half::{bf16, f16};
 
 use crate::dispatch::Kernel;
 use crate::gemm::{
-    APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, Tall, TileOut, Transpose, check_tile, pack,
+    APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, Tall, TileOut, Transpose, check_tile,
+    check_tile_transposed, pack,
 };
 
 /// Rows of the register block.
@@ -120,6 +121,29 @@ pub(crate) fn prefetch_tile<const M: usize, const NV: usize>(out: &TileOut<'_>) 
     }
 }
 
+/// `prefetch_tile` for a transposed tile: `rows` rows of C, `cols` columns.
+#[inline(always)]
+pub(crate) fn prefetch_tile_t(out: &TileOut<'_>, rows: usize, cols: usize) {
+    fn lines<T>(p: *const T, ld: usize, rows: usize, cols: usize) {
+        let bytes = cols * core::mem::size_of::<T>();
+        for i in 0..rows {
+            let row = p.wrapping_add(i * ld).cast::<i8>();
+            for line in (0..bytes).step_by(64) {
+                // SAFETY: a prefetch never faults; the address is only a hint.
+                unsafe { _mm_prefetch::<_MM_HINT_ET0>(row.wrapping_add(line)) };
+            }
+        }
+    }
+    match &out.dst {
+        Dst::F32(c, ld) => lines(c.as_ptr(), *ld, rows, cols),
+        Dst::F16(c, ld) => lines(c.as_ptr(), *ld, rows, cols),
+        Dst::Bf16(c, ld) => lines(c.as_ptr(), *ld, rows, cols),
+    }
+    if let Prev::From { src, ld } = out.prev {
+        lines(src.as_ptr(), ld, rows, cols);
+    }
+}
+
 /// Where a plain f32 tile goes: `(C, ldc, accumulate)` when the tile is an
 /// f32 destination written (`Prev::None`) or accumulated into (`Prev::Dst`)
 /// with no bias or ReLU, else `None` (the general epilogue of `store_tile`).
@@ -183,6 +207,54 @@ macro_rules! finish_tile {
 }
 pub(crate) use finish_tile;
 
+/// Stores a tile of Cᵀ (`$acc: [[__m512; NV]; M]`, M ≤ 16: row i of the
+/// tile is column i of C, `$n` valid columns are rows of C) into `$out`,
+/// which describes the C tile (`$n` rows × M columns). Each 16-column block
+/// is transposed in registers (`transpose16`), so every row of C is one
+/// vector of M lanes, stored as `finish_tile!` stores a row: the same
+/// arithmetic, so a transposed tile rounds exactly as the plain one.
+macro_rules! finish_tile_t {
+    ($acc:ident, $m:expr, $n:expr, $out:expr) => {{
+        let out: &mut TileOut<'_> = $out;
+        let (m, n): (usize, usize) = ($m, $n);
+        // The mask goes through `black_box`: with M = 1 it is the constant 1,
+        // and LLVM then wrote two bf16 lanes for the masked truncating store
+        // of the bf16 epilogue (`vpmovdw` under a one-lane mask), so a C of
+        // one column had its padding overwritten (tests/gemm.rs, narrow
+        // products with n = 1 and a bf16 output).
+        let mask = core::hint::black_box(lane_mask(m, 0));
+        let plain = plain_dst(out);
+        let one = out.alpha == 1.0;
+        let alpha = _mm512_set1_ps(out.alpha);
+        for v in 0..$acc[0].len() {
+            let mut r = [_mm512_setzero_ps(); L];
+            for (x, row) in r.iter_mut().zip(&$acc) {
+                *x = row[v];
+            }
+            let t = transpose16(&r);
+            for (q, &x) in t.iter().enumerate().take(n.saturating_sub(v * L)) {
+                let i = v * L + q;
+                match plain {
+                    // SAFETY: `check_tile_transposed` established that row
+                    // i, columns 0..m of the destination are inside it.
+                    Some((p, ld, accumulate)) => unsafe {
+                        let q = p.add(i * ld);
+                        let y = match (accumulate, one) {
+                            (false, true) => x,
+                            (false, false) => _mm512_mul_ps(x, alpha),
+                            (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
+                            (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
+                        };
+                        _mm512_mask_storeu_ps(q, mask, y);
+                    },
+                    // SAFETY: as above, for the destination, scratch and bias.
+                    None => unsafe { store_vec(out, x, alpha, i, 0, mask) },
+                }
+            }
+        }
+    }};
+}
+
 /// The general store: bias, ReLU, beta, the f32 scratch, f16/bf16 rounding.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
 #[inline(never)]
@@ -212,9 +284,10 @@ type UkrRaw<P> = unsafe fn(usize, *const P, usize, usize, *const P, usize, usize
 /// The f32 kernel body for an M×(NV·16) tile. `APACK`: A packed `[p][i]`
 /// (stride M), else strided `(rs, cs)`; `BPACK`: B packed with row stride NR
 /// (zero-padded), else rows of stride `ldb` read under the column mask.
+/// `TRANS`: the tile is one of Cᵀ, stored transposed (`finish_tile_t!`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPACK: bool>(
+unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPACK: bool, const TRANS: bool>(
     k: usize,
     a: *const f32,
     rs: usize,
@@ -229,7 +302,11 @@ unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPAC
     let last = lane_mask(n, NV - 1);
     let mut acc = [[_mm512_setzero_ps(); NV]; M];
     if k >= PREFETCH_MIN_K {
-        prefetch_tile::<M, NV>(out);
+        if TRANS {
+            prefetch_tile_t(out, n, M);
+        } else {
+            prefetch_tile::<M, NV>(out);
+        }
     }
     let (mut ap, mut bp) = (a, b);
     for _ in 0..k {
@@ -254,25 +331,32 @@ unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPAC
             bp = bp.wrapping_add(ldb);
         }
     }
-    finish_tile!(acc, n, out);
+    if TRANS {
+        finish_tile_t!(acc, M, n, out);
+    } else {
+        finish_tile!(acc, n, out);
+    }
 }
 
 macro_rules! ukr_grid {
-    ($f:ident, $P:ty, $ap:literal, $bp:literal; $($m:literal)*) => {
-        [ $( [$f::<$m, 1, $ap, $bp> as UkrRaw<$P>, $f::<$m, 2, $ap, $bp> as UkrRaw<$P>] ),* ]
+    ($f:ident, $P:ty, $ap:literal, $bp:literal, $t:literal; $($m:literal)*) => {
+        [ $( [$f::<$m, 1, $ap, $bp, $t> as UkrRaw<$P>, $f::<$m, 2, $ap, $bp, $t> as UkrRaw<$P>] ),* ]
     };
 }
 
 static F32_GRID: [[[[UkrRaw<f32>; 2]; MR]; 2]; 2] = [
     [
-        ukr_grid!(ukr_f32, f32, false, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
-        ukr_grid!(ukr_f32, f32, false, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        ukr_grid!(ukr_f32, f32, false, false, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        ukr_grid!(ukr_f32, f32, false, true, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
     ],
     [
-        ukr_grid!(ukr_f32, f32, true, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
-        ukr_grid!(ukr_f32, f32, true, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        ukr_grid!(ukr_f32, f32, true, false, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
+        ukr_grid!(ukr_f32, f32, true, true, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14),
     ],
 ];
+
+/// The f32 kernel with the transposed store, packed operands only.
+static F32_T_GRID: [[UkrRaw<f32>; 2]; MR] = ukr_grid!(ukr_f32, f32, true, true, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
 
 /// Operands as raw parts: `(a, rs, cs, a_packed, b, ldb, b_packed)`.
 pub(crate) fn raw_parts<P>(t: &MicroTile<'_, P>) -> (*const P, usize, usize, bool, *const P, usize, bool) {
@@ -299,6 +383,23 @@ pub fn gemm_f32_avx512_14x32(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
     // out only when the CPU has AVX-512 F/BW/VL/DQ; `check_tile` bounds every
     // access the kernel makes.
     unsafe { f(t.k, a, rs, cs, b, ldb, t.n, out) }
+}
+
+/// f32 micro-kernel for narrow products: a tile of Cᵀ (up to 14 columns of
+/// C by 32 rows), stored transposed into the C tile `out` describes, with
+/// the FMAs of [`gemm_f32_avx512_14x32`] (so the same bits).
+///
+/// # Panics
+/// If `check_tile_transposed` fails or an operand is not packed.
+pub fn gemm_f32_avx512_14x32_t(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
+    check_tile_transposed(t, out, MR, NR);
+    let (a, _, _, ap, b, _, bp) = raw_parts(t);
+    assert!(ap && bp, "the transposed kernel reads packed panels only");
+    let f = F32_T_GRID[t.m - 1][t.n.div_ceil(L) - 1];
+    // SAFETY: this kernel is reachable only through the avx512 table, handed
+    // out only when the CPU has AVX-512 F/BW/VL/DQ; `check_tile_transposed`
+    // bounds every access the kernel makes.
+    unsafe { f(t.k, a, 1, t.m, b, NR, t.n, out) }
 }
 
 // ---------------------------------------------------------------- shallow f32 kernel
@@ -456,10 +557,11 @@ pub fn gemm_f32_avx512_tall_kx32(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) 
 // ---------------------------------------------------------------- bf16 pairs kernel
 
 /// The `vdpbf16ps` body: each depth step is a pair; A pairs broadcast as
-/// 32-bit values, B pairs packed `[q][j]`. Packed operands only.
+/// 32-bit values, B pairs packed `[q][j]`. Packed operands only. `TRANS`:
+/// the tile is one of Cᵀ, stored transposed (`finish_tile_t!`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPACK: bool>(
+unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPACK: bool, const TRANS: bool>(
     k: usize,
     a: *const u32,
     _rs: usize,
@@ -470,7 +572,11 @@ unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPA
     out: &mut TileOut<'_>,
 ) {
     let mut acc = [[_mm512_setzero_ps(); NV]; M];
-    prefetch_tile::<M, NV>(out);
+    if TRANS {
+        prefetch_tile_t(out, n, M);
+    } else {
+        prefetch_tile::<M, NV>(out);
+    }
     let (mut ap, mut bp) = (a, b);
     for _ in 0..k {
         // SAFETY: `check_tile` established that k pair steps of the packed A
@@ -490,10 +596,17 @@ unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPA
             bp = bp.wrapping_add(NR);
         }
     }
-    finish_tile!(acc, n, out);
+    if TRANS {
+        finish_tile_t!(acc, M, n, out);
+    } else {
+        finish_tile!(acc, n, out);
+    }
 }
 
-static BF16_GRID: [[UkrRaw<u32>; 2]; MR] = ukr_grid!(ukr_bf16, u32, true, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+static BF16_GRID: [[UkrRaw<u32>; 2]; MR] =
+    ukr_grid!(ukr_bf16, u32, true, true, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
+static BF16_T_GRID: [[UkrRaw<u32>; 2]; MR] =
+    ukr_grid!(ukr_bf16, u32, true, true, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
 
 /// bf16 pair micro-kernel (`vdpbf16ps`), 14×32 and every smaller tile.
 /// Subnormal bf16 inputs count as zero and subnormal partial sums are flushed.
@@ -507,6 +620,23 @@ pub fn gemm_bf16_f32acc_avx512bf16_14x32(t: &MicroTile<'_, u32>, out: &mut TileO
     let f = BF16_GRID[t.m - 1][t.n.div_ceil(L) - 1];
     // SAFETY: installed only when the CPU has AVX-512-BF16 besides the avx512
     // path's features; `check_tile` bounds every access.
+    unsafe { f(t.k, a, 0, 0, b, 0, t.n, out) }
+}
+
+/// bf16 pair micro-kernel for narrow products: a tile of Cᵀ, stored
+/// transposed into the C tile `out` describes (as
+/// [`gemm_f32_avx512_14x32_t`]), with the dot products of
+/// [`gemm_bf16_f32acc_avx512bf16_14x32`] (so the same bits).
+///
+/// # Panics
+/// If `check_tile_transposed` fails or an operand is not packed.
+pub fn gemm_bf16_f32acc_avx512bf16_14x32_t(t: &MicroTile<'_, u32>, out: &mut TileOut<'_>) {
+    check_tile_transposed(t, out, MR, NR);
+    let (a, _, _, ap, b, _, bp) = raw_parts(t);
+    assert!(ap && bp, "the vdpbf16ps kernel reads packed panels only");
+    let f = BF16_T_GRID[t.m - 1][t.n.div_ceil(L) - 1];
+    // SAFETY: installed only when the CPU has AVX-512-BF16 besides the avx512
+    // path's features; `check_tile_transposed` bounds every access.
     unsafe { f(t.k, a, 0, 0, b, 0, t.n, out) }
 }
 
@@ -932,6 +1062,8 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
         ukr: Kernel { f: gemm_f32_avx512_tall_kx32, name: "gemm_f32_avx512_tall_kx32" },
         max_k: TALL_MAX_K,
     });
+    let narrow: Option<Kernel<crate::gemm::UkrFn<f32>>> =
+        Some(Kernel { f: gemm_f32_avx512_14x32_t, name: "gemm_f32_avx512_14x32_t" });
     let bgemm = if bf16_dot {
         Path::Pairs(Impl {
             shape: KernelShape { mr: MR, nr: NR, kpack: 2, bytes_per_k: 2 },
@@ -940,6 +1072,10 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             pack_b: Kernel { f: pack_b_bf16_pairs_avx512, name: "pack_b_bf16_pairs_avx512" },
             unpacked: false,
             tall: None,
+            narrow: Some(Kernel {
+                f: gemm_bf16_f32acc_avx512bf16_14x32_t,
+                name: "gemm_bf16_f32acc_avx512bf16_14x32_t",
+            }),
         })
     } else {
         Path::F32(Impl {
@@ -949,6 +1085,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             pack_b: Kernel { f: pack_b_bf16_f32_avx512, name: "pack_b_bf16_f32_avx512" },
             unpacked: true,
             tall,
+            narrow,
         })
     };
     crate::gemm::Table {
@@ -959,6 +1096,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             pack_b: Kernel { f: pack_b_f32_avx512, name: "pack_b_f32_avx512" },
             unpacked: true,
             tall,
+            narrow: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -967,6 +1105,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             pack_b: Kernel { f: pack_b_f16_f32_avx512, name: "pack_b_f16_f32_avx512" },
             unpacked: true,
             tall,
+            narrow,
         }),
         bgemm,
     }

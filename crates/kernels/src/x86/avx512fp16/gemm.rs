@@ -94,5 +94,6 @@ pub(crate) fn hgemm_f16_panels() -> Path<f16> {
         pack_b: Kernel { f: pack::pack_b_f16_generic, name: "pack_b_f16_generic" },
         unpacked: false,
         tall: None,
+        narrow: None,
     })
 }
