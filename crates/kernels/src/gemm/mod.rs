@@ -127,6 +127,26 @@ pub struct TileOut<'a> {
     pub dst: Dst<'a>,
 }
 
+/// Where a plain f32 tile goes: `(C, ldc, accumulate)` when the tile is an
+/// f32 destination written (`Prev::None`) or accumulated into (`Prev::Dst`)
+/// with no bias or ReLU, else `None` (the general epilogue).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn plain_dst(out: &mut TileOut<'_>) -> Option<(*mut f32, usize, bool)> {
+    if out.bias.is_some() || out.relu {
+        return None;
+    }
+    let accumulate = match out.prev {
+        Prev::None => false,
+        Prev::Dst => true,
+        Prev::Beta(_) | Prev::From { .. } => return None,
+    };
+    match &mut out.dst {
+        Dst::F32(c, ld) => Some((c.as_mut_ptr(), *ld, accumulate)),
+        _ => None,
+    }
+}
+
 /// A micro-kernel: computes one tile's product in FP32 and stores it.
 pub type UkrFn<P> = fn(&MicroTile<'_, P>, &mut TileOut<'_>);
 

@@ -14,7 +14,7 @@ use half::{bf16, f16};
 
 use crate::dispatch::Kernel;
 use crate::gemm::{
-    APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, TileOut, Transpose, check_tile, pack,
+    APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, TileOut, Transpose, check_tile, pack, plain_dst,
 };
 
 /// Rows of the register block.
@@ -31,10 +31,11 @@ fn lane_mask(cols: usize, v: usize) -> __m256i {
     _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 }
 
-/// Round to nearest even, subnormals kept, NaN quieted (`bf16::from_f32`).
+/// Round to nearest even, subnormals kept, NaN quieted (`bf16::from_f32`):
+/// the eight results as u16 lanes of an xmm.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-fn f32_to_bf16_rne(v: __m256) -> [u16; L] {
+fn f32_to_bf16_rne(v: __m256) -> __m128i {
     let bits = _mm256_castps_si256(v);
     let hi = _mm256_srli_epi32::<16>(bits);
     let lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
@@ -42,19 +43,50 @@ fn f32_to_bf16_rne(v: __m256) -> [u16; L] {
     let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
     let quiet = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
     let r = _mm256_blendv_epi8(rounded, quiet, nan);
-    let mut w = [0u32; L];
-    // SAFETY: `w` holds 8 u32.
-    unsafe { _mm256_storeu_si256(w.as_mut_ptr().cast(), r) };
-    w.map(|x| x as u16)
+    // Every lane is below 2^16, so the unsigned saturating pack is exact;
+    // it interleaves the 128-bit halves, which the permute puts back in order.
+    let packed = _mm256_packus_epi32(r, r);
+    _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b1000>(packed))
 }
 
+/// Stores the first `lanes ≤ 8` u16 lanes of `v` at `dst` (AVX2 has no
+/// 16-bit masked store): one 16-byte store for a full vector, else pieces of
+/// 4, 2 and 1 lanes, so the results never pass through memory.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn store_u16s(dst: *mut u16, v: __m128i, lanes: usize) {
+    // SAFETY: the caller guarantees `lanes` writable u16 at `dst`.
+    unsafe {
+        if lanes == L {
+            _mm_storeu_si128(dst.cast(), v);
+            return;
+        }
+        let (mut v, mut at) = (v, 0);
+        if lanes & 4 != 0 {
+            _mm_storel_epi64(dst.cast(), v);
+            v = _mm_srli_si128::<8>(v);
+            at = 4;
+        }
+        if lanes & 2 != 0 {
+            _mm_storeu_si32(dst.add(at).cast(), v);
+            v = _mm_srli_si128::<4>(v);
+            at += 2;
+        }
+        if lanes & 1 != 0 {
+            *dst.add(at) = _mm_extract_epi16::<0>(v) as u16;
+        }
+    }
+}
+
+/// The general store of one vector: beta, the f32 scratch, bias, ReLU,
+/// f16/bf16 rounding.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn store_vec(out: &mut TileOut<'_>, acc: __m256, alpha: __m256, i: usize, j: usize, lanes: usize) {
     let mask = lane_mask(lanes, 0);
     // SAFETY: `check_tile` established that row i, columns j..j+lanes of the
     // destination, the scratch and the bias are inside their slices; masked
-    // loads and stores and the `lanes`-long copies touch no other element.
+    // loads and stores and `store_u16s` touch no other element.
     unsafe {
         let mut v = match out.prev {
             Prev::None => _mm256_mul_ps(acc, alpha),
@@ -85,14 +117,9 @@ unsafe fn store_vec(out: &mut TileOut<'_>, acc: __m256, alpha: __m256, i: usize,
             Dst::F32(c, ld) => _mm256_maskstore_ps(c.as_mut_ptr().add(i * *ld + j), mask, v),
             Dst::F16(c, ld) => {
                 let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
-                let mut w = [0u16; L];
-                _mm_storeu_si128(w.as_mut_ptr().cast(), h);
-                core::ptr::copy_nonoverlapping(w.as_ptr(), c.as_mut_ptr().add(i * *ld + j).cast::<u16>(), lanes);
+                store_u16s(c.as_mut_ptr().add(i * *ld + j).cast(), h, lanes);
             }
-            Dst::Bf16(c, ld) => {
-                let w = f32_to_bf16_rne(v);
-                core::ptr::copy_nonoverlapping(w.as_ptr(), c.as_mut_ptr().add(i * *ld + j).cast::<u16>(), lanes);
-            }
+            Dst::Bf16(c, ld) => store_u16s(c.as_mut_ptr().add(i * *ld + j).cast(), f32_to_bf16_rne(v), lanes),
         }
     }
 }
@@ -141,11 +168,43 @@ unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPAC
         }
     }
     let alpha = _mm256_set1_ps(out.alpha);
-    for (i, row) in acc.iter().enumerate() {
-        for (v, &x) in row.iter().enumerate() {
-            let lanes = n.saturating_sub(v * L).min(L);
-            // SAFETY: `check_tile` passed for this tile.
-            unsafe { store_vec(out, x, alpha, i, v * L, lanes) };
+    match plain_dst(out) {
+        // A plain f32 tile: straight to C, no per-vector dispatch on the
+        // output kind; full vectors unmasked, `alpha == 1` unscaled (`1·x`
+        // and `fma(x, 1, c)` round exactly as `x` and `x + c`).
+        Some((p, ld, accumulate)) => {
+            let one = out.alpha == 1.0;
+            for (i, row) in acc.iter().enumerate() {
+                for (v, &x) in row.iter().enumerate() {
+                    let lanes = n.saturating_sub(v * L).min(L);
+                    let mask = lane_mask(lanes, 0);
+                    // SAFETY: `check_tile` established that row i, columns
+                    // v·8..v·8+lanes are inside the destination.
+                    unsafe {
+                        let q = p.add(i * ld + v * L);
+                        let y = match (accumulate, one) {
+                            (false, true) => x,
+                            (false, false) => _mm256_mul_ps(x, alpha),
+                            (true, true) => _mm256_add_ps(x, _mm256_maskload_ps(q, mask)),
+                            (true, false) => _mm256_fmadd_ps(x, alpha, _mm256_maskload_ps(q, mask)),
+                        };
+                        if lanes == L {
+                            _mm256_storeu_ps(q, y);
+                        } else {
+                            _mm256_maskstore_ps(q, mask, y);
+                        }
+                    }
+                }
+            }
+        }
+        None => {
+            for (i, row) in acc.iter().enumerate() {
+                for (v, &x) in row.iter().enumerate() {
+                    let lanes = n.saturating_sub(v * L).min(L);
+                    // SAFETY: `check_tile` passed for this tile.
+                    unsafe { store_vec(out, x, alpha, i, v * L, lanes) };
+                }
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use half::{bf16, f16};
 use crate::dispatch::Kernel;
 use crate::gemm::{
     APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, Tall, TileOut, Transpose, check_tile,
-    check_tile_transposed, pack,
+    check_tile_transposed, pack, plain_dst,
 };
 
 /// Rows of the register block.
@@ -144,74 +144,87 @@ pub(crate) fn prefetch_tile_t(out: &TileOut<'_>, rows: usize, cols: usize) {
     }
 }
 
-/// Where a plain f32 tile goes: `(C, ldc, accumulate)` when the tile is an
-/// f32 destination written (`Prev::None`) or accumulated into (`Prev::Dst`)
-/// with no bias or ReLU, else `None` (the general epilogue of `store_tile`).
+/// Stores rows `i..i + R` of a kernel's results (`n` valid columns) into the
+/// plain f32 destination `(C, ldc, accumulate)` of [`plain_dst`], straight
+/// from the registers: inlined into each kernel body, so there is no call
+/// and no copy of the accumulators through memory (an out-of-line store made
+/// the kernels keep them on the stack: a 1.8 KB clear, 28 loads and 28
+/// stores per tile, most of a tile's cost when the depth is short).
+/// `alpha == 1` skips the scaling (`1·x` and `fma(x, 1, c)` round exactly
+/// as `x` and `x + c`).
+///
+/// `inline(always)` and no `#[target_feature]` of its own (which stable Rust
+/// does not allow together): as a `#[target_feature]` `#[inline]` function
+/// it was left out of line in most kernel instances, with the accumulators
+/// cleared by `memset` and passed through memory. Its intrinsics take the
+/// features of the kernel it is inlined into.
+///
+/// # Safety
+/// Rows `i..i + R`, columns `..n` of the destination must be inside it, and
+/// the caller must enable AVX-512 F.
 #[inline(always)]
-pub(crate) fn plain_dst(out: &mut TileOut<'_>) -> Option<(*mut f32, usize, bool)> {
-    if out.bias.is_some() || out.relu {
-        return None;
-    }
-    let accumulate = match out.prev {
-        Prev::None => false,
-        Prev::Dst => true,
-        Prev::Beta(_) | Prev::From { .. } => return None,
-    };
-    match &mut out.dst {
-        Dst::F32(c, ld) => Some((c.as_mut_ptr(), *ld, accumulate)),
-        _ => None,
+pub(crate) unsafe fn store_plain<const R: usize, const NV: usize>(
+    acc: &[[__m512; NV]; R],
+    n: usize,
+    i: usize,
+    (p, ld, accumulate): (*mut f32, usize, bool),
+    alpha: f32,
+) {
+    let one = alpha == 1.0;
+    // SAFETY: the caller enables AVX-512 F.
+    let alpha = unsafe { _mm512_set1_ps(alpha) };
+    for (r, row) in acc.iter().enumerate() {
+        for (v, &x) in row.iter().enumerate() {
+            let mask = lane_mask(n, v);
+            // SAFETY: the caller guarantees row i + r, columns v·16.. under
+            // `mask` inside the destination.
+            unsafe {
+                let q = p.add((i + r) * ld + v * L);
+                let y = match (accumulate, one) {
+                    (false, true) => x,
+                    (false, false) => _mm512_mul_ps(x, alpha),
+                    (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
+                    (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
+                };
+                if mask == u16::MAX {
+                    _mm512_storeu_ps(q, y);
+                } else {
+                    _mm512_mask_storeu_ps(q, mask, y);
+                }
+            }
+        }
     }
 }
 
-/// Stores a kernel's accumulators (`$acc: [[__m512; NV]; M]`, `$n` valid
-/// columns) into `$out`. Expanded inside each kernel body, so the common
-/// plain f32 tile goes from registers to C with no call and no copy of the
-/// accumulators through memory (an out-of-line store made the kernel keep
-/// them on the stack: a 1.8 KB clear, 28 loads and 28 stores per tile,
-/// most of a tile's cost when the depth is short); `alpha == 1` skips the
-/// scaling (`1·x` and `fma(x, 1, c)` round exactly as `x` and `x + c`).
-/// Every other epilogue goes through `store_tile`.
-macro_rules! finish_tile {
-    ($acc:ident, $n:expr, $out:expr) => {{
-        let out: &mut TileOut<'_> = $out;
-        let n: usize = $n;
+/// Stores a kernel's M×(NV·16) tile (`n` valid columns) into `out`: a plain
+/// f32 tile through [`store_plain`], every other epilogue through
+/// [`store_tile`] (out of line: it runs once per tile at most, and its
+/// per-vector dispatch would bloat every kernel instance). Inlined as
+/// [`store_plain`] is, for the same reason.
+///
+/// # Safety
+/// `check_tile` must have passed for the tile, and the caller must enable
+/// the avx512 path's features.
+#[inline(always)]
+pub(crate) unsafe fn finish_tile<const M: usize, const NV: usize>(
+    acc: &[[__m512; NV]; M],
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
+    // SAFETY: forwarded from the caller (`check_tile` passed).
+    unsafe {
         match plain_dst(out) {
-            Some((p, ld, accumulate)) => {
-                let one = out.alpha == 1.0;
-                let alpha = _mm512_set1_ps(out.alpha);
-                for (i, row) in $acc.iter().enumerate() {
-                    for (v, &a) in row.iter().enumerate() {
-                        let mask = lane_mask(n, v);
-                        // SAFETY: `check_tile` established that row i,
-                        // columns v·16.. under `mask` are inside the destination.
-                        unsafe {
-                            let q = p.add(i * ld + v * L);
-                            let x = match (accumulate, one) {
-                                (false, true) => a,
-                                (false, false) => _mm512_mul_ps(a, alpha),
-                                (true, true) => _mm512_add_ps(a, _mm512_maskz_loadu_ps(mask, q)),
-                                (true, false) => _mm512_fmadd_ps(a, alpha, _mm512_maskz_loadu_ps(mask, q)),
-                            };
-                            _mm512_mask_storeu_ps(q, mask, x);
-                        }
-                    }
-                }
-            }
-            None => {
-                let spill = $acc;
-                // SAFETY: `check_tile` passed for this tile.
-                unsafe { store_tile(&spill, n, out) };
-            }
+            Some(dst) => store_plain(acc, n, 0, dst, out.alpha),
+            None => store_tile(acc, n, out),
         }
-    }};
+    }
 }
-pub(crate) use finish_tile;
 
 /// Stores a tile of Cᵀ (`$acc: [[__m512; NV]; M]`, M ≤ 16: row i of the
 /// tile is column i of C, `$n` valid columns are rows of C) into `$out`,
 /// which describes the C tile (`$n` rows × M columns). Each 16-column block
 /// is transposed in registers (`transpose16`), so every row of C is one
-/// vector of M lanes, stored as `finish_tile!` stores a row: the same
+/// vector of M lanes, stored as `store_plain` stores a row: the same
 /// arithmetic, so a transposed tile rounds exactly as the plain one.
 macro_rules! finish_tile_t {
     ($acc:ident, $m:expr, $n:expr, $out:expr) => {{
@@ -334,7 +347,8 @@ unsafe fn ukr_f32<const M: usize, const NV: usize, const APACK: bool, const BPAC
     if TRANS {
         finish_tile_t!(acc, M, n, out);
     } else {
-        finish_tile!(acc, n, out);
+        // SAFETY: `check_tile` passed for this tile.
+        unsafe { finish_tile(&acc, n, out) };
     }
 }
 
@@ -409,53 +423,19 @@ pub fn gemm_f32_avx512_14x32_t(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
 /// at K = 12 it runs three rows at a time.
 pub const TALL_MAX_K: usize = 12;
 
-/// Stores the rows of a shallow kernel's results (`$acc: [[__m512; NV]; R]`),
-/// the first at row `$i`; expanded in each kernel body (as `finish_tile!`,
-/// so the accumulators go from registers to C without a call).
-macro_rules! store_rows {
-    ($acc:ident, $n:expr, $i:expr, $plain:expr, $out:expr) => {{
-        let (n, i, out): (usize, usize, &mut TileOut<'_>) = ($n, $i, $out);
-        let alpha = _mm512_set1_ps(out.alpha);
-        match $plain {
-            Some((p, ld, accumulate)) => {
-                let one = out.alpha == 1.0;
-                for (r, row) in $acc.iter().enumerate() {
-                    for (v, &x) in row.iter().enumerate() {
-                        let mask = lane_mask(n, v);
-                        // SAFETY: `check_tile` established that row i + r,
-                        // columns v·16.. under `mask` are inside the destination.
-                        unsafe {
-                            let q: *mut f32 = p.add((i + r) * ld + v * L);
-                            let y = match (accumulate, one) {
-                                (false, true) => x,
-                                (false, false) => _mm512_mul_ps(x, alpha),
-                                (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
-                                (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
-                            };
-                            _mm512_mask_storeu_ps(q, mask, y);
-                        }
-                    }
-                }
-            }
-            None => {
-                for (r, row) in $acc.iter().enumerate() {
-                    for (v, &x) in row.iter().enumerate() {
-                        // SAFETY: as above, through the general epilogue.
-                        unsafe { store_vec(out, x, alpha, i + r, v * L, lane_mask(n, v)) };
-                    }
-                }
-            }
-        }
-    }};
-}
-
 type TallRaw = unsafe fn(usize, *const f32, usize, usize, *const f32, usize, usize, &mut TileOut<'_>);
 
 /// The shallow f32 body: B (K depth steps × NV·16 columns, packed with row
-/// stride NR or rows of stride `ldb` under the column mask) is loaded into
-/// registers once, then rows of A (strided `(rs, cs)`) run against it R at a
-/// time. Per element the FMAs are those of `ukr_f32`, in the same order
-/// (from +0, depth step 0 first), so the results are bit-identical to it.
+/// stride NR or rows of stride `ldb` under the column mask) is loaded once,
+/// then rows of A (strided `(rs, cs)`) run against it R at a time. Per
+/// element the FMAs are those of `ukr_f32`, in the same order (from +0,
+/// depth step 0 first), so the results are bit-identical to it.
+///
+/// `tall_rows` stays out of line, so each group of R rows reads the loaded
+/// panel back from L1 rather than from registers: inlined (`inline(always)`),
+/// the compiler spilled accumulators and re-tested the store's branches per
+/// vector, and igrad3 (128×10×512) ran at 59–70 against 74–75 GFLOP/s; eight
+/// or twelve rows per group ran at 62 and 57.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tall_f32<const K: usize, const NV: usize, const R: usize, const BPACK: bool>(
@@ -498,6 +478,10 @@ unsafe fn tall_f32<const K: usize, const NV: usize, const R: usize, const BPACK:
 }
 
 /// R rows of the shallow kernel, starting at row `i` (`a` at its first element).
+///
+/// # Safety
+/// R rows × K depth steps of A at `a` (strides `rs`, `cs`) and rows
+/// `i..i + R` of the destination must be in bounds.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
@@ -511,17 +495,30 @@ unsafe fn tall_rows<const K: usize, const NV: usize, const R: usize>(
     plain: Option<(*mut f32, usize, bool)>,
     out: &mut TileOut<'_>,
 ) {
-    let mut acc = [[_mm512_setzero_ps(); NV]; R];
-    for (p, b) in bv.iter().enumerate() {
-        for (r, row) in acc.iter_mut().enumerate() {
-            // SAFETY: the caller guarantees R rows × K depth steps of A.
-            let ai = _mm512_set1_ps(unsafe { *a.add(r * rs + p * cs) });
-            for (c, x) in row.iter_mut().zip(b) {
-                *c = _mm512_fmadd_ps(ai, *x, *c);
+    // SAFETY: the caller guarantees R rows × K depth steps of A and rows
+    // i..i+R of the destination.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NV]; R];
+        for (p, b) in bv.iter().enumerate() {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*a.add(r * rs + p * cs));
+                for (c, x) in row.iter_mut().zip(b) {
+                    *c = _mm512_fmadd_ps(ai, *x, *c);
+                }
+            }
+        }
+        match plain {
+            Some(dst) => store_plain(&acc, n, i, dst, out.alpha),
+            None => {
+                let alpha = _mm512_set1_ps(out.alpha);
+                for (r, row) in acc.iter().enumerate() {
+                    for (v, &x) in row.iter().enumerate() {
+                        store_vec(out, x, alpha, i + r, v * L, lane_mask(n, v));
+                    }
+                }
             }
         }
     }
-    store_rows!(acc, n, i, plain, out);
 }
 
 macro_rules! tall_grid {
@@ -599,7 +596,8 @@ unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPA
     if TRANS {
         finish_tile_t!(acc, M, n, out);
     } else {
-        finish_tile!(acc, n, out);
+        // SAFETY: `check_tile` passed for this tile.
+        unsafe { finish_tile(&acc, n, out) };
     }
 }
 

@@ -20,7 +20,7 @@ use half::f16;
 
 use crate::dispatch::Kernel;
 use crate::gemm::{Impl, KernelShape, MicroTile, Path, TileOut, check_tile, pack};
-use crate::x86::avx512::gemm::{L, MR, NR, finish_tile, lane_mask, plain_dst, prefetch_tile, raw_parts, store_tile};
+use crate::x86::avx512::gemm::{L, MR, NR, finish_tile, prefetch_tile, raw_parts};
 
 type UkrRaw = unsafe fn(usize, *const f16, *const f16, usize, &mut TileOut<'_>);
 
@@ -62,7 +62,8 @@ unsafe fn ukr_f16<const M: usize, const NV: usize>(
             bp = bp.wrapping_add(NR);
         }
     }
-    finish_tile!(acc, n, out);
+    // SAFETY: `check_tile` passed for this tile.
+    unsafe { finish_tile(&acc, n, out) };
 }
 
 macro_rules! grid {
