@@ -106,11 +106,14 @@ pub(crate) trait Elem: Element {
     fn is_positive(self) -> bool {
         self.acc() > Self::Acc::default()
     }
+    /// An integer whose order is the order of [`Real::key`] on the widened
+    /// values (every NaN above +Inf, −0 equal to +0), computed on the
+    /// stored bits: f16/bf16 compare as `i16` without widening.
+    type Key: Copy + Ord;
+    fn key(self) -> Self::Key;
     /// `s` as a slice of the accumulation type when `Self` is that type
     /// (f32, f64): outputs computed in it are then written in place.
     fn acc_slice_mut(s: &mut [Self]) -> Option<&mut [Self::Acc]>;
-    /// `s` as a slice of the accumulation type when `Self` is that type.
-    fn acc_slice(s: &[Self]) -> Option<&[Self::Acc]>;
     /// `C = op(A)·op(B) + beta·C`, row-major, `ldc = n`.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
@@ -208,6 +211,20 @@ pub(crate) trait Elem: Element {
     }
 }
 
+/// [`Real::key`]'s transform on the bits of a 16-bit float whose +Inf is
+/// `inf` (f16 `0x7C00`, bf16 `0x7F80`): non-negative values keep their bits,
+/// negative ones have their magnitude bits flipped and one added (so −0 is
+/// 0 and larger magnitudes order lower), every NaN is `i16::MAX`. Widening
+/// to f32 is exact and monotone, so these keys order as the widened
+/// values' keys do. Without branches.
+#[inline]
+fn key16(bits: u16, inf: i16) -> i16 {
+    let b = bits as i16;
+    let k = (b ^ (((b >> 15) as u16) >> 1) as i16) + ((b >> 15) & 1);
+    let nan = -i16::from((b & 0x7FFF) > inf);
+    (k & !nan) | (i16::MAX & nan)
+}
+
 /// A GEMM operand `op(B)` prepared once ([`Elem::pack_b`]).
 pub(crate) enum PackedB<T: 'static> {
     /// Packed for the GEMM kernels.
@@ -250,12 +267,14 @@ macro_rules! packed_via_kernels {
 
 impl Elem for f32 {
     type Acc = f32;
+    type Key = i32;
+    #[inline]
+    fn key(self) -> i32 {
+        Real::key(self)
+    }
     #[inline]
     fn is_positive(self) -> bool {
         self.to_bits().wrapping_sub(1) < 0x7F80_0000
-    }
-    fn acc_slice(s: &[f32]) -> Option<&[f32]> {
-        Some(s)
     }
     fn acc_slice_mut(s: &mut [f32]) -> Option<&mut [f32]> {
         Some(s)
@@ -289,12 +308,14 @@ impl Elem for f32 {
 
 impl Elem for f16 {
     type Acc = f32;
+    type Key = i16;
+    #[inline]
+    fn key(self) -> i16 {
+        key16(self.to_bits(), 0x7C00)
+    }
     #[inline]
     fn is_positive(self) -> bool {
         self.to_bits().wrapping_sub(1) < 0x7C00
-    }
-    fn acc_slice(_: &[f16]) -> Option<&[f32]> {
-        None
     }
     fn acc_slice_mut(_: &mut [f16]) -> Option<&mut [f32]> {
         None
@@ -335,12 +356,14 @@ impl Elem for f16 {
 
 impl Elem for bf16 {
     type Acc = f32;
+    type Key = i16;
+    #[inline]
+    fn key(self) -> i16 {
+        key16(self.to_bits(), 0x7F80)
+    }
     #[inline]
     fn is_positive(self) -> bool {
         self.to_bits().wrapping_sub(1) < 0x7F80
-    }
-    fn acc_slice(_: &[bf16]) -> Option<&[f32]> {
-        None
     }
     fn acc_slice_mut(_: &mut [bf16]) -> Option<&mut [f32]> {
         None
@@ -381,8 +404,10 @@ impl Elem for bf16 {
 
 impl Elem for f64 {
     type Acc = f64;
-    fn acc_slice(s: &[f64]) -> Option<&[f64]> {
-        Some(s)
+    type Key = i64;
+    #[inline]
+    fn key(self) -> i64 {
+        Real::key(self)
     }
     fn acc_slice_mut(s: &mut [f64]) -> Option<&mut [f64]> {
         Some(s)

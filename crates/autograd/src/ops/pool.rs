@@ -70,12 +70,10 @@ fn max_forward<T: Elem, I: Offset>(x: &[T], g: &Geom, y: &mut [T]) -> Vec<I> {
         return idx;
     }
     // Planes in parallel: each output is written by one task.
-    // Scratch per task for `max_plane_2x2`.
-    let init = || (Vec::new(), Vec::new());
-    y.par_chunks_mut(l).zip(idx.par_chunks_mut(l)).enumerate().for_each_init(init, |(wide, ks), (p, (yp, ip))| {
+    y.par_chunks_mut(l).zip(idx.par_chunks_mut(l)).enumerate().for_each(|(p, (yp, ip))| {
         let xp = &x[p * plane..(p + 1) * plane];
         if (g.kh, g.kw, g.ph, g.pw, g.dh, g.dw) == (2, 2, 0, 0, 1, 1) {
-            max_plane_2x2(xp, g, yp, ip, wide, ks);
+            max_plane_2x2(xp, g, yp, ip);
         } else {
             // Windows with no element inside (all padding) keep 0.
             yp.fill(T::ZERO);
@@ -95,72 +93,44 @@ fn better<A: Real>(a: A, b: A) -> bool {
 /// The maximum of a 2×2 window `[a, b; c, d]` and its offset, compared as
 /// a tree, `(a vs b) vs (c vs d)`, which keeps the same element as the
 /// row-major scan (the first NaN, else the first maximum: the left pair
-/// wins ties and holds the earlier NaN). On [`Real::key`]s a later
+/// wins ties and holds the earlier NaN). On [`Elem::key`]s a later
 /// candidate wins only with a larger key, and a pair's key is the larger
-/// of its two: integer compares, the value picked by its offset.
+/// of its two: integer compares and selects, no branches; f16/bf16 compare
+/// their bits as `i16` keys and the maximum is the stored value itself (no
+/// widening, no rounding; a NaN keeps its bits).
 #[inline(always)]
-fn max4<A: Real>(a: A, b: A, c: A, d: A) -> (A, u8) {
+fn max4<T: Elem>(a: T, b: T, c: T, d: T) -> (T, u8) {
     let (ka, kb, kc, kd) = (a.key(), b.key(), c.key(), d.key());
-    let top = u8::from(kb > ka);
-    let bottom = 2 + u8::from(kd > kc);
-    let k = if kc.max(kd) > ka.max(kb) { bottom } else { top };
-    ([a, b, c, d][usize::from(k & 3)], k)
+    let right = kb > ka;
+    let (top, kt) = if right { (b, kb) } else { (a, ka) };
+    let right_low = kd > kc;
+    let (bottom, kl) = if right_low { (d, kd) } else { (c, kc) };
+    let low = kl > kt;
+    let k = if low { 2 + u8::from(right_low) } else { u8::from(right) };
+    (if low { bottom } else { top }, k)
 }
 
 /// A 2×2 window without padding or dilation (every window inside the
-/// plane), by [`max4`] with no bounds tests; stride 2 (the common pool)
-/// as one loop over pairs of columns. An f16/bf16 plane is widened into
-/// FP32 scratch `wide` (one conversion-kernel call), compared there and
-/// the maxima rounded back in one call (exact: they are values of the
-/// plane; a NaN stays a NaN). `ks` is scratch for the offsets.
-fn max_plane_2x2<T: Elem, I: Offset>(
-    xp: &[T],
-    g: &Geom,
-    yp: &mut [T],
-    ip: &mut [I],
-    wide: &mut Vec<T::Acc>,
-    ks: &mut Vec<u8>,
-) {
-    let (plane, l) = (g.h * g.w, g.l());
-    wide.resize(if T::NARROW { plane + l } else { 0 }, T::Acc::default());
-    ks.resize(l, 0);
-    let split = plane.min(wide.len());
-    let (wx, wy) = wide.split_at_mut(split);
-    let xa = match T::acc_slice(xp) {
-        Some(xa) => xa,
-        None => {
-            T::widen(xp, wx);
-            &*wx
-        }
-    };
-    {
-        let ya = match T::acc_slice_mut(yp) {
-            Some(ya) => ya,
-            None => &mut *wy,
-        };
-        for oy in 0..g.oh {
-            let a0 = &xa[oy * g.sh * g.w..][..g.w];
-            let a1 = &xa[(oy * g.sh + 1) * g.w..][..g.w];
-            let (yr, kr) = (&mut ya[oy * g.ow..(oy + 1) * g.ow], &mut ks[oy * g.ow..(oy + 1) * g.ow]);
-            if g.sw == 2 {
-                let n = g.ow;
-                let (a0, a1) = (&a0[..2 * n], &a1[..2 * n]);
-                for o in 0..n {
-                    (yr[o], kr[o]) = max4(a0[2 * o], a0[2 * o + 1], a1[2 * o], a1[2 * o + 1]);
-                }
-            } else {
-                for (ox, (yv, kv)) in yr.iter_mut().zip(kr.iter_mut()).enumerate() {
-                    let c = ox * g.sw;
-                    (*yv, *kv) = max4(a0[c], a0[c + 1], a1[c], a1[c + 1]);
-                }
+/// plane), by [`max4`] with no bounds tests, on the stored values of any
+/// dtype; stride 2 (the common pool) as one loop over pairs of columns.
+fn max_plane_2x2<T: Elem, I: Offset>(xp: &[T], g: &Geom, yp: &mut [T], ip: &mut [I]) {
+    for oy in 0..g.oh {
+        let a0 = &xp[oy * g.sh * g.w..][..g.w];
+        let a1 = &xp[(oy * g.sh + 1) * g.w..][..g.w];
+        let (yr, ir) = (&mut yp[oy * g.ow..(oy + 1) * g.ow], &mut ip[oy * g.ow..(oy + 1) * g.ow]);
+        if g.sw == 2 {
+            for (((yv, iv), p0), p1) in yr.iter_mut().zip(ir.iter_mut()).zip(a0.chunks_exact(2)).zip(a1.chunks_exact(2))
+            {
+                let (v, k) = max4(p0[0], p0[1], p1[0], p1[1]);
+                (*yv, *iv) = (v, I::of(usize::from(k)));
+            }
+        } else {
+            for (ox, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+                let c = ox * g.sw;
+                let (v, k) = max4(a0[c], a0[c + 1], a1[c], a1[c + 1]);
+                (*yv, *iv) = (v, I::of(usize::from(k)));
             }
         }
-    }
-    if T::NARROW {
-        T::narrow(wy, yp);
-    }
-    for (iv, &k) in ip.iter_mut().zip(ks.iter()) {
-        *iv = I::of(usize::from(k));
     }
 }
 
@@ -389,17 +359,33 @@ mod tests {
     use half::{bf16, f16};
     use mixprec_tensor::random::Generator;
 
-    use super::{Elem, Geom, better, max_plane_2x2};
+    use super::{Elem, Geom, Real, better, max_plane_2x2};
 
-    /// The widened f16/bf16 2×2 path against the element-by-element
-    /// comparison: the same maxima (bits) and offsets, with ties (±0, equal
-    /// values), ±Inf and NaN among the candidates.
+    /// The 2×2 path (f16/bf16 on their bits) against the element-by-element
+    /// comparison of the widened values: the same maxima (bits) and
+    /// offsets, with ties (±0, equal values), ±Inf, NaN of either sign and
+    /// subnormals of each type among the candidates, odd widths included.
     fn plane_2x2_matches_elementwise<T: Elem<Acc = f32>>() {
         for (h, w) in [(2, 2), (3, 5), (4, 4), (7, 9), (28, 28), (14, 14), (2, 33)] {
             let mut rng = Generator::new((h * 100 + w) as u64);
             let mut v = vec![0.0f32; h * w];
             rng.fill_normal_f32(&mut v, 0.0, 1.0);
-            let special = [0.0, -0.0, 1.0, 1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 3.0e-8];
+            let special = [
+                0.0,
+                -0.0,
+                1.0,
+                1.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::NAN,
+                -f32::NAN,
+                3.0e-8,
+                -1.0e-5,
+                1.0e-5,
+                -1.0e-39,
+                1.0e-39,
+                -1.0,
+            ];
             for (i, x) in v.iter_mut().enumerate() {
                 if i % 3 == 1 {
                     *x = special[(i / 3) % special.len()];
@@ -408,7 +394,7 @@ mod tests {
             let x: Vec<T> = v.into_iter().map(T::from_acc).collect();
             let g = Geom::new("max_pool2d", &[1, 1, h, w], [2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
             let (mut y, mut idx) = (vec![T::ZERO; g.l()], vec![0u8; g.l()]);
-            max_plane_2x2::<T, u8>(&x, &g, &mut y, &mut idx, &mut Vec::new(), &mut Vec::new());
+            max_plane_2x2::<T, u8>(&x, &g, &mut y, &mut idx);
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
                     let c = [(2 * oy, 2 * ox), (2 * oy, 2 * ox + 1), (2 * oy + 1, 2 * ox), (2 * oy + 1, 2 * ox + 1)];
@@ -425,6 +411,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn f32_plane_2x2_matches_elementwise() {
+        plane_2x2_matches_elementwise::<f32>();
+    }
+
+    /// Every f16/bf16 bit pattern: the keys taken on the bits order as the
+    /// widened values' keys (equal exactly when those are equal).
+    fn keys_on_bits_order_as_widened<T: Elem<Acc = f32>>(from_bits: impl Fn(u16) -> T) {
+        let mut all: Vec<(i32, T::Key)> =
+            (0..=u16::MAX).map(|b| from_bits(b)).map(|v| (Real::key(v.acc()), v.key())).collect();
+        all.sort_by_key(|&(w, _)| w);
+        for p in all.windows(2) {
+            assert_eq!(p[0].0.cmp(&p[1].0), p[0].1.cmp(&p[1].1), "widened keys {} and {}", p[0].0, p[1].0);
+        }
+    }
+
+    #[test]
+    fn f16_keys_order_as_widened() {
+        keys_on_bits_order_as_widened(f16::from_bits);
+    }
+
+    #[test]
+    fn bf16_keys_order_as_widened() {
+        keys_on_bits_order_as_widened(bf16::from_bits);
     }
 
     #[test]
