@@ -368,10 +368,17 @@ fn backward<T: Elem>(
         _ => (0..chunks).map(|_| None).collect(),
     };
     dxs.resize_with(chunks, || None);
+    // Each image's `Σ_p dY_n[:, p]` (by the reduction kernels) while its
+    // gradient is in cache; `db` sums them in image order below.
+    let mut sums = vec![zero; if want[2] { g.n * o } else { 0 }];
+    let mut sum_chunks: Vec<Option<&mut [T::Acc]>> =
+        if sums.is_empty() { Vec::new() } else { sums.chunks_mut(CHUNK * o).map(Some).collect() };
+    sum_chunks.resize_with(chunks, || None);
     let partials: Vec<Option<Vec<T::Acc>>> = dxs
         .into_par_iter()
+        .zip(sum_chunks)
         .enumerate()
-        .map(|(ci, mut dxc)| -> Result<Option<Vec<T::Acc>>> {
+        .map(|(ci, (mut dxc, mut sc))| -> Result<Option<Vec<T::Acc>>> {
             let cnt = CHUNK.min(g.n - ci * CHUNK);
             let mut dw = want[1].then(|| vec![zero; o * k]);
             let ncols = if want[1] { k * l } else { 0 };
@@ -383,6 +390,10 @@ fn backward<T: Elem>(
                     for q in 0..cnt {
                         let img = ci * CHUNK + q;
                         let gyn = &gy[img * out..][..out];
+                        if let Some(sc) = sc.as_deref_mut() {
+                            let row = Element::dst(&mut sc[q * o..(q + 1) * o]);
+                            reduce::reduce_rows(ReduceOp::Sum, Element::src(gyn), o, l, row);
+                        }
                         if let Some(dw) = dw.as_mut() {
                             im2col(&x[img * plane..][..plane], g, T::ZERO, cols);
                             if transposed {
@@ -423,8 +434,6 @@ fn backward<T: Elem>(
         }
     });
     let db = want[2].then(|| {
-        let mut sums = vec![zero; g.n * o];
-        reduce::reduce_rows(ReduceOp::Sum, Element::src(gy), g.n * o, l, Element::dst(&mut sums[..]));
         let mut db = vec![zero; o];
         for (i, &s) in sums.iter().enumerate() {
             db[i % o] += s;

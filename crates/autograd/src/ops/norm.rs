@@ -241,16 +241,38 @@ fn group_backward<T: Elem>(
     want: [bool; 3],
 ) -> Result<NormGrads<T::Acc>> {
     let rows = outer * groups;
-    let sums: Vec<(T::Acc, f64)> = (0..rows)
-        .into_par_iter()
-        .map_init(Vec::new, |m, r| {
-            let at = r * len;
-            let gr = masked_run(g, relu_y, at, len, m);
-            let mut sg = [T::Acc::default()];
-            reduce::reduce_rows(ReduceOp::Sum, Element::src(gr), 1, len, Element::dst(&mut sg[..]));
-            (sg[0], reduce::dot(Element::src(gr), Element::src(&x[at..at + len])))
-        })
-        .collect();
+    // Σ g and Σ g·x of one run (`gr`, masked when `relu_y` is given).
+    let run_sums = |gr: &[T], at: usize| {
+        let mut sg = [T::Acc::default()];
+        reduce::reduce_rows(ReduceOp::Sum, Element::src(gr), 1, len, Element::dst(&mut sg[..]));
+        (sg[0], reduce::dot(Element::src(gr), Element::src(&x[at..at + len])))
+    };
+    // With `relu_y` and `dx` wanted, the masked gradient is written once
+    // into `dx`'s buffer, which the `dx` pass then reads and overwrites in
+    // place (`y` and `g` are read once, not twice).
+    let mut dxt = if want[0] { Some(crate::pool::take(&[x.len()], T::DTYPE)?) } else { None };
+    let in_place = relu_y.is_some() && dxt.is_some() && len > 0;
+    let sums: Vec<(T::Acc, f64)> = match (relu_y, dxt.as_mut()) {
+        (Some(y), Some(d)) if in_place => d
+            .data_mut::<T>()?
+            .par_chunks_mut(len)
+            .enumerate()
+            .map(|(r, m)| {
+                let at = r * len;
+                for ((d, &gv), &yv) in m.iter_mut().zip(&g[at..at + len]).zip(&y[at..at + len]) {
+                    *d = if yv.is_positive() { gv } else { T::ZERO };
+                }
+                run_sums(m, at)
+            })
+            .collect(),
+        _ => (0..rows)
+            .into_par_iter()
+            .map_init(Vec::new, |m, r| {
+                let at = r * len;
+                run_sums(masked_run(g, relu_y, at, len, m), at)
+            })
+            .collect(),
+    };
     let gamma = affine.gamma.clone();
     let (mut dgamma, mut dbeta) = (vec![T::Acc::default(); groups], vec![T::Acc::default(); groups]);
     // Per group: a·g + b·(x − μ) + c = σ⁻¹·(γ·g − mean(γ·g) − x̂·mean(γ·g·x̂)).
@@ -271,25 +293,37 @@ fn group_backward<T: Elem>(
             (is * ga, 0.0, 0.0, mu)
         };
     }
-    let dx = if want[0] {
+    let dx = if let Some(mut dxt) = dxt {
         // Written in `T`, each value rounded once ([`dx_run`]).
-        Some(tensor_from::<T>(&[x.len()], |dx| {
-            let run = groups * len;
-            if run == 0 {
-                return;
-            }
-            // Image by image: the gradient masked once; f16/bf16 `x` and
-            // `g` widened once and `dx` rounded back once, with
-            // [`dx_run`]'s arithmetic per run.
+        let dx = dxt.data_mut::<T>()?;
+        let run = groups * len;
+        if run > 0 {
+            // Image by image: f16/bf16 `x` and `g` widened once and `dx`
+            // rounded back once, with [`dx_run`]'s arithmetic per run; the
+            // masked gradient read from `dx` itself when written there.
             let init = || (Vec::new(), Vec::new());
             dx.par_chunks_mut(run).enumerate().for_each_init(init, |(mbuf, wide), (i, d)| {
                 let at = i * run;
-                let (xo, go) = (&x[at..at + run], masked_run(g, relu_y, at, run, mbuf));
+                let xo = &x[at..at + run];
+                if in_place && !T::NARROW {
+                    for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
+                        let [a, b, c, mu] = [a, b, c, mu].map(T::Acc::of);
+                        let r = j * len..(j + 1) * len;
+                        for (dv, &xv) in d[r.clone()].iter_mut().zip(&xo[r]) {
+                            *dv = T::from_acc(a * dv.acc() + b * (xv.acc() - mu) + c);
+                        }
+                    }
+                    return;
+                }
                 if T::NARROW {
                     wide.resize(2 * run, T::Acc::default());
                     let (wx, wg) = wide.split_at_mut(run);
                     T::widen(xo, wx);
-                    T::widen(go, wg);
+                    if in_place {
+                        T::widen(d, wg);
+                    } else {
+                        T::widen(masked_run(g, relu_y, at, run, mbuf), wg);
+                    }
                     for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
                         let [a, b, c, mu] = [a, b, c, mu].map(T::Acc::of);
                         let r = j * len..(j + 1) * len;
@@ -299,6 +333,7 @@ fn group_backward<T: Elem>(
                     }
                     T::narrow(wx, d);
                 } else {
+                    let go = masked_run(g, relu_y, at, run, mbuf);
                     for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
                         let k = [a, b, c, mu].map(T::Acc::of);
                         let r = j * len..(j + 1) * len;
@@ -306,7 +341,8 @@ fn group_backward<T: Elem>(
                     }
                 }
             });
-        })?)
+        }
+        Some(dxt)
     } else {
         None
     };
