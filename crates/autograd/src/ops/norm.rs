@@ -251,18 +251,29 @@ fn group_backward<T: Elem>(
     // into `dx`'s buffer, which the `dx` pass then reads and overwrites in
     // place (`y` and `g` are read once, not twice).
     let mut dxt = if want[0] { Some(crate::pool::take(&[x.len()], T::DTYPE)?) } else { None };
-    let in_place = relu_y.is_some() && dxt.is_some() && len > 0;
+    let in_place = relu_y.is_some() && dxt.is_some() && len > 0 && groups > 0;
     let sums: Vec<(T::Acc, f64)> = match (relu_y, dxt.as_mut()) {
+        // Image by image: masked whole, `Σ g` of its rows in one kernel
+        // call (rows are independent: the same sums as run by run).
         (Some(y), Some(d)) if in_place => d
             .data_mut::<T>()?
-            .par_chunks_mut(len)
+            .par_chunks_mut(groups * len)
             .enumerate()
-            .map(|(r, m)| {
-                let at = r * len;
-                for ((d, &gv), &yv) in m.iter_mut().zip(&g[at..at + len]).zip(&y[at..at + len]) {
+            .flat_map_iter(|(i, m)| {
+                let at = i * groups * len;
+                let (gi, yi) = (&g[at..at + m.len()], &y[at..at + m.len()]);
+                for ((d, &gv), &yv) in m.iter_mut().zip(gi).zip(yi) {
                     *d = if yv.is_positive() { gv } else { T::ZERO };
                 }
-                run_sums(m, at)
+                let mut sg = vec![T::Acc::default(); groups];
+                reduce::reduce_rows(ReduceOp::Sum, Element::src(&*m), groups, len, Element::dst(&mut sg[..]));
+                let xi = &x[at..at + m.len()];
+                let dots: Vec<f64> = m
+                    .chunks_exact(len)
+                    .zip(xi.chunks_exact(len))
+                    .map(|(mr, xr)| reduce::dot(Element::src(mr), Element::src(xr)))
+                    .collect();
+                sg.into_iter().zip(dots)
             })
             .collect(),
         _ => (0..rows)

@@ -422,7 +422,7 @@ mod tests {
     /// widened values' keys (equal exactly when those are equal).
     fn keys_on_bits_order_as_widened<T: Elem<Acc = f32>>(from_bits: impl Fn(u16) -> T) {
         let mut all: Vec<(i32, T::Key)> =
-            (0..=u16::MAX).map(|b| from_bits(b)).map(|v| (Real::key(v.acc()), v.key())).collect();
+            (0..=u16::MAX).map(&from_bits).map(|v| (Real::key(v.acc()), v.key())).collect();
         all.sort_by_key(|&(w, _)| w);
         for p in all.windows(2) {
             assert_eq!(p[0].0.cmp(&p[1].0), p[0].1.cmp(&p[1].1), "widened keys {} and {}", p[0].0, p[1].0);
