@@ -9,10 +9,6 @@
 //! the library optimizers are also counted alone on f16 and bf16
 //! parameters (gradients widened and values rounded through their scratch).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use mixprec_amp::scaler::ScalerConfig;
 use mixprec_amp::{AmpOptimizer, GradScaler, MasterWeights, Precision, StepOutcome, autocast};
 use mixprec_autograd::nn::{LayerNorm, Linear, Module, Relu, Sequential};
@@ -20,52 +16,10 @@ use mixprec_autograd::optim::{Adam, AdamConfig, AdamW, Optimizer, Sgd, SgdConfig
 use mixprec_autograd::tensor::random::Generator;
 use mixprec_autograd::tensor::{DType, Tensor};
 use mixprec_autograd::{CrossEntropy, Var};
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-static COUNTING: AtomicBool = AtomicBool::new(false);
-
-thread_local! {
-    /// Set on the threads whose allocations the test counts: the pool's.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTING.load(Ordering::Relaxed) && COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator and only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use mixprec_count_alloc::{Counting, allocations, count_this_thread};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Allocations made by `f` (on the pool's threads).
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
-    f();
-    COUNTING.store(false, Ordering::Relaxed);
-    ALLOCS.load(Ordering::Relaxed) - before
-}
 
 /// `w ← w − lr·g` in place on FP32 parameters (allocation-free).
 struct InPlaceSgd {
@@ -171,11 +125,7 @@ fn assert_warm_free(name: &str, c: &[usize]) {
 /// a loaded machine.
 #[test]
 fn warm_steps_allocate_nothing() {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .start_handler(|_| COUNTED.with(|c| c.set(true)))
-        .build()
-        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).start_handler(|_| count_this_thread()).build().unwrap();
     pool.install(|| {
         the_master_weights_step_allocates_nothing_once_warm();
         the_master_weights_step_with_the_library_optimizers_allocates_nothing_once_warm();

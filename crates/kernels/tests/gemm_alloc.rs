@@ -1,45 +1,9 @@
 //! Packing buffers are reused: once warmed up, GEMM calls allocate nothing
 //! (counted by a global allocator; this binary holds only this test).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use half::f16;
+use mixprec_count_alloc::{Counting, allocations, count_this_thread};
 use mixprec_kernels::gemm::{self, Epilogue, Output, Transpose};
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Set on the threads whose allocations the test counts.
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count() {
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards to the system allocator and only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -59,11 +23,7 @@ fn steady_state_calls_do_not_allocate() {
     let bias = vec![1.0f32; n];
     // Only the pool's threads count: the test harness's own thread allocates
     // when it reports a slow test (as under qemu).
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .start_handler(|_| COUNTED.with(|c| c.set(true)))
-        .build()
-        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).start_handler(|_| count_this_thread()).build().unwrap();
     pool.install(|| {
         let calls = |c: &mut [f32], h: &mut [f16]| {
             gemm::sgemm(Transpose::No, Transpose::No, m, n, k, 1.0, &a, k, &b, n, 0.0, c, n);
@@ -78,20 +38,18 @@ fn steady_state_calls_do_not_allocate() {
         // grown its buffers (three clean rounds in a row), then measure.
         let mut clean = 0;
         for _ in 0..100 {
-            let before = ALLOCS.load(Ordering::Relaxed);
-            calls(&mut c, &mut h);
-            clean = if ALLOCS.load(Ordering::Relaxed) == before { clean + 1 } else { 0 };
+            clean = if allocations(|| calls(&mut c, &mut h)) == 0 { clean + 1 } else { 0 };
             if clean == 3 {
                 break;
             }
         }
         assert_eq!(clean, 3, "GEMM calls kept allocating after 100 warm-up rounds");
-        let before = ALLOCS.load(Ordering::Relaxed);
-        for _ in 0..5 {
-            calls(&mut c, &mut h);
-        }
-        let after = ALLOCS.load(Ordering::Relaxed);
-        assert_eq!(after - before, 0, "{} allocations in 25 steady-state GEMM calls", after - before);
+        let n = allocations(|| {
+            for _ in 0..5 {
+                calls(&mut c, &mut h);
+            }
+        });
+        assert_eq!(n, 0, "{n} allocations in 25 steady-state GEMM calls");
     });
     assert!(c[0].is_finite() && h[0].to_f32() > 0.0);
 }
