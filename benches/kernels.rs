@@ -329,7 +329,9 @@ fn cross_entropy(c: &mut Criterion) {
 
 /// Optimizer updates on 1M FP32 parameters. The AdamW row moves 30 bytes per
 /// parameter (reads w, g, m, v; writes w, m, v and the f16 copy); its
-/// reference is a copy of 15 bytes per parameter (30 read + written).
+/// reference is a copy of 15 bytes per parameter (30 read + written). The
+/// `*_scaled_f16_grad_*` rows read a loss-scaled f16 gradient and unscale it
+/// as they load it, as the amp master step does.
 fn optimizers(c: &mut Criterion) {
     let n = 1 << 20;
     let g0 = values(n, 9).iter().map(|v| v * 1e-2).collect::<Vec<f32>>();
@@ -344,6 +346,18 @@ fn optimizers(c: &mut Criterion) {
             b.iter(|| (k.optim.adam.f)(&st, &mut w, black_box(&g0), &mut m, &mut v, Some(Dst::F16(&mut h))))
         });
     }
+    // The loss-scaled f16 gradient the amp master step reads: 28 bytes per parameter.
+    g.throughput(Throughput::Bytes(28 * n as u64));
+    let g16 = g0.iter().map(|&v| f16::from_f32(v * 1024.0)).collect::<Vec<f16>>();
+    for k in paths() {
+        let (mut w, mut m, mut v, mut h) = (values(n, 10), vec![0.0f32; n], vec![0.0f32; n], vec![f16::ZERO; n]);
+        g.bench_function(format!("adamw_scaled_f16_grad_f16_copy/{}", k.label()), |b| {
+            b.iter(|| {
+                let src = Src::F16(black_box(&g16));
+                (k.optim.adam_scaled.f)(&st, &mut w, src, 1.0 / 1024.0, &mut m, &mut v, Some(Dst::F16(&mut h)))
+            })
+        });
+    }
     let src = vec![0x5Au8; 15 * n];
     let mut dst = vec![0u8; 15 * n];
     g.bench_function("copy_nonoverlapping", |b| {
@@ -353,12 +367,23 @@ fn optimizers(c: &mut Criterion) {
             black_box(&mut dst);
         })
     });
-    g.throughput(Throughput::Bytes(20 * n as u64));
+    // SGD with momentum reads w, g, buf and writes w, buf and the f16 copy: 22 bytes per parameter.
+    g.throughput(Throughput::Bytes(22 * n as u64));
     let p = Sgd { lr: 0.01, momentum: 0.9, dampening: 0.0, weight_decay: 1e-4, nesterov: true };
     for k in paths() {
         let (mut w, mut buf, mut h) = (values(n, 11), vec![0.0f32; n], vec![f16::ZERO; n]);
         g.bench_function(format!("sgd_nesterov_f16_copy/{}", k.label()), |b| {
             b.iter(|| (k.optim.sgd.f)(&p, &mut w, black_box(&g0), Some(&mut buf), false, Some(Dst::F16(&mut h))))
+        });
+    }
+    g.throughput(Throughput::Bytes(20 * n as u64));
+    for k in paths() {
+        let (mut w, mut buf, mut h) = (values(n, 11), vec![0.0f32; n], vec![f16::ZERO; n]);
+        g.bench_function(format!("sgd_nesterov_scaled_f16_grad_f16_copy/{}", k.label()), |b| {
+            b.iter(|| {
+                let src = Src::F16(black_box(&g16));
+                (k.optim.sgd_scaled.f)(&p, &mut w, src, 1.0 / 1024.0, Some(&mut buf), false, Some(Dst::F16(&mut h)))
+            })
         });
     }
     g.finish();
