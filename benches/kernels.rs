@@ -159,6 +159,9 @@ fn amp(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new(format!("sum_squares/{l}"), n), |b| {
             b.iter(|| (k.amp.sum_squares.f)(black_box(&[&x[..n / 2], &x[n / 2..]])))
         });
+        g.bench_function(BenchmarkId::new(format!("max_abs_finite_f16/{l}"), n), |b| {
+            b.iter(|| (k.amp.max_abs_finite.f)(Src::F16(black_box(&h))))
+        });
     }
     g.finish();
 }

@@ -27,7 +27,7 @@ use mixprec_autograd::Var;
 use mixprec_autograd::optim::schedule::LrSchedule;
 use mixprec_autograd::scan::{self, ScanGuard};
 use mixprec_autograd::tensor::kernels::amp::{
-    has_non_finite, has_non_finite_bf16, has_non_finite_f16, unscale_and_check,
+    has_non_finite, has_non_finite_bf16, has_non_finite_f16, max_abs_finite, unscale_and_check,
 };
 use mixprec_autograd::tensor::kernels::slice::{Dst, Src};
 use mixprec_autograd::tensor::{DType, Tensor};
@@ -685,19 +685,16 @@ fn max_abs_grad(params: &[Var]) -> f32 {
     m
 }
 
+/// Through the kernel (`kernels::amp::max_abs_finite`): NaN and ±Inf
+/// skipped, +0 when nothing finite; other dtypes widened to f32 first.
 fn max_abs(t: &Tensor) -> f32 {
-    // Magnitudes compared as integers: for non-negative floats the bit
-    // patterns order as the values; patterns at or above Inf's are skipped.
-    fn fold<T: Copy>(s: &[T], bits: impl Fn(T) -> u32, inf: u32) -> u32 {
-        s.iter().map(|&x| bits(x)).filter(|&b| b < inf).fold(0, u32::max)
-    }
     if let Some(s) = t.as_slice::<f32>() {
-        f32::from_bits(fold(s, |x| x.to_bits() & 0x7fff_ffff, 0x7f80_0000))
+        max_abs_finite(Src::F32(s))
     } else if let Some(s) = t.as_slice::<f16>() {
-        f16::from_bits(fold(s, |x| u32::from(x.to_bits() & 0x7fff), 0x7c00) as u16).to_f32()
+        max_abs_finite(Src::F16(s))
     } else if let Some(s) = t.as_slice::<bf16>() {
-        bf16::from_bits(fold(s, |x| u32::from(x.to_bits() & 0x7fff), 0x7f80) as u16).to_f32()
+        max_abs_finite(Src::Bf16(s))
     } else {
-        t.to_vec_f32().map_or(0.0, |v| v.iter().filter(|x| x.is_finite()).fold(0.0, |m, x| m.max(x.abs())))
+        t.to_vec_f32().map_or(0.0, |v| max_abs_finite(Src::F32(&v)))
     }
 }

@@ -3,9 +3,10 @@
 //! clipping, misuse as typed errors, state export and restore; and the
 //! property test: random Inf/NaN in random gradients over random step
 //! sequences never reaches an update, and the scale follows the reference
-//! state machine.
+//! state machine (PyTorch's rule, or the statistics-driven rule fed the
+//! largest finite gradient magnitude, NaN and ±Inf skipped).
 
-use mixprec_amp::scaler::{ScaleState, ScalerConfig};
+use mixprec_amp::scaler::{ScaleState, ScalerConfig, StatsConfig};
 use mixprec_amp::{AmpError, GradScaler, NonFinite, NonFiniteKind, StepOutcome};
 use mixprec_autograd::Var;
 use mixprec_autograd::tensor::{DType, Tensor};
@@ -238,14 +239,16 @@ fn plans() -> impl Strategy<Value = (ScalerConfig, usize, Vec<StepPlan>)> {
         prop_oneof![Just(2.0f64), Just(3.0), Just(1.5)],
         prop_oneof![Just(0.5f64), Just(0.25), Just(0.7)],
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_flat_map(|(n_opt, interval, growth, backoff, dynamic)| {
+        .prop_flat_map(|(n_opt, interval, growth, backoff, dynamic, stats)| {
             let config = ScalerConfig {
                 init_scale: 65536.0,
                 growth_factor: growth,
                 backoff_factor: backoff,
                 growth_interval: interval,
                 dynamic,
+                statistics: stats.then(StatsConfig::default),
                 ..ScalerConfig::default()
             };
             (Just(config), Just(n_opt), prop::collection::vec(step_plan(n_opt), 1..40))
@@ -282,6 +285,10 @@ proptest! {
             let expect_skip: Vec<bool> = ws.iter().map(|w| w.iter().any(|p| {
                 p.grad().unwrap().to_vec_f32().unwrap().iter().any(|g| !g.is_finite() || !(g * inv).is_finite())
             })).collect();
+            // The statistic: the largest finite |g| of the scaled gradients, unscaled in f64.
+            let max_scaled = ws.iter().flatten().flat_map(|p| p.grad().unwrap().to_vec_f32().unwrap())
+                .filter(|g| g.is_finite()).map(f32::abs).fold(0.0f32, f32::max);
+            let max_abs = (max_scaled as f64 / scaler.scale_factor() as f64) as f32;
             let before: Vec<Vec<Vec<f32>>> = opts.iter().map(RecordingSgd::values).collect();
             for (o, opt) in opts.iter_mut().enumerate() {
                 if plan.explicit_unscale[o] {
@@ -297,9 +304,11 @@ proptest! {
                 }
             }
             scaler.update().unwrap();
-            reference.update(&config, expect_skip.iter().any(|s| *s));
-            prop_assert_eq!(scaler.scale_state().scale.to_bits(), reference.scale.to_bits());
-            prop_assert_eq!(scaler.scale_state().growth_tracker, reference.growth_tracker);
+            reference.update_observed(&config, expect_skip.iter().any(|s| *s), max_abs);
+            let st = scaler.scale_state();
+            prop_assert_eq!(st.scale.to_bits(), reference.scale.to_bits());
+            prop_assert_eq!(st.growth_tracker, reference.growth_tracker);
+            prop_assert_eq!((st.peak.to_bits(), st.peak_ratio.to_bits()), (reference.peak.to_bits(), reference.peak_ratio.to_bits()));
         }
         for opt in &opts {
             prop_assert!(opt.seen.iter().flatten().all(|g| g.is_finite()), "an update saw a non-finite gradient");

@@ -1,12 +1,14 @@
 //! Kernels of the loss-scaling step and of master weights (the paper's steps
 //! 8–10): unscale the gradients and detect Inf/NaN in the same pass, check a
 //! buffer for Inf/NaN, write the f16/bf16 working copy of FP32 master weights,
-//! and the global sum of squares of a set of gradients (for norm clipping).
+//! the global sum of squares of a set of gradients (for norm clipping), and
+//! the largest finite gradient magnitude (the statistics-driven loss scaler's).
 //! Behaviour on NaN, ±Inf, ±0 and subnormals: `docs/numerics.md`.
 
 use half::{bf16, f16};
 
 use crate::dispatch::{active, kernel_table};
+use crate::slice::Src;
 
 kernel_table! {
     /// The loss-scaling and master-weight kernels of one ISA path.
@@ -27,6 +29,8 @@ kernel_table! {
         master_to_bf16: fn(&[f32], &mut [bf16]) -> bool,
         /// Σ x² over a set of slices, FP32 accumulation.
         sum_squares: fn(&[&[f32]]) -> f32,
+        /// The largest finite |x| of f32, f16 or bf16 values.
+        max_abs_finite: fn(Src<'_>) -> f32,
     }
 }
 
@@ -92,4 +96,16 @@ pub fn master_to_bf16(master: &[f32], working: &mut [bf16]) -> bool {
 /// gives +Inf. Error bound against exact arithmetic: `docs/numerics.md`.
 pub fn sum_squares(grads: &[&[f32]]) -> f32 {
     (active().amp.sum_squares.f)(grads)
+}
+
+/// The largest `|x|` over the finite elements of `x` (f32, f16 or bf16),
+/// widened exactly to f32; `+0.0` when there is none (empty, all ±0, or all
+/// non-finite). NaN and ±Inf are skipped, not propagated: an overflow is the
+/// Inf/NaN check's to report. ±0 count as +0; subnormals are compared as the
+/// values they are (no flush to zero). Every path returns the same bits.
+///
+/// # Panics
+/// If `x` is f64.
+pub fn max_abs_finite(x: Src<'_>) -> f32 {
+    (active().amp.max_abs_finite.f)(x)
 }

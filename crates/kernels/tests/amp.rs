@@ -1,13 +1,14 @@
 //! The master-weight and gradient-check kernels of `kernels::amp` beyond the
 //! contract pair (which `contract.rs` covers): non-finite checks, the f16/bf16
-//! working copy, and the global sum of squares, on every path the host can
-//! run, against the scalar reference and an f64 oracle.
+//! working copy, the global sum of squares and the largest finite magnitude,
+//! on every path the host can run, against the scalar reference and an oracle.
 
 mod common;
 
 use common::{SplitMix, paths, special_f32};
 use half::{bf16, f16};
 use mixprec_kernels::amp;
+use mixprec_kernels::slice::Src;
 use proptest::prelude::*;
 
 /// Finite values that stress the checks: zeros, subnormals, the largest
@@ -106,6 +107,113 @@ proptest! {
             }
         }
     }
+}
+
+/// 16-bit float patterns: uniform bits (every class, NaN payloads of both
+/// signs included) mixed with the edges: ±0, the smallest and largest
+/// subnormals, the largest finite, ±Inf, quiet and signalling NaNs.
+fn bits16(rng: &mut SplitMix, n: usize, exp: u16) -> Vec<u16> {
+    let mant = 0x7FFF ^ exp;
+    let edges = [0x0000, 0x8000, 0x0001, 0x8001, mant, mant | 0x8000, exp - 1, (exp - 1) | 0x8000];
+    let edges: Vec<u16> = edges.into_iter().chain([exp, exp | 0x8000, exp | 1, exp | 0x8001, 0x7FFF, 0xFFFF]).collect();
+    (0..n)
+        .map(|i| {
+            let r = rng.next_u32();
+            if i % 4 == 0 { edges[r as usize % edges.len()] } else { (r >> 16) as u16 }
+        })
+        .collect()
+}
+
+/// The statistic's definition: the largest |x| over the finite elements, +0 if none.
+fn oracle(x: impl Iterator<Item = f32>) -> f32 {
+    x.filter(|v| v.is_finite()).map(f32::abs).fold(0.0, f32::max)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `max_abs_finite` on f32, f16 and bf16: every path returns the bits of
+    /// the definition (NaN and ±Inf skipped, ±0 as +0, subnormals as
+    /// themselves), at any length and start offset.
+    #[test]
+    fn max_abs_finite_is_the_largest_finite_magnitude(len in 0usize..700, off in 0usize..17, seed: u64) {
+        let mut rng = SplitMix(seed);
+        let x = random_values(&mut rng, len + off, &special_f32());
+        let x: Vec<f32> = x.iter().enumerate().map(|(i, &v)| if i % 7 == 3 { f32::from_bits(rng.next_u32()) } else { v }).collect();
+        let h: Vec<f16> = bits16(&mut rng, len + off, 0x7C00).into_iter().map(f16::from_bits).collect();
+        let b: Vec<bf16> = bits16(&mut rng, len + off, 0x7F80).into_iter().map(bf16::from_bits).collect();
+        let (x, h, b) = (&x[off..], &h[off..], &b[off..]);
+        let want = [oracle(x.iter().copied()), oracle(h.iter().map(|v| v.to_f32())), oracle(b.iter().map(|v| v.to_f32()))];
+        for k in paths() {
+            let got = [(k.amp.max_abs_finite.f)(Src::F32(x)), (k.amp.max_abs_finite.f)(Src::F16(h)), (k.amp.max_abs_finite.f)(Src::Bf16(b))];
+            for (t, (g, w)) in ["f32", "f16", "bf16"].iter().zip(got.iter().zip(&want)) {
+                prop_assert_eq!(g.to_bits(), w.to_bits(), "{}: {} got {:e}, want {:e}", k.label(), t, g, w);
+            }
+        }
+    }
+}
+
+#[test]
+fn max_abs_finite_skips_nan_and_inf_everywhere() {
+    // One non-finite value larger than everything, at every position of
+    // slices spanning whole vectors and tails: never the answer, and
+    // never hiding the finite maximum beside it.
+    for len in [1usize, 2, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100] {
+        for at in 0..len {
+            for bad in [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::from_bits(0x7F80_0001)] {
+                let mut x: Vec<f32> = (0..len).map(|i| (i as f32 - 40.0) * 0.25).collect();
+                x[at] = bad;
+                let want = oracle(x.iter().copied());
+                let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+                let b: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+                for k in paths() {
+                    let l = k.label();
+                    assert_eq!(
+                        (k.amp.max_abs_finite.f)(Src::F32(&x)).to_bits(),
+                        want.to_bits(),
+                        "{l} f32 {len} {at} {bad}"
+                    );
+                    assert_eq!(
+                        (k.amp.max_abs_finite.f)(Src::F16(&h)).to_bits(),
+                        want.to_bits(),
+                        "{l} f16 {len} {at} {bad}"
+                    );
+                    assert_eq!(
+                        (k.amp.max_abs_finite.f)(Src::Bf16(&b)).to_bits(),
+                        want.to_bits(),
+                        "{l} bf16 {len} {at} {bad}"
+                    );
+                }
+            }
+        }
+    }
+    for k in paths() {
+        let l = k.label();
+        let f = |x: Src<'_>| (k.amp.max_abs_finite.f)(x).to_bits();
+        // Nothing finite, or nothing at all: +0 (never −0, NaN or Inf).
+        assert_eq!(f(Src::F32(&[])), 0, "{l}");
+        assert_eq!(f(Src::F16(&[f16::NAN, f16::INFINITY, f16::NEG_INFINITY])), 0, "{l}");
+        assert_eq!(f(Src::Bf16(&[bf16::NEG_INFINITY; 40])), 0, "{l}");
+        assert_eq!(f(Src::F32(&[-0.0; 19])), 0, "{l}");
+        // The largest finite values, next to +Inf.
+        assert_eq!(f(Src::F16(&[f16::INFINITY, f16::MIN, f16::ONE])), 65504.0f32.to_bits(), "{l}");
+        assert_eq!(f(Src::Bf16(&[bf16::MIN, bf16::NAN])), bf16::MAX.to_f32().to_bits(), "{l}");
+        assert_eq!(f(Src::F32(&[f32::MIN, f32::INFINITY])), f32::MAX.to_bits(), "{l}");
+        // Subnormals only: the largest, exactly (no flush to zero).
+        let sub_h = [f16::from_bits(0x8001), f16::from_bits(0x0003), f16::from_bits(0x0002)];
+        assert_eq!(f(Src::F16(&sub_h)), f16::from_bits(3).to_f32().to_bits(), "{l}");
+        let sub_b = vec![bf16::from_bits(0x807F); 21];
+        assert_eq!(f(Src::Bf16(&sub_b)), bf16::from_bits(0x007F).to_f32().to_bits(), "{l}");
+        let sub_f = [f32::from_bits(1), -f32::from_bits(0x007F_FFFF), f32::from_bits(5)];
+        assert_eq!(f(Src::F32(&sub_f)), 0x007F_FFFF, "{l}");
+    }
+    assert_eq!(amp::max_abs_finite(Src::F16(&[f16::from_f32(-3.5), f16::NAN])), 3.5);
+}
+
+#[test]
+#[should_panic(expected = "f64 values are not supported")]
+fn max_abs_finite_refuses_f64() {
+    amp::max_abs_finite(Src::F64(&[1.0]));
 }
 
 #[test]

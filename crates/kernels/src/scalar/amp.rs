@@ -7,6 +7,7 @@
 use half::{bf16, f16};
 
 use super::convert::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits};
+use crate::slice::Src;
 
 /// `grads[i] *= inv_scale`; true if any input or result is non-finite.
 pub fn unscale_and_check_scalar(grads: &mut [f32], inv_scale: f32) -> bool {
@@ -89,4 +90,22 @@ pub fn sum_squares_scalar(slices: &[&[f32]]) -> f32 {
         }
     }
     acc
+}
+
+/// Reference of [`crate::amp::max_abs_finite`]: magnitudes compared as
+/// integers (for non-negative floats the bit patterns order as the values),
+/// the patterns at or above +Inf's (±Inf, NaN) skipped.
+///
+/// # Panics
+/// If `x` is f64.
+pub fn max_abs_finite_scalar(x: Src<'_>) -> f32 {
+    fn fold<T: Copy>(s: &[T], bits: impl Fn(T) -> u32, inf: u32) -> u32 {
+        s.iter().map(|&x| bits(x)).filter(|&b| b < inf).fold(0, u32::max)
+    }
+    match x {
+        Src::F32(s) => f32::from_bits(fold(s, |x| x.to_bits() & 0x7FFF_FFFF, 0x7F80_0000)),
+        Src::F16(s) => f16_bits_to_f32(fold(s, |x| u32::from(x.to_bits() & 0x7FFF), 0x7C00) as u16),
+        Src::Bf16(s) => bf16_bits_to_f32(fold(s, |x| u32::from(x.to_bits() & 0x7FFF), 0x7F80) as u16),
+        Src::F64(_) => panic!("amp::max_abs_finite: f64 values are not supported (f32, f16 or bf16)"),
+    }
 }

@@ -32,6 +32,7 @@ pub(crate) fn table() -> Kernels {
             master_to_f16: kernel!(amp::master_to_f16_scalar),
             master_to_bf16: kernel!(amp::master_to_bf16_scalar),
             sum_squares: kernel!(amp::sum_squares_scalar),
+            max_abs_finite: kernel!(amp::max_abs_finite_scalar),
         },
         gemm: gemm::table(),
         ew: crate::ew::Table {

@@ -2,6 +2,7 @@
 //! pass each, FP32 arithmetic, the non-finite check folded into the pass.
 
 use super::{Elem, Simd};
+use crate::slice::Src;
 
 /// `g[i] *= inv`; true if any product is ±Inf or NaN. A non-finite input
 /// always gives a non-finite product (Inf·0 = NaN, NaN·s = NaN), so checking
@@ -127,4 +128,43 @@ pub(crate) fn sum_squares<S: Simd>(s: S, slices: &[&[f32]]) -> f32 {
         }
     }
     s.reduce_add(s.add(s.add(a0, a1), s.add(a2, a3)))
+}
+
+/// The largest finite `|x|` of each lane's elements (NaN and ±Inf replaced
+/// by +0 before the max), then of the lanes: a max returns one of its
+/// inputs and the widening is exact, so the result is the reference's.
+#[inline(always)]
+fn max_abs_finite_of<S: Simd, A: Elem>(s: S, x: &[A]) -> f32 {
+    let zero = s.splat(0.0);
+    let keep = |v: S::F| s.select(s.non_finite(v), zero, s.abs(v));
+    // Two accumulators so consecutive vectors do not wait on one `max` chain.
+    let (mut m0, mut m1) = (zero, zero);
+    let mut c2 = x.chunks_exact(2 * S::LANES);
+    for c in &mut c2 {
+        m0 = s.max(m0, keep(A::load(s, c)));
+        m1 = s.max(m1, keep(A::load(s, &c[S::LANES..])));
+    }
+    let rest = c2.remainder();
+    let (full, tail) = rest.split_at(rest.len() / S::LANES * S::LANES);
+    if !full.is_empty() {
+        m0 = s.max(m0, keep(A::load(s, full)));
+    }
+    if !tail.is_empty() {
+        // Padding lanes load as +0, which never exceeds a magnitude.
+        m1 = s.max(m1, keep(A::load_partial(s, tail)));
+    }
+    let mut lanes = [0.0f32; 16];
+    s.store_f32(&mut lanes[..S::LANES], s.max(m0, m1));
+    lanes[..S::LANES].iter().copied().fold(0.0, f32::max)
+}
+
+/// [`crate::amp::max_abs_finite`]; f64 values take the reference (which refuses them).
+#[inline(always)]
+pub(crate) fn max_abs_finite<S: Simd>(s: S, x: Src<'_>) -> f32 {
+    match x {
+        Src::F32(x) => max_abs_finite_of(s, x),
+        Src::F16(x) => max_abs_finite_of(s, x),
+        Src::Bf16(x) => max_abs_finite_of(s, x),
+        Src::F64(_) => crate::scalar::amp::max_abs_finite_scalar(x),
+    }
 }

@@ -34,6 +34,7 @@ entries! {
     fn master_to_f16_neon(m: &[f32], out: &mut [f16]) -> bool = amp::copy_master::<Neon, f16>;
     fn master_to_bf16_neon(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<Neon, bf16>;
     fn sum_squares_neon(x: &[&[f32]]) -> f32 = amp::sum_squares::<Neon>;
+    fn max_abs_finite_neon(x: Src<'_>) -> f32 = amp::max_abs_finite::<Neon>;
     fn binary_neon(op: BinaryOp, rows: usize, n: usize, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::binary::<Neon>;
     fn binary_assign_neon(op: BinaryOp, rows: usize, n: usize, acc: Dst<'_>, b: Operand<'_>) = ew::binary_assign::<Neon>;
     fn unary_neon(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<Neon>;
@@ -74,6 +75,7 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.amp.master_to_f16 = kernel!(master_to_f16_neon);
     k.amp.master_to_bf16 = kernel!(master_to_bf16_neon);
     k.amp.sum_squares = kernel!(sum_squares_neon);
+    k.amp.max_abs_finite = kernel!(max_abs_finite_neon);
     k.ew.binary = kernel!(binary_neon);
     k.ew.binary_assign = kernel!(binary_assign_neon);
     k.ew.unary = kernel!(unary_neon);

@@ -31,6 +31,7 @@ entries! {
     fn master_to_f16_avx2(m: &[f32], out: &mut [f16]) -> bool = amp::copy_master::<Avx2, f16>;
     fn master_to_bf16_avx2(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<Avx2, bf16>;
     fn sum_squares_avx2(x: &[&[f32]]) -> f32 = amp::sum_squares::<Avx2>;
+    fn max_abs_finite_avx2(x: Src<'_>) -> f32 = amp::max_abs_finite::<Avx2>;
     fn binary_avx2(op: BinaryOp, rows: usize, n: usize, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::binary::<Avx2>;
     fn binary_assign_avx2(op: BinaryOp, rows: usize, n: usize, acc: Dst<'_>, b: Operand<'_>) = ew::binary_assign::<Avx2>;
     fn unary_avx2(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<Avx2>;
@@ -72,6 +73,7 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.amp.master_to_f16 = kernel!(master_to_f16_avx2);
     k.amp.master_to_bf16 = kernel!(master_to_bf16_avx2);
     k.amp.sum_squares = kernel!(sum_squares_avx2);
+    k.amp.max_abs_finite = kernel!(max_abs_finite_avx2);
     k.ew.binary = kernel!(binary_avx2);
     k.ew.binary_assign = kernel!(binary_assign_avx2);
     k.ew.unary = kernel!(unary_avx2);

@@ -35,6 +35,7 @@ entries! {
     fn master_to_f16_avx512(m: &[f32], out: &mut [f16]) -> bool = amp::copy_master::<V4, f16>;
     fn master_to_bf16_avx512(m: &[f32], out: &mut [bf16]) -> bool = amp::copy_master::<V4, bf16>;
     fn sum_squares_avx512(x: &[&[f32]]) -> f32 = amp::sum_squares::<V4>;
+    fn max_abs_finite_avx512(x: Src<'_>) -> f32 = amp::max_abs_finite::<V4>;
     fn binary_avx512(op: BinaryOp, rows: usize, n: usize, a: Operand<'_>, b: Operand<'_>, dst: Dst<'_>) = ew::binary::<V4>;
     fn binary_assign_avx512(op: BinaryOp, rows: usize, n: usize, acc: Dst<'_>, b: Operand<'_>) = ew::binary_assign::<V4>;
     fn unary_avx512(op: UnaryOp, x: Src<'_>, dst: Dst<'_>) = ew::unary::<V4>;
@@ -82,6 +83,7 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.amp.master_to_f16 = kernel!(master_to_f16_avx512);
     k.amp.master_to_bf16 = kernel!(master_to_bf16_avx512);
     k.amp.sum_squares = kernel!(sum_squares_avx512);
+    k.amp.max_abs_finite = kernel!(max_abs_finite_avx512);
     k.ew.binary = kernel!(binary_avx512);
     k.ew.binary_assign = kernel!(binary_assign_avx512);
     k.ew.unary = kernel!(unary_avx512);
