@@ -498,6 +498,29 @@ pub(crate) fn with_scratch<T: Element, R>(len: usize, f: impl FnOnce(&mut [T]) -
     Ok(r)
 }
 
+/// `g`'s rows `[·, n]` summed per index into `[v, n]` in the accumulation
+/// type, in order of position (the gradient of a table whose rows were
+/// gathered). f16/bf16 rows are widened by the conversion kernels into one
+/// scratch row first: the same sums as adding `x.acc()` element by element.
+pub(crate) fn scatter_rows<T: Elem>(g: &[T], indices: &[usize], v: usize, n: usize) -> Vec<T::Acc> {
+    let mut out = vec![T::Acc::default(); v * n];
+    let mut wide = vec![T::Acc::default(); if T::NARROW { n } else { 0 }];
+    for (row, &i) in g.chunks_exact(n.max(1)).zip(indices) {
+        let out = &mut out[i * n..(i + 1) * n];
+        if T::NARROW {
+            T::widen(row, &mut wide);
+            for (o, &x) in out.iter_mut().zip(&wide) {
+                *o += x;
+            }
+        } else {
+            for (o, &x) in out.iter_mut().zip(row) {
+                *o += x.acc();
+            }
+        }
+    }
+    out
+}
+
 /// A tensor of `shape` holding `v`.
 pub(crate) fn tensor<T: Element>(v: Vec<T>, shape: &[usize]) -> crate::Result<Tensor> {
     Ok(Tensor::from_vec(v, shape)?)

@@ -9,7 +9,7 @@ use mixprec_tensor::{Tensor, TensorError};
 use crate::autocast::cast_inputs;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
-use crate::ops::elem::{Elem, dispatch, elems, tensor};
+use crate::ops::elem::{dispatch, elems, scatter_rows, tensor};
 use crate::var::Var;
 
 impl Var {
@@ -48,20 +48,10 @@ struct EmbeddingBackward {
     d: usize,
 }
 
-fn scatter_add<T: Elem>(g: &[T], indices: &[usize], v: usize, d: usize) -> Vec<T::Acc> {
-    let mut dw = vec![T::Acc::default(); v * d];
-    for (row, &i) in g.chunks_exact(d.max(1)).zip(indices) {
-        for (acc, &x) in dw[i * d..(i + 1) * d].iter_mut().zip(row) {
-            *acc += x.acc();
-        }
-    }
-    dw
-}
-
 impl Backward for EmbeddingBackward {
     fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<()> {
         let g = g.contiguous();
-        let dw = dispatch!(g.dtype(), T => tensor(scatter_add::<T>(elems(&g), &self.indices, self.v, self.d), &[self.v, self.d])?);
+        let dw = dispatch!(g.dtype(), T => tensor(scatter_rows::<T>(elems(&g), &self.indices, self.v, self.d), &[self.v, self.d])?);
         grads.accumulate(0, dw)
     }
 

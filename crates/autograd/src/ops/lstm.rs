@@ -28,7 +28,7 @@ use mixprec_tensor::{Element, Tensor, TensorError};
 use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
-use crate::ops::elem::{Elem, Real, dispatch, elems, tensor};
+use crate::ops::elem::{Elem, Real, dispatch, elems, scatter_rows, tensor};
 use crate::ops::gemm::{Mat, accumulate_product};
 use crate::pool;
 use crate::util::reshaped;
@@ -345,9 +345,7 @@ fn forward<T: Elem>(input: In<'_, T>, w_hh: &[T], biases: &[&[T]], h0: &[T], c0:
     let act = act_t.data_mut::<T::Acc>()?;
     let cells = cells_t.data_mut::<T::Acc>()?;
     let tanh_c = tanh_t.data_mut::<T::Acc>()?;
-    for (c, &x) in cells.iter_mut().zip(c0) {
-        *c = x.acc();
-    }
+    T::widen(c0, &mut cells[..bh]);
     y[..bh].copy_from_slice(h0);
     // The pre-activations start as b_ih + b_hh on every row; the input
     // projection of all T·B rows adds x·W_ihᵀ in one GEMM (or its table's
@@ -365,9 +363,11 @@ fn forward<T: Elem>(input: In<'_, T>, w_hh: &[T], biases: &[&[T]], h0: &[T], c0:
             T::gemm(Transpose::No, Transpose::Yes, t * b, g4, is, x, is, w_ih, is, T::Acc::of(1.0), act);
         }
         In::Rows { table, indices } => {
+            // Each gathered row widened by the conversion kernels, then `x + bias`.
             for (row, &i) in act.chunks_exact_mut(g4).zip(indices) {
-                for ((o, &x), &c) in row.iter_mut().zip(&table[i * g4..(i + 1) * g4]).zip(&bias) {
-                    *o = x.acc() + c;
+                T::widen(&table[i * g4..(i + 1) * g4], row);
+                for (o, &c) in row.iter_mut().zip(&bias) {
+                    *o += c;
                 }
             }
         }
@@ -399,7 +399,8 @@ fn backward<T: Elem>(dy: &[T], sv: &Saved, w: &[T], d: Dims) -> Result<(Tensor, 
     let mut dgates_t = pool::take(&[t, b, g4], T::DTYPE)?;
     let dgates = dgates_t.data_mut::<T>()?;
     let mut dh_next = vec![zero; bh];
-    let mut dc: Vec<T::Acc> = dy[t * bh..].iter().map(|x| x.acc()).collect();
+    let mut dc = vec![zero; bh];
+    T::widen(&dy[t * bh..], &mut dc);
     // W_hh packed once for the T steps.
     let wp = T::pack_b(Transpose::No, g4, hs, w, hs);
     for s in (0..t).rev() {
@@ -418,18 +419,6 @@ fn backward<T: Elem>(dy: &[T], sv: &Saved, w: &[T], d: Dims) -> Result<(Tensor, 
         T::gemm_packed_b(Transpose::No, b, dg_s, g4, &wp, zero, &mut dh_next);
     }
     Ok((dgates_t, tensor(dh_next, &[b, hs])?, tensor(dc, &[b, hs])?))
-}
-
-/// `g`'s rows `[T·B, n]` summed per index into `[v, n]` (in the
-/// accumulation type, in order of position).
-fn scatter_rows<T: Elem>(g: &[T], indices: &[usize], v: usize, n: usize) -> Vec<T::Acc> {
-    let mut out = vec![T::Acc::default(); v * n];
-    for (row, &i) in g.chunks_exact(n.max(1)).zip(indices) {
-        for (o, &x) in out[i * n..(i + 1) * n].iter_mut().zip(row) {
-            *o += x.acc();
-        }
-    }
-    out
 }
 
 /// Inputs as [`layer`] records them.
