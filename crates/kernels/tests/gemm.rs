@@ -584,12 +584,18 @@ fn avx512fp16_bgemm_widens_into_the_f32_kernel() {
     assert_eq!(t.gemm.bgemm.shape().kpack, 1);
 }
 
-/// `path` with its narrow kernel removed, so narrow products run untransposed.
+/// `path` with its narrow and dot kernels removed, so narrow products run untransposed.
 fn without_narrow<T>(path: &Path<T>) -> Option<Path<T>> {
     match path {
-        Path::F32(imp) if imp.narrow.is_some() => Some(Path::F32(gemm::Impl { narrow: None, ..*imp })),
-        Path::F16(imp) if imp.narrow.is_some() => Some(Path::F16(gemm::Impl { narrow: None, ..*imp })),
-        Path::Pairs(imp) if imp.narrow.is_some() => Some(Path::Pairs(gemm::Impl { narrow: None, ..*imp })),
+        Path::F32(imp) if imp.narrow.is_some() || imp.dot.is_some() => {
+            Some(Path::F32(gemm::Impl { narrow: None, dot: None, ..*imp }))
+        }
+        Path::F16(imp) if imp.narrow.is_some() || imp.dot.is_some() => {
+            Some(Path::F16(gemm::Impl { narrow: None, dot: None, ..*imp }))
+        }
+        Path::Pairs(imp) if imp.narrow.is_some() || imp.dot.is_some() => {
+            Some(Path::Pairs(gemm::Impl { narrow: None, dot: None, ..*imp }))
+        }
         _ => None,
     }
 }
@@ -598,9 +604,10 @@ fn run_narrow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + 
     let plain = without_narrow(path);
     let kc = Blocking::new(path.shape(), detected_caches()).kc;
     let (mr, nr) = (path.shape().mr, path.shape().nr);
-    // n from 1 to MR, m from 2·NR (the narrow path's threshold) past several
+    // n from 1 to MR, m from 2·NR (the narrow paths' threshold) past several
     // NR panels with a ragged last one, k from 1 to past KC (partial sums in
-    // the f32 scratch for f16/bf16 outputs); the MLP's n = 10 shapes.
+    // the f32 scratch for f16/bf16 outputs), odd and even; the MLP's n = 10
+    // shapes.
     let shapes = [
         (2 * nr, 1, 1),
         (2 * nr + 1, mr, 3),
@@ -610,9 +617,10 @@ fn run_narrow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + 
         (130, 2, kc + 3),
         (200, 10, 10),
         (75, 13, 2 * kc + 1),
+        (66, 5, 47),
     ];
     let mut seed = 4200;
-    let mut transposed = 0;
+    let (mut transposed, mut dot) = (0, 0);
     for &(m, n, k) in &shapes {
         for &(ta, tb) in &TS {
             seed += 1;
@@ -629,15 +637,17 @@ fn run_narrow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + 
                 (0.5, 0.0, Epilogue { bias: Some(&bias), relu: true }),
                 (1.0, 0.0, Epilogue { bias: Some(&bias), relu: false }),
             ] {
-                let run = |p: &Path<T>, out: Output<'_>| {
+                let run = |p: &Path<T>, out: Output<'_>, epi: Epilogue<'_>| {
                     gemm::gemm_on(p, ta, tb, m, n, k, alpha, &x.a, x.lda, &x.b, x.ldb, beta, out, ldc, epi);
-                    gemm::last_call_stats().transposed
+                    gemm::last_call_stats()
                 };
                 let mut got = c0.clone();
                 if beta == 0.0 {
                     got.iter_mut().for_each(|v| *v = f32::NAN);
                 }
-                transposed += usize::from(run(path, Output::F32(&mut got)));
+                let stats = run(path, Output::F32(&mut got), epi);
+                transposed += usize::from(stats.transposed);
+                dot += usize::from(stats.dot);
                 if epi.bias.is_none() {
                     check(&tag, ta, tb, m, n, k, &x, alpha, beta, &c0, &got, ldc);
                 }
@@ -648,50 +658,96 @@ fn run_narrow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + 
                         pad.iter().zip(was).all(|(a, b)| a.to_bits() == b.to_bits() || beta == 0.0 && a.is_nan());
                     assert!(kept, "{tag}: padding of row {i} written");
                 }
-                let Some(plain) = &plain else { continue };
-                let mut want = c0.clone();
-                if beta == 0.0 {
-                    want.iter_mut().for_each(|v| *v = f32::NAN);
-                }
-                assert!(!run(plain, Output::F32(&mut want)), "{tag}: the plain path ran transposed");
+                // The reference: the untransposed product on the same path
+                // (same FMAs, so the same bits), or for the dot kernel, whose
+                // sums are ordered differently, its own product without the
+                // epilogue, composed with it.
+                let (want, reference) = if stats.dot {
+                    let mut base = vec![f32::NAN; c0.len()];
+                    if beta != 0.0 {
+                        base.copy_from_slice(&c0);
+                    }
+                    assert!(run(path, Output::F32(&mut base), Epilogue::default()).dot);
+                    let composed: Vec<f32> = base
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| match epi.bias {
+                            Some(b) if i % ldc < n => {
+                                let v = v + b[i % ldc];
+                                if epi.relu { relu(v) } else { v }
+                            }
+                            _ => v,
+                        })
+                        .collect();
+                    (composed, None)
+                } else {
+                    let Some(plain) = &plain else { continue };
+                    let mut want = c0.clone();
+                    if beta == 0.0 {
+                        want.iter_mut().for_each(|v| *v = f32::NAN);
+                    }
+                    let s = run(plain, Output::F32(&mut want), epi);
+                    assert!(!s.transposed && !s.dot, "{tag}: the plain path ran a narrow kernel");
+                    (want, Some(plain))
+                };
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert_eq!(
                         g.to_bits(),
                         w.to_bits(),
-                        "{tag} alpha {alpha} beta {beta}: C[{i}] = {g}, untransposed {w}"
+                        "{tag} alpha {alpha} beta {beta}: C[{i}] = {g}, reference {w}"
                     );
                 }
                 if beta == 0.0 {
-                    let (mut h, mut hw) = (vec![f16::NAN; c0.len()], vec![f16::NAN; c0.len()]);
-                    run(path, Output::F16(&mut h));
-                    run(plain, Output::F16(&mut hw));
-                    assert!(h.iter().zip(&hw).all(|(a, b)| a.to_bits() == b.to_bits()), "{tag}: f16 output");
-                    let (mut b, mut bw) = (vec![bf16::NAN; c0.len()], vec![bf16::NAN; c0.len()]);
-                    run(path, Output::Bf16(&mut b));
-                    run(plain, Output::Bf16(&mut bw));
-                    let diff = b.iter().zip(&bw).position(|(a, b)| a.to_bits() != b.to_bits());
-                    assert!(
-                        diff.is_none(),
-                        "{tag} alpha {alpha}: bf16 output {diff:?} {:?}",
-                        diff.map(|i| (b[i], bw[i]))
-                    );
+                    let (mut h, mut b) = (vec![f16::NAN; c0.len()], vec![bf16::NAN; c0.len()]);
+                    run(path, Output::F16(&mut h), epi);
+                    run(path, Output::Bf16(&mut b), epi);
+                    let (hw, bw): (Vec<f16>, Vec<bf16>) = match reference {
+                        Some(plain) => {
+                            let (mut hw, mut bw) = (vec![f16::NAN; c0.len()], vec![bf16::NAN; c0.len()]);
+                            run(plain, Output::F16(&mut hw), epi);
+                            run(plain, Output::Bf16(&mut bw), epi);
+                            (hw, bw)
+                        }
+                        // One rounding of the f32 result; padding untouched (NaN).
+                        None => (
+                            got.iter().map(|&v| f16::from_f32(v)).collect(),
+                            got.iter().map(|&v| bf16::from_f32(v)).collect(),
+                        ),
+                    };
+                    // Padding must keep the NaN it was filled with.
+                    let (hn, bn) = (f16::NAN.to_bits(), bf16::NAN.to_bits());
+                    let ok = |a: u16, b: u16, nan: u16, i: usize| if i % ldc < n { a == b } else { a == nan };
+                    let dh = h.iter().zip(&hw).enumerate().position(|(i, (a, b))| !ok(a.to_bits(), b.to_bits(), hn, i));
+                    assert!(dh.is_none(), "{tag} alpha {alpha}: f16 output differs at {dh:?}");
+                    let db = b.iter().zip(&bw).enumerate().position(|(i, (a, b))| !ok(a.to_bits(), b.to_bits(), bn, i));
+                    assert!(db.is_none(), "{tag} alpha {alpha}: bf16 output differs at {db:?}");
                 }
             }
         }
     }
     if plain.is_some() {
-        // At least every product with A stored k×m (half the transposes).
-        assert!(transposed >= shapes.len() * 2 * 5, "{what}: the narrow kernel ran {transposed} times");
+        // Every product with A stored k×m ran transposed; with a dot kernel
+        // every one with A stored m×k ran on it.
+        let all = shapes.len() * TS.len() * 5;
+        let has_dot = match path {
+            Path::F32(i) => i.dot.is_some(),
+            Path::F16(i) => i.dot.is_some(),
+            Path::Pairs(i) => i.dot.is_some(),
+        };
+        let ok = transposed >= all / 2 && (!has_dot || transposed + dot == all);
+        assert!(ok, "{what}: transposed {transposed}, dot {dot} of {all}");
     } else {
-        assert_eq!(transposed, 0, "{what}: a path without a narrow kernel ran transposed");
+        assert_eq!(transposed + dot, 0, "{what}: a path without narrow kernels ran one");
     }
 }
 
 /// Narrow products (n ≤ MR, m ≥ 2·NR: the MLP's n = 10 layer) on every
-/// path: within the bound, padding of C untouched, and where the path has a
+/// path: within the bound, padding of C untouched; where the path has a
 /// narrow kernel (Cᵀ = op(B)ᵀ·op(A)ᵀ, stored transposed) bit-identical to
 /// the untransposed product for every transpose, alpha/beta (beta = 0 over a
-/// NaN C), the fused epilogue, f16/bf16 outputs and depths past KC.
+/// NaN C), the fused epilogue, f16/bf16 outputs and depths past KC; where it
+/// has a dot kernel (A stored m×k), the fused epilogue and the f16/bf16
+/// outputs bit-identical to the composition of its own f32 product.
 #[test]
 fn narrow_products_equal_the_untransposed_product() {
     for k in paths() {
@@ -700,7 +756,6 @@ fn narrow_products_equal_the_untransposed_product() {
         run_narrow(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
     }
 }
-
 fn run_narrow_threads<T: Element>(
     path: &Path<T>,
     what: &str,

@@ -65,11 +65,14 @@ pub struct CallStats {
     /// Whether the product ran as Cᵀ = op(B)ᵀ·op(A)ᵀ on the path's narrow
     /// kernel (n up to MR; the blocking is then that of the swapped product).
     pub transposed: bool,
+    /// Whether the product ran on the path's dot kernel (n up to MR, A
+    /// stored m×k and read in place, lanes along k; no blocking).
+    pub dot: bool,
 }
 
 thread_local! {
     static LAST: Cell<CallStats> = const {
-        Cell::new(CallStats { tasks: 0, threads: 0, packed_a: false, packed_b: false, blocking: None, transposed: false })
+        Cell::new(CallStats { tasks: 0, threads: 0, packed_a: false, packed_b: false, blocking: None, transposed: false, dot: false })
     };
     static SCRATCH: RefCell<Buf<f32>> = const { RefCell::new(Buf::new()) };
     /// f16/bf16 operands widened to f32 for the unpacked path.
@@ -237,6 +240,9 @@ fn gemm_with<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, pre_b: Op
     if x.alpha == 0.0 || x.k == 0 {
         return scale_only(x, c);
     }
+    if let Some(dot) = imp.dot.filter(|_| pre_b.is_none() && x.ta == Transpose::No && narrow_shape(imp, x)) {
+        return gemm_dot(imp, &dot, x, c);
+    }
     if let Some(ukr) = imp.narrow.filter(|_| pre_b.is_none() && narrow(imp, x)) {
         return gemm_narrow(imp, ukr.f, x, c);
     }
@@ -379,6 +385,7 @@ fn gemm_blocks<T: Element, P: Packed>(
             packed_b: pack_b || pre_b.is_some(),
             blocking: Some(bl),
             transposed: false,
+            dot: false,
         })
     });
 }
@@ -394,7 +401,85 @@ fn gemm_blocks<T: Element, P: Packed>(
 /// and layout only, so the choice, and the bits, do not depend on the
 /// thread count.
 fn narrow<T, P>(imp: &Impl<T, P>, x: &Args<'_, T>) -> bool {
-    x.n <= imp.shape.mr && x.m >= 2 * imp.shape.nr && (imp.shape.kpack == 2 || x.ta == Transpose::Yes)
+    narrow_shape(imp, x) && (imp.shape.kpack == 2 || x.ta == Transpose::Yes)
+}
+
+/// n fits one micro-panel of rows, m fills two of columns.
+fn narrow_shape<T, P>(imp: &Impl<T, P>, x: &Args<'_, T>) -> bool {
+    x.n <= imp.shape.mr && x.m >= 2 * imp.shape.nr
+}
+
+/// A narrow product with A stored m×k on the path's dot kernel: op(B)ᵀ
+/// packed once (n rows along k), A's rows read in place; threads split the
+/// rows of C.
+fn gemm_dot<T: Element, P: Packed>(imp: &Impl<T, P>, dot: &super::Dot<T, P>, x: &Args<'_, T>, c: Output<'_>) {
+    let (m, n, k) = (x.m, x.n, x.k);
+    let ldbt = super::dot_ldbt(k, imp.shape.kpack);
+    let threads = if m * n * k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) };
+    let stats = AtomicUsize::new(0);
+    let seen = AtomicU64::new(0);
+    let mut rows = match c {
+        Output::F32(c) => Rows::F32(c),
+        Output::F16(c) => Rows::F16(c),
+        Output::Bf16(c) => Rows::Bf16(c),
+    };
+    P::with_bufs(|_, bbuf| {
+        let bt = bbuf.get(n * ldbt);
+        (dot.pack.f)(x.b, x.ldb, x.tb, k, n, bt, ldbt);
+        let task = DotTask { x, ukr: dot.ukr.f, bt, ldbt, stats: &stats, seen: &seen };
+        // About four tasks per thread, at least 64 rows each.
+        let grain = m.div_ceil(4 * threads).max(64);
+        dot_rows(&task, 0, m, grain, threads > 1, &mut rows);
+    });
+    LAST.with(|l| {
+        l.set(CallStats {
+            tasks: stats.load(Ordering::Relaxed),
+            threads: seen.load(Ordering::Relaxed).count_ones() as usize,
+            packed_a: false,
+            packed_b: true,
+            blocking: None,
+            transposed: false,
+            dot: true,
+        })
+    });
+}
+
+struct DotTask<'s, 'a, T: 'static, P: 'static> {
+    x: &'s Args<'a, T>,
+    ukr: super::DotFn<T, P>,
+    bt: &'s [P],
+    ldbt: usize,
+    stats: &'s AtomicUsize,
+    seen: &'s AtomicU64,
+}
+
+/// Rows `r0..r1` of C (`rows` starts at row r0).
+fn dot_rows<T: Element, P: Packed>(
+    s: &DotTask<'_, '_, T, P>,
+    r0: usize,
+    r1: usize,
+    grain: usize,
+    par: bool,
+    rows: &mut Rows<'_>,
+) {
+    let x = s.x;
+    if par && r1 - r0 > grain {
+        let mid = (r0 + r1) / 2;
+        let (mut top, mut bottom) = rows.reborrow().split((mid - r0) * x.ldc);
+        rayon::join(|| dot_rows(s, r0, mid, grain, par, &mut top), || dot_rows(s, mid, r1, grain, par, &mut bottom));
+        return;
+    }
+    s.stats.fetch_add(1, Ordering::Relaxed);
+    let id = rayon::current_thread_index().map_or(63, |i| i.min(63));
+    s.seen.fetch_or(1 << id, Ordering::Relaxed);
+    let mut out = TileOut {
+        alpha: x.alpha,
+        prev: if x.beta == 0.0 { Prev::None } else { Prev::Beta(x.beta) },
+        bias: x.epilogue.bias.map(|b| &b[..x.n]),
+        relu: x.epilogue.relu,
+        dst: rows.tile(0, x.ldc),
+    };
+    (s.ukr)(&x.a[r0 * x.lda..], x.lda, r1 - r0, s.bt, s.ldbt, x.k, x.n, &mut out);
 }
 
 /// Cᵀ = op(B)ᵀ·op(A)ᵀ for a narrow C (n ≤ MR): the swapped product has n
@@ -489,6 +574,7 @@ fn gemm_narrow<T: Element, P: Packed>(imp: &Impl<T, P>, ukr: super::UkrFn<P>, x:
             packed_b: true,
             blocking: Some(bl),
             transposed: true,
+            dot: false,
         })
     });
 }

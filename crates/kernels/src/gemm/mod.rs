@@ -182,6 +182,49 @@ pub struct Impl<T: 'static, P: 'static> {
     /// lie along the vector lanes instead of n of them (see [`UkrFn`]'s
     /// transposed contract in `check_tile_transposed`).
     pub narrow: Option<Kernel<UkrFn<P>>>,
+    /// The kernel for narrow products with A stored m×k (see [`Dot`]).
+    pub dot: Option<Dot<T, P>>,
+}
+
+/// Runs rows of a narrow product (n up to 16) with A stored m×k, read in
+/// place: `(a, lda, rows, bt, ldbt, k, n, out)` computes `rows` rows of C
+/// (`out` starts at the first) from A's rows at `a` (stride `lda`) and op(B)ᵀ
+/// packed by the matching [`PackBtFn`] (`n` rows of stride `ldbt`).
+pub type DotFn<T, P> = fn(&[T], usize, usize, &[P], usize, usize, usize, &mut TileOut<'_>);
+
+/// Packs op(B)ᵀ (`n × k`) for a [`DotFn`]: `(b, ldb, tb, k, n, dst, ldbt)`
+/// writes row j of op(B)ᵀ at `dst[j·ldbt..]` in the kernel's element type
+/// (f32, or bf16 pairs along k), zero-padded to `ldbt`.
+pub type PackBtFn<T, P> = fn(&[T], usize, Transpose, usize, usize, &mut [P], usize);
+
+/// A kernel for narrow products (n ≤ MR) with A stored m×k: its vector lanes
+/// run along k, so A's rows are read in place (f16 widened and bf16 pairs
+/// used in registers) instead of being transposed into panels; each row of
+/// C is n dot products of A's row with op(B)ᵀ's rows, whose lanes are summed
+/// in a fixed tree at the end. The sums are ordered differently from the
+/// MR×NR kernel's (within the same bound), and do not depend on threads.
+#[derive(Debug)]
+pub struct Dot<T: 'static, P: 'static> {
+    /// The row kernel.
+    pub ukr: Kernel<DotFn<T, P>>,
+    /// Its op(B)ᵀ packer.
+    pub pack: Kernel<PackBtFn<T, P>>,
+}
+
+// By hand: derived impls would require `T: Copy` and `P: Copy`, which
+// function pointers do not need.
+impl<T, P> Clone for Dot<T, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, P> Copy for Dot<T, P> {}
+
+/// op(B)ᵀ's row stride for a [`DotFn`]: the depth in packed elements,
+/// rounded up to 16 lanes.
+pub fn dot_ldbt(k: usize, kpack: usize) -> usize {
+    k.div_ceil(kpack).div_ceil(16) * 16
 }
 
 /// A micro-kernel variant for depths up to `max_k` (e.g. a layer with ten
@@ -211,16 +254,18 @@ pub enum Path<T: 'static> {
 
 impl<T> Path<T> {
     /// Kernel names: the micro-kernel, the packers, the shallow-product
-    /// kernel and the narrow-product kernel (the micro-kernel's name where
-    /// the path has none).
-    fn names(&self) -> [&'static str; 5] {
-        fn of<T, P>(i: &Impl<T, P>) -> [&'static str; 5] {
+    /// kernel, the narrow-product kernel, the dot kernel and its packer (the
+    /// micro-kernel's or B packer's name where the path has none).
+    fn names(&self) -> [&'static str; 7] {
+        fn of<T, P>(i: &Impl<T, P>) -> [&'static str; 7] {
             [
                 i.ukr.name,
                 i.pack_a.name,
                 i.pack_b.name,
                 i.tall.as_ref().map_or(i.ukr.name, |t| t.ukr.name),
                 i.narrow.as_ref().map_or(i.ukr.name, |k| k.name),
+                i.dot.as_ref().map_or(i.ukr.name, |d| d.ukr.name),
+                i.dot.as_ref().map_or(i.pack_b.name, |d| d.pack.name),
             ]
         }
         match self {
@@ -255,25 +300,31 @@ pub struct Table {
 impl Table {
     /// `(kernel, implementation)` for every entry.
     pub fn entries(&self) -> Vec<(&'static str, &'static str)> {
-        let [s0, s1, s2, s3, s4] = self.sgemm.names();
-        let [h0, h1, h2, h3, h4] = self.hgemm.names();
-        let [b0, b1, b2, b3, b4] = self.bgemm.names();
+        let [s0, s1, s2, s3, s4, s5, s6] = self.sgemm.names();
+        let [h0, h1, h2, h3, h4, h5, h6] = self.hgemm.names();
+        let [b0, b1, b2, b3, b4, b5, b6] = self.bgemm.names();
         vec![
             ("sgemm_ukr", s0),
             ("sgemm_pack_a", s1),
             ("sgemm_pack_b", s2),
             ("sgemm_ukr_shallow", s3),
             ("sgemm_ukr_narrow", s4),
+            ("sgemm_ukr_dot", s5),
+            ("sgemm_pack_bt", s6),
             ("hgemm_ukr", h0),
             ("hgemm_pack_a", h1),
             ("hgemm_pack_b", h2),
             ("hgemm_ukr_shallow", h3),
             ("hgemm_ukr_narrow", h4),
+            ("hgemm_ukr_dot", h5),
+            ("hgemm_pack_bt", h6),
             ("bgemm_ukr", b0),
             ("bgemm_pack_a", b1),
             ("bgemm_pack_b", b2),
             ("bgemm_ukr_shallow", b3),
             ("bgemm_ukr_narrow", b4),
+            ("bgemm_ukr_dot", b5),
+            ("bgemm_pack_bt", b6),
         ]
     }
 }
@@ -527,7 +578,9 @@ pub fn bgemm(
 /// packed for a few rows of A); [`gemm_packed_b`] reuses this instead.
 #[derive(Clone, Debug)]
 pub struct PackedB<T: 'static> {
-    path: Path<T>,
+    /// Boxed: a path is a few hundred bytes of function pointers, and a
+    /// `PackedB` sits inside callers' enums beside much smaller variants.
+    path: Box<Path<T>>,
     k: usize,
     n: usize,
     data: PackedData,
@@ -565,7 +618,7 @@ impl<T: Element> PackedB<T> {
             Path::F16(imp) => PackedData::F16(driver::pack_b_whole(imp, tb, k, n, b, ldb)),
             Path::Pairs(imp) => PackedData::Pairs(driver::pack_b_whole(imp, tb, k, n, b, ldb)),
         };
-        PackedB { path: *path, k, n, data }
+        PackedB { path: Box::new(*path), k, n, data }
     }
 
     /// The depth `k` of op(B).
@@ -611,7 +664,7 @@ pub fn gemm_packed_b<T: Element>(
         assert!(bias.len() >= n, "gemm: the bias holds {} values, n = {n}", bias.len());
     }
     let args = driver::Args { ta, tb, m, n, k, alpha, a, lda, b: &[], ldb, beta, ldc, epilogue };
-    match (&b.path, &b.data) {
+    match (&*b.path, &b.data) {
         (Path::F32(imp), PackedData::F32(p)) => driver::gemm_packed_b(imp, &args, p, c),
         (Path::F16(imp), PackedData::F16(p)) => driver::gemm_packed_b(imp, &args, p, c),
         (Path::Pairs(imp), PackedData::Pairs(p)) => driver::gemm_packed_b(imp, &args, p, c),

@@ -257,6 +257,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             unpacked: true,
             tall: None,
             narrow: None,
+            dot: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -266,6 +267,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             unpacked: true,
             tall: None,
             narrow: None,
+            dot: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -275,6 +277,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             unpacked: true,
             tall: None,
             narrow: None,
+            dot: None,
         }),
     }
 }

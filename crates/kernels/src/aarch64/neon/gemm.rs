@@ -611,6 +611,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             unpacked: false,
             tall: None,
             narrow: None,
+            dot: None,
         })
     } else {
         Path::F32(Impl {
@@ -621,6 +622,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             unpacked: false,
             tall: None,
             narrow: None,
+            dot: None,
         })
     };
     Table {
@@ -632,6 +634,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             unpacked: false,
             tall: None,
             narrow: None,
+            dot: None,
         }),
         hgemm,
         bgemm: Path::F32(Impl {
@@ -642,6 +645,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             unpacked: false,
             tall: None,
             narrow: None,
+            dot: None,
         }),
     }
 }

@@ -493,6 +493,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             unpacked: true,
             tall: None,
             narrow: None,
+            dot: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -502,6 +503,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             unpacked: true,
             tall: None,
             narrow: None,
+            dot: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -511,6 +513,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             unpacked: true,
             tall: None,
             narrow: None,
+            dot: None,
         }),
     }
 }

@@ -17,7 +17,7 @@ use half::{bf16, f16};
 
 use crate::dispatch::Kernel;
 use crate::gemm::{
-    APanel, BPanel, Dst, Impl, KernelShape, MicroTile, Path, Prev, Tall, TileOut, Transpose, check_tile,
+    APanel, BPanel, Dot, Dst, Impl, KernelShape, MicroTile, Path, Prev, Tall, TileOut, Transpose, check_tile,
     check_tile_transposed, pack, plain_dst,
 };
 
@@ -638,6 +638,431 @@ pub fn gemm_bf16_f32acc_avx512bf16_14x32_t(t: &MicroTile<'_, u32>, out: &mut Til
     unsafe { f(t.k, a, 0, 0, b, 0, t.n, out) }
 }
 
+// ---------------------------------------------------------------- dot kernel
+
+/// A row type the dot kernel reads in place, `STEP` depth steps per vector.
+trait DotRow: Copy + 'static {
+    /// Depth steps per vector: 16 widened f16, or 32 bf16 as 16 pairs.
+    const STEP: usize;
+    /// The first `valid` depth steps of a row at `p` (zero past them).
+    ///
+    /// # Safety
+    /// `valid ≤ STEP` elements must be readable at `p`.
+    unsafe fn load(p: *const Self, valid: usize) -> __m512;
+    /// `acc + a·b` over one vector of depth steps.
+    ///
+    /// # Safety
+    /// The caller's target features must include the instruction's.
+    unsafe fn madd(acc: __m512, a: __m512, b: __m512) -> __m512;
+}
+
+impl DotRow for f16 {
+    const STEP: usize = 16;
+    #[inline(always)]
+    unsafe fn load(p: *const f16, valid: usize) -> __m512 {
+        // SAFETY: forwarded; the mask keeps the load inside `valid`.
+        unsafe { _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lane_mask(valid, 0), p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn madd(acc: __m512, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: forwarded.
+        unsafe { _mm512_fmadd_ps(a, b, acc) }
+    }
+}
+
+impl DotRow for bf16 {
+    const STEP: usize = 32;
+    #[inline(always)]
+    unsafe fn load(p: *const bf16, valid: usize) -> __m512 {
+        let mask: __mmask32 = if valid >= 32 { u32::MAX } else { (1u32 << valid) - 1 };
+        // SAFETY: forwarded; the element mask keeps the load inside `valid`
+        // (an odd depth's last pair reads a zero high half).
+        unsafe { _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask, p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn madd(acc: __m512, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: forwarded (the bf16 entry point enables AVX-512-BF16).
+        unsafe {
+            _mm512_dpbf16_ps(
+                acc,
+                core::mem::transmute::<__m512, __m512bh>(a),
+                core::mem::transmute::<__m512, __m512bh>(b),
+            )
+        }
+    }
+}
+
+/// Lane j of the result is the sum of the 16 lanes of `v[j]` (zero past N),
+/// in a fixed tree: lanes 4 apart, then 2 apart inside each 128-bit block,
+/// then the blocks pairwise — 45 shuffles and adds for 16 sums.
+#[inline(always)]
+fn hsum16<const N: usize>(v: &[__m512; N]) -> __m512 {
+    // SAFETY: register-only arithmetic; the callers enable AVX-512F.
+    unsafe {
+        let z = _mm512_setzero_ps();
+        let g = |j: usize| if j < N { v[j] } else { z };
+        let mut s = [z; 8];
+        for (h, x) in s.iter_mut().enumerate() {
+            let (a, b) = (g(2 * h), g(2 * h + 1));
+            *x = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+        }
+        let mut t = [z; 4];
+        for (h, x) in t.iter_mut().enumerate() {
+            let (a, b) = (s[2 * h], s[2 * h + 1]);
+            *x = _mm512_add_ps(_mm512_shuffle_ps::<0x44>(a, b), _mm512_shuffle_ps::<0xEE>(a, b));
+        }
+        let u0 = _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(t[0], t[1]), _mm512_shuffle_f32x4::<0xDD>(t[0], t[1]));
+        let u1 = _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(t[2], t[3]), _mm512_shuffle_f32x4::<0xDD>(t[2], t[3]));
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(u0, u1), _mm512_shuffle_f32x4::<0xDD>(u0, u1))
+    }
+}
+
+/// R rows of the dot kernel from row `i`: A's rows in place, op(B)ᵀ's N
+/// rows (stride `ldbt`, zero-padded) streamed from L1, one B vector live
+/// at a time, so R·N accumulators fit the registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_rows<T: DotRow, const N: usize, const R: usize>(
+    a: *const T,
+    lda: usize,
+    i: usize,
+    bt: *const f32,
+    ldbt: usize,
+    k: usize,
+    plain: Option<(*mut f32, usize, bool)>,
+    out: &mut TileOut<'_>,
+) {
+    // SAFETY: the caller guarantees R rows of k elements at `a` (stride
+    // `lda`) from row i, N rows of ⌈k/STEP⌉·16 lanes at `bt`, and a CPU
+    // with the entry point's features.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); N]; R];
+        let (mut p, mut c) = (0, 0);
+        while p < k {
+            let valid = (k - p).min(T::STEP);
+            let mut av = [_mm512_setzero_ps(); R];
+            for (r, x) in av.iter_mut().enumerate() {
+                *x = T::load(a.add((i + r) * lda + p), valid);
+            }
+            for j in 0..N {
+                let b = _mm512_loadu_ps(bt.add(j * ldbt + c * L));
+                for (row, &x) in acc.iter_mut().zip(&av) {
+                    row[j] = T::madd(row[j], x, b);
+                }
+            }
+            p += T::STEP;
+            c += 1;
+        }
+        // `black_box`: a constant one-lane mask (N = 1) miscompiles the bf16
+        // store (see `finish_tile_t!`).
+        let mask = core::hint::black_box(lane_mask(N, 0));
+        let one = out.alpha == 1.0;
+        let alpha = _mm512_set1_ps(out.alpha);
+        for (r, row) in acc.iter().enumerate() {
+            let x = hsum16(row);
+            match plain {
+                Some((p, ld, accumulate)) => {
+                    let q = p.add((i + r) * ld);
+                    let y = match (accumulate, one) {
+                        (false, true) => x,
+                        (false, false) => _mm512_mul_ps(x, alpha),
+                        (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
+                        (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
+                    };
+                    _mm512_mask_storeu_ps(q, mask, y);
+                }
+                None => store_vec(out, x, alpha, i + r, 0, mask),
+            }
+        }
+    }
+}
+
+/// Every row of a dot-kernel task, R at a time, then one at a time.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_all<T: DotRow, const N: usize, const R: usize>(
+    a: *const T,
+    lda: usize,
+    rows: usize,
+    bt: *const f32,
+    ldbt: usize,
+    k: usize,
+    out: &mut TileOut<'_>,
+) {
+    let plain = plain_dst(out);
+    let mut i = 0;
+    // SAFETY: forwarded from the entry point's checks, row by row.
+    unsafe {
+        while i + R <= rows {
+            dot_rows::<T, N, R>(a, lda, i, bt, ldbt, k, plain, out);
+            i += R;
+        }
+        while i < rows {
+            dot_rows::<T, N, 1>(a, lda, i, bt, ldbt, k, plain, out);
+            i += 1;
+        }
+    }
+}
+
+type DotRaw<T> = unsafe fn(*const T, usize, usize, *const f32, usize, usize, &mut TileOut<'_>);
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+unsafe fn dot_f16<const N: usize, const R: usize>(
+    a: *const f16,
+    lda: usize,
+    rows: usize,
+    bt: *const f32,
+    ldbt: usize,
+    k: usize,
+    out: &mut TileOut<'_>,
+) {
+    // SAFETY: forwarded.
+    unsafe { dot_all::<f16, N, R>(a, lda, rows, bt, ldbt, k, out) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")]
+unsafe fn dot_bf16<const N: usize, const R: usize>(
+    a: *const bf16,
+    lda: usize,
+    rows: usize,
+    bt: *const f32,
+    ldbt: usize,
+    k: usize,
+    out: &mut TileOut<'_>,
+) {
+    // SAFETY: forwarded.
+    unsafe { dot_all::<bf16, N, R>(a, lda, rows, bt, ldbt, k, out) }
+}
+
+/// Columns the dot kernel takes (one vector of sums per row of C).
+pub const DOT_MAX_N: usize = MR;
+
+macro_rules! dot_grid {
+    ($f:ident, $T:ty) => {
+        [
+            $f::<1, 4> as DotRaw<$T>,
+            $f::<2, 4>,
+            $f::<3, 4>,
+            $f::<4, 4>,
+            $f::<5, 4>,
+            $f::<6, 4>,
+            $f::<7, 2>,
+            $f::<8, 2>,
+            $f::<9, 2>,
+            $f::<10, 2>,
+            $f::<11, 2>,
+            $f::<12, 2>,
+            $f::<13, 2>,
+            $f::<14, 2>,
+        ]
+    };
+}
+
+static DOT_F16: [DotRaw<f16>; DOT_MAX_N] = dot_grid!(dot_f16, f16);
+static DOT_BF16: [DotRaw<bf16>; DOT_MAX_N] = dot_grid!(dot_bf16, bf16);
+
+/// The dot kernel's checks: A rows, op(B)ᵀ rows, and the C rows `out` holds.
+#[allow(clippy::too_many_arguments)]
+fn check_dot<T, P>(a: &[T], lda: usize, rows: usize, bt: &[P], ldbt: usize, k: usize, n: usize, out: &TileOut<'_>) {
+    assert!(rows >= 1 && (1..=DOT_MAX_N).contains(&n) && k >= 1, "dot kernel: {rows} rows × {n} columns × {k}");
+    assert!(lda >= k && a.len() >= (rows - 1) * lda + k, "dot kernel: A too short");
+    assert!(ldbt >= k.div_ceil(32) * 16 && bt.len() >= n * ldbt, "dot kernel: op(B)ᵀ too short");
+    let (len, ld) = match &out.dst {
+        Dst::F32(c, ld) => (c.len(), *ld),
+        Dst::F16(c, ld) => (c.len(), *ld),
+        Dst::Bf16(c, ld) => (c.len(), *ld),
+    };
+    assert!(ld >= n && len >= (rows - 1) * ld + n, "dot kernel: C too short");
+    let f32_dst = matches!(out.dst, Dst::F32(..));
+    assert!(f32_dst || !matches!(out.prev, Prev::Beta(_) | Prev::Dst), "accumulating into an f16/bf16 C tile");
+    assert!(!matches!(out.prev, Prev::From { .. }), "the dot kernel takes no scratch");
+    if let Some(bias) = out.bias {
+        assert!(bias.len() >= n, "bias shorter than the tile");
+    }
+}
+
+/// hgemm dot kernel: rows of f16 A widened in registers (16 depth steps per
+/// vector), op(B)ᵀ widened by [`pack_bt_f16_avx512`], FP32 FMAs.
+///
+/// # Panics
+/// If the slices do not hold the rows, `n` is outside 1..=[`DOT_MAX_N`] or
+/// `ldbt < ⌈k/16⌉·16`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_f16_f32acc_avx512_dot(
+    a: &[f16],
+    lda: usize,
+    rows: usize,
+    bt: &[f32],
+    ldbt: usize,
+    k: usize,
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
+    check_dot(a, lda, rows, bt, ldbt, k, n, out);
+    assert!(ldbt >= k.div_ceil(16) * 16, "dot kernel: op(B)ᵀ rows too short");
+    // SAFETY: avx512 table only; `check_dot` bounds every access.
+    unsafe { DOT_F16[n - 1](a.as_ptr(), lda, rows, bt.as_ptr(), ldbt, k, out) }
+}
+
+/// bgemm dot kernel (`vdpbf16ps`): rows of bf16 A read in place as pairs (32
+/// depth steps per vector), op(B)ᵀ pairs from [`pack_bt_bf16_pairs_avx512`].
+/// Subnormal bf16 inputs count as zero, as in the pair micro-kernel.
+///
+/// # Panics
+/// As [`gemm_f16_f32acc_avx512_dot`], with `ldbt < ⌈k/32⌉·16`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_bf16_f32acc_avx512bf16_dot(
+    a: &[bf16],
+    lda: usize,
+    rows: usize,
+    bt: &[u32],
+    ldbt: usize,
+    k: usize,
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
+    check_dot(a, lda, rows, bt, ldbt, k, n, out);
+    // SAFETY: installed only with AVX-512-BF16; `check_dot` bounds every access.
+    unsafe { DOT_BF16[n - 1](a.as_ptr(), lda, rows, bt.as_ptr().cast(), ldbt, k, out) }
+}
+
+/// op(B)ᵀ for the hgemm dot kernel: row j at `dst[j·ldbt..]`, widened, zero
+/// past k. B stored n×k is widened row by row; stored k×n, 16 depth steps
+/// of the n columns are transposed in registers.
+///
+/// # Panics
+/// If B's window or `dst` is too short, `n > 16` or `ldbt < ⌈k/16⌉·16`.
+pub fn pack_bt_f16_avx512(b: &[f16], ldb: usize, tb: Transpose, k: usize, n: usize, dst: &mut [f32], ldbt: usize) {
+    assert!(n <= L && ldbt >= k.div_ceil(L) * L && dst.len() >= n * ldbt, "pack_bt: destination too short");
+    if n == 0 || k == 0 {
+        return;
+    }
+    let (off, span) = pack::b_window(tb, ldb, 0, n, 0, k);
+    assert!(off + span <= b.len(), "pack_bt: window outside B");
+    let (s, d) = (b[off..].as_ptr(), dst.as_mut_ptr());
+    // SAFETY: window and destination checked above; masks keep every load
+    // inside the window; avx512 table only.
+    unsafe { pack_bt_f16_raw(s, ldb, tb, k, n, d, ldbt) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
+unsafe fn pack_bt_f16_raw(s: *const f16, ldb: usize, tb: Transpose, k: usize, n: usize, d: *mut f32, ldbt: usize) {
+    // SAFETY: see `pack_bt_f16_avx512`.
+    unsafe {
+        for j in 0..n {
+            for c in k.div_ceil(L) * L / L..ldbt / L {
+                _mm512_storeu_ps(d.add(j * ldbt + c * L), _mm512_setzero_ps());
+            }
+        }
+        let mut p = 0;
+        while p < k {
+            let valid = (k - p).min(L);
+            match tb {
+                Transpose::Yes => {
+                    for j in 0..n {
+                        _mm512_storeu_ps(
+                            d.add(j * ldbt + p),
+                            <f16 as Lanes>::load(s.add(j * ldb + p), lane_mask(valid, 0)),
+                        );
+                    }
+                }
+                Transpose::No => {
+                    let mut r = [_mm512_setzero_ps(); L];
+                    for (q, x) in r.iter_mut().enumerate().take(valid) {
+                        *x = <f16 as Lanes>::load(s.add((p + q) * ldb), lane_mask(n, 0));
+                    }
+                    for (j, x) in transpose16(&r).iter().enumerate().take(n) {
+                        _mm512_storeu_ps(d.add(j * ldbt + p), *x);
+                    }
+                }
+            }
+            p += L;
+        }
+    }
+}
+
+/// op(B)ᵀ for the bgemm dot kernel: row j at `dst[j·ldbt..]` as pairs along
+/// k (an odd depth's last pair has a zero high half), zero past them. B
+/// stored n×k is copied row by row; stored k×n, two depth rows are
+/// interleaved (`vpermt2w`) and 16 pairs of the n columns transposed in
+/// registers.
+///
+/// # Panics
+/// If B's window or `dst` is too short, `n > 16` or `ldbt < ⌈k/32⌉·16`.
+pub fn pack_bt_bf16_pairs_avx512(
+    b: &[bf16],
+    ldb: usize,
+    tb: Transpose,
+    k: usize,
+    n: usize,
+    dst: &mut [u32],
+    ldbt: usize,
+) {
+    assert!(n <= L && ldbt >= k.div_ceil(2 * L) * L && dst.len() >= n * ldbt, "pack_bt: destination too short");
+    if n == 0 || k == 0 {
+        return;
+    }
+    let (off, span) = pack::b_window(tb, ldb, 0, n, 0, k);
+    assert!(off + span <= b.len(), "pack_bt: window outside B");
+    let (s, d) = (b[off..].as_ptr().cast::<u16>(), dst.as_mut_ptr());
+    // SAFETY: window and destination checked above; masks keep every load
+    // inside the window; avx512 table only.
+    unsafe { pack_bt_pairs_raw(s, ldb, tb, k, n, d, ldbt) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn pack_bt_pairs_raw(s: *const u16, ldb: usize, tb: Transpose, k: usize, n: usize, d: *mut u32, ldbt: usize) {
+    const PAIRS: [u16; 32] = {
+        let mut t = [0u16; 32];
+        let mut l = 0;
+        while l < 32 {
+            t[l] = if l % 2 == 0 { (l / 2) as u16 } else { 32 + (l / 2) as u16 };
+            l += 1;
+        }
+        t
+    };
+    // SAFETY: see `pack_bt_bf16_pairs_avx512`.
+    unsafe {
+        let zero_from = k.div_ceil(2 * L) * L;
+        for j in 0..n {
+            for c in zero_from / L..ldbt / L {
+                _mm512_storeu_si512(d.add(j * ldbt + c * L).cast(), _mm512_setzero_si512());
+            }
+        }
+        let idx = _mm512_loadu_si512(PAIRS.as_ptr().cast());
+        let nmask: __mmask32 = (1u32 << n) - 1;
+        let mut p = 0;
+        while p < k {
+            let valid = (k - p).min(2 * L);
+            match tb {
+                Transpose::Yes => {
+                    let emask: __mmask32 = if valid >= 32 { u32::MAX } else { (1u32 << valid) - 1 };
+                    for j in 0..n {
+                        let v = _mm512_maskz_loadu_epi16(emask, s.add(j * ldb + p).cast());
+                        _mm512_storeu_si512(d.add(j * ldbt + p / 2).cast(), v);
+                    }
+                }
+                Transpose::No => {
+                    let mut r = [_mm512_setzero_ps(); L];
+                    for (q, x) in r.iter_mut().enumerate().take(valid.div_ceil(2)) {
+                        let lo = _mm512_maskz_loadu_epi16(nmask, s.add((p + 2 * q) * ldb).cast());
+                        let hi = if 2 * q + 1 < valid {
+                            _mm512_maskz_loadu_epi16(nmask, s.add((p + 2 * q + 1) * ldb).cast())
+                        } else {
+                            _mm512_setzero_si512()
+                        };
+                        *x = _mm512_castsi512_ps(_mm512_permutex2var_epi16(lo, idx, hi));
+                    }
+                    for (j, x) in transpose16(&r).iter().enumerate().take(n) {
+                        _mm512_storeu_ps(d.add(j * ldbt + p / 2).cast(), *x);
+                    }
+                }
+            }
+            p += 2 * L;
+        }
+    }
+}
+
 // ---------------------------------------------------------------- packing
 
 /// Loads 16 values (lanes under `mask`) of an input type as f32.
@@ -1074,6 +1499,10 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
                 f: gemm_bf16_f32acc_avx512bf16_14x32_t,
                 name: "gemm_bf16_f32acc_avx512bf16_14x32_t",
             }),
+            dot: Some(Dot {
+                ukr: Kernel { f: gemm_bf16_f32acc_avx512bf16_dot, name: "gemm_bf16_f32acc_avx512bf16_dot" },
+                pack: Kernel { f: pack_bt_bf16_pairs_avx512, name: "pack_bt_bf16_pairs_avx512" },
+            }),
         })
     } else {
         Path::F32(Impl {
@@ -1084,6 +1513,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             unpacked: true,
             tall,
             narrow,
+            dot: None,
         })
     };
     crate::gemm::Table {
@@ -1095,6 +1525,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             unpacked: true,
             tall,
             narrow: None,
+            dot: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -1104,6 +1535,10 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             unpacked: true,
             tall,
             narrow,
+            dot: Some(Dot {
+                ukr: Kernel { f: gemm_f16_f32acc_avx512_dot, name: "gemm_f16_f32acc_avx512_dot" },
+                pack: Kernel { f: pack_bt_f16_avx512, name: "pack_bt_f16_avx512" },
+            }),
         }),
         bgemm,
     }

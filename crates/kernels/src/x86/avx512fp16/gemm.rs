@@ -96,5 +96,6 @@ pub(crate) fn hgemm_f16_panels() -> Path<f16> {
         unpacked: false,
         tall: None,
         narrow: None,
+        dot: None,
     })
 }
