@@ -167,11 +167,12 @@ fn report(o: &Opts) {
         Op::Hgemm => vec![Imp::Hgemm, Imp::Sgemm, Imp::PeerGemmF16],
         Op::Bgemm => vec![Imp::Bgemm, Imp::Sgemm],
     };
-    // On AVX-512-FP16 CPUs, the in-register f16 kernel the table does not install.
+    // The first hgemm path the table does not install (on AVX-512-FP16 CPUs
+    // the in-register f16 kernel, else on AVX-512 the narrow dot kernel).
     if op == Op::Hgemm
         && let Some((name, _)) = peers::alternative()
     {
-        println!("alternative hgemm path measured as mixprec_hgemm_f16panels: {name}");
+        println!("alternative hgemm path measured as mixprec_hgemm_alt: {name}");
         imps.push(Imp::HgemmAlt);
     }
     let peak_ref = if op == Op::Bgemm { dot.unwrap_or(fma) } else { fma } * f64::from(o.threads);

@@ -114,7 +114,8 @@ impl Problem {
 pub enum Imp {
     Sgemm,
     Hgemm,
-    /// The first of `gemm::hgemm_alternatives()` (AVX-512-FP16 CPUs only).
+    /// The first of `gemm::hgemm_alternatives()` (AVX-512: the dot kernel for
+    /// narrow products; AVX-512-FP16: the f16-panel kernel).
     HgemmAlt,
     Bgemm,
     PeerGemm,
@@ -128,7 +129,7 @@ impl Imp {
         match self {
             Imp::Sgemm => "mixprec_sgemm",
             Imp::Hgemm => "mixprec_hgemm",
-            Imp::HgemmAlt => "mixprec_hgemm_f16panels",
+            Imp::HgemmAlt => "mixprec_hgemm_alt",
             Imp::Bgemm => "mixprec_bgemm",
             Imp::PeerGemm if cfg!(feature = "peer-gemm-x86-v4") => "gemm_x86v4",
             Imp::PeerGemm => "gemm",

@@ -755,6 +755,9 @@ fn narrow_products_equal_the_untransposed_product() {
         run_narrow(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
         run_narrow(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
     }
+    for (name, path) in gemm::hgemm_alternatives() {
+        run_narrow(&path, &format!("{name} hgemm"), f16::from_f32, f16::to_f32);
+    }
 }
 fn run_narrow_threads<T: Element>(
     path: &Path<T>,
@@ -810,5 +813,8 @@ fn narrow_products_are_bit_identical_for_any_thread_count() {
         run_narrow_threads(&k.gemm.sgemm, &format!("{} sgemm", k.isa), |x| x, |x| x);
         run_narrow_threads(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
         run_narrow_threads(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
+    }
+    for (name, path) in gemm::hgemm_alternatives() {
+        run_narrow_threads(&path, &format!("{name} hgemm"), f16::from_f32, f16::to_f32);
     }
 }

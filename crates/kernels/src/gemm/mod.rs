@@ -675,13 +675,20 @@ pub fn gemm_packed_b<T: Element>(
 /// hgemm paths this CPU can run that no table installs, by name, so tests
 /// and benchmarks can reach them beside the installed one: on AVX-512-FP16
 /// the f16-panel kernel that widens in registers (`vcvtph2psx`), measured
-/// slower than converting while packing (docs/kernels.md).
+/// slower than converting while packing; on AVX-512 the dot kernel for
+/// narrow products with A stored m×k, faster but with its sums in another
+/// order, which changes the f16 MLP's training trajectories (docs/kernels.md).
 pub fn hgemm_alternatives() -> Vec<(&'static str, Path<f16>)> {
     #[allow(unused_mut)]
     let mut out = Vec::new();
     #[cfg(target_arch = "x86_64")]
-    if crate::dispatch::Isa::Avx512Fp16.is_available() {
-        out.push(("avx512fp16_f16_panels", crate::x86::avx512fp16::gemm::hgemm_f16_panels()));
+    {
+        if crate::dispatch::Isa::Avx512Fp16.is_available() {
+            out.push(("avx512fp16_f16_panels", crate::x86::avx512fp16::gemm::hgemm_f16_panels()));
+        }
+        if crate::dispatch::Isa::Avx512.is_available() {
+            out.push(("avx512_dot", crate::x86::avx512::gemm::hgemm_dot()));
+        }
     }
     out
 }

@@ -1535,13 +1535,25 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             unpacked: true,
             tall,
             narrow,
-            dot: Some(Dot {
-                ukr: Kernel { f: gemm_f16_f32acc_avx512_dot, name: "gemm_f16_f32acc_avx512_dot" },
-                pack: Kernel { f: pack_bt_f16_avx512, name: "pack_bt_f16_avx512" },
-            }),
+            dot: None,
         }),
         bgemm,
     }
+}
+
+/// avx512's hgemm with the dot kernel for narrow products with A stored m×k
+/// (not the table's entry: its sums are ordered differently from the 14×32
+/// kernel's, which changes the f16 MLP's training trajectories; see
+/// docs/kernels.md), reachable through `gemm::hgemm_alternatives`.
+pub(crate) fn hgemm_dot() -> Path<f16> {
+    let Path::F32(imp) = table(false).hgemm else { unreachable!("avx512 hgemm packs f32 panels") };
+    Path::F32(Impl {
+        dot: Some(Dot {
+            ukr: Kernel { f: gemm_f16_f32acc_avx512_dot, name: "gemm_f16_f32acc_avx512_dot" },
+            pack: Kernel { f: pack_bt_f16_avx512, name: "pack_bt_f16_avx512" },
+        }),
+        ..imp
+    })
 }
 
 // ---------------------------------------------------------------- peak loops
