@@ -3,8 +3,9 @@
 //!
 //! Groups: `sgemm` (mixprec, the `gemm` crate, `matrixmultiply`, `faer`),
 //! `hgemm` (mixprec's f16, the `gemm` crate's f16, mixprec's sgemm as the
-//! reference row, and on AVX-512-FP16 CPUs the in-register f16 kernel the
-//! table does not install) and `bgemm` (mixprec's bf16 beside its sgemm), each over the
+//! reference row, and the first hgemm path the table does not install: the
+//! in-register f16 kernel on AVX-512-FP16 CPUs, else the narrow dot kernel on
+//! AVX-512) and `bgemm` (mixprec's bf16 beside its sgemm), each over the
 //! square sizes 64…2048 and the 8 GEMMs of the MLP step with their real
 //! transposes. Benchmark ids read `<implementation>/<threads>t/<MxKxN_TT>`.
 //!
