@@ -215,7 +215,14 @@ pub(crate) unsafe fn finish_tile<const M: usize, const NV: usize>(
     unsafe {
         match plain_dst(out) {
             Some(dst) => store_plain(acc, n, 0, dst, out.alpha),
-            None => store_tile(acc, n, out),
+            None => {
+                // A copy, so that only the copy's address escapes to the
+                // call: passing `acc` itself made LLVM keep the accumulators
+                // of some kernel instances in memory through the depth loop
+                // (cleared by `memset`, FMAs on stack operands).
+                let spill = *acc;
+                store_tile(&spill, n, out)
+            }
         }
     }
 }
