@@ -702,31 +702,7 @@ pub fn hgemm_alternatives() -> Vec<(&'static str, Path<f16>)> {
 /// If the tile is empty or exceeds `mr × nr`, a slice is too short, or an f32
 /// destination is required (`Prev::Beta`, `Prev::Dst`) and absent.
 pub fn check_tile<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usize, nr: usize) {
-    let (m, n, k) = (t.m, t.n, t.k);
-    assert!((1..=mr).contains(&m) && (1..=nr).contains(&n), "micro-tile {m}×{n} outside 1..={mr} × 1..={nr}");
-    if k > 0 {
-        match t.a {
-            APanel::Packed(d) => assert!(d.len() >= k * m, "packed A panel too short"),
-            APanel::Strided { data, rs, cs } => assert!(data.len() > (m - 1) * rs + (k - 1) * cs, "A too short"),
-        }
-        match t.b {
-            BPanel::Packed(d) => assert!(d.len() >= k * nr, "packed B panel too short"),
-            BPanel::Rows { data, ld } => assert!(data.len() >= (k - 1) * ld + n, "B too short"),
-        }
-    }
-    let (len, ld, f32_dst) = match &out.dst {
-        Dst::F32(c, ld) => (c.len(), *ld, true),
-        Dst::F16(c, ld) => (c.len(), *ld, false),
-        Dst::Bf16(c, ld) => (c.len(), *ld, false),
-    };
-    assert!(len >= (m - 1) * ld + n, "C tile too short");
-    assert!(f32_dst || !matches!(out.prev, Prev::Beta(_) | Prev::Dst), "accumulating into an f16/bf16 C tile");
-    if let Prev::From { src, ld } = out.prev {
-        assert!(src.len() >= (m - 1) * ld + n, "scratch tile too short");
-    }
-    if let Some(bias) = out.bias {
-        assert!(bias.len() >= n, "bias shorter than the tile");
-    }
+    check_tile_as(t, out, mr, nr, false);
 }
 
 /// [`check_tile`] for a narrow kernel's transposed store: the tile is a tile
@@ -737,6 +713,13 @@ pub fn check_tile<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usize, nr: usi
 /// # Panics
 /// As [`check_tile`], with the destination, scratch and bias bounds transposed.
 pub fn check_tile_transposed<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usize, nr: usize) {
+    check_tile_as(t, out, mr, nr, true);
+}
+
+/// The checks of [`check_tile`] (`transposed` false: the C tile is `t.m` rows
+/// × `t.n` columns) and [`check_tile_transposed`] (true: `t.n` rows × `t.m`
+/// columns, with a leading dimension of at least a row).
+fn check_tile_as<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usize, nr: usize, transposed: bool) {
     let (m, n, k) = (t.m, t.n, t.k);
     assert!((1..=mr).contains(&m) && (1..=nr).contains(&n), "micro-tile {m}×{n} outside 1..={mr} × 1..={nr}");
     if k > 0 {
@@ -749,18 +732,21 @@ pub fn check_tile_transposed<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usi
             BPanel::Rows { data, ld } => assert!(data.len() >= (k - 1) * ld + n, "B too short"),
         }
     }
+    let (rows, cols) = if transposed { (n, m) } else { (m, n) };
+    // A row of a transposed tile is stored whole at each leading-dimension step.
+    let fits = |len: usize, ld: usize| (!transposed || ld >= cols) && len >= (rows - 1) * ld + cols;
     let (len, ld, f32_dst) = match &out.dst {
         Dst::F32(c, ld) => (c.len(), *ld, true),
         Dst::F16(c, ld) => (c.len(), *ld, false),
         Dst::Bf16(c, ld) => (c.len(), *ld, false),
     };
-    assert!(ld >= m && len >= (n - 1) * ld + m, "transposed C tile too short");
+    assert!(fits(len, ld), "C tile too short");
     assert!(f32_dst || !matches!(out.prev, Prev::Beta(_) | Prev::Dst), "accumulating into an f16/bf16 C tile");
     if let Prev::From { src, ld } = out.prev {
-        assert!(ld >= m && src.len() >= (n - 1) * ld + m, "transposed scratch tile too short");
+        assert!(fits(src.len(), ld), "scratch tile too short");
     }
     if let Some(bias) = out.bias {
-        assert!(bias.len() >= m, "bias shorter than the tile");
+        assert!(bias.len() >= cols, "bias shorter than the tile");
     }
 }
 
