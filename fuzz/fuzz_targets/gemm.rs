@@ -83,8 +83,13 @@ fn oracle(p: &Problem, i: usize, j: usize, flush: bool) -> (f64, f64) {
     let fl = |x: f32| if flush && x.is_subnormal() { 0.0 } else { f64::from(x) };
     let c = if p.beta == 0.0 { 0.0 } else { f64::from(p.c0[i * p.ldc + j]) };
     let bc = f64::from(p.beta) * c;
+    // Underflow is absolute, not relative: each of the k products, the sums
+    // and beta·c may lose up to half an f32 subnormal step (2^-150), or
+    // everything below 2^-126 where vdpbf16ps flushes, and alpha scales the
+    // losses of the products.
+    let step = if flush { 2f64.powi(-126) } else { 2f64.powi(-149) };
     if p.alpha == 0.0 || p.k == 0 {
-        return (bc, 2.0 * u * bc.abs());
+        return (bc, 2.0 * u * bc.abs() + step);
     }
     let (mut dot, mut abs) = (0.0f64, 0.0f64);
     for q in 0..p.k {
@@ -94,10 +99,6 @@ fn oracle(p: &Problem, i: usize, j: usize, flush: bool) -> (f64, f64) {
         abs += (a * b).abs();
     }
     let alpha = f64::from(p.alpha);
-    // Underflow is absolute, not relative: each of the k products and the
-    // sums may lose up to half an f32 subnormal step (2^-150), or everything
-    // below 2^-126 where vdpbf16ps flushes, and alpha scales those losses.
-    let step = if flush { 2f64.powi(-126) } else { 2f64.powi(-149) };
     let tiny = step * (p.k as f64 + 2.0) * f64::from(p.alpha).abs().max(1.0);
     (alpha * dot + bc, 2.0 * p.k as f64 * u * alpha.abs() * abs + 2.0 * u * bc.abs() + tiny)
 }
