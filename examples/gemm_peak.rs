@@ -168,7 +168,7 @@ fn report(o: &Opts) {
         Op::Bgemm => vec![Imp::Bgemm, Imp::Sgemm],
     };
     // The first hgemm path the table does not install (on AVX-512-FP16 CPUs
-    // the in-register f16 kernel, else on AVX-512 the narrow dot kernel).
+    // the in-register f16 kernel, else on AVX-512 the path without the narrow dot kernel).
     if op == Op::Hgemm
         && let Some((name, _)) = peers::alternative()
     {

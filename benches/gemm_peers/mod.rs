@@ -114,8 +114,8 @@ impl Problem {
 pub enum Imp {
     Sgemm,
     Hgemm,
-    /// The first of `gemm::hgemm_alternatives()` (AVX-512: the dot kernel for
-    /// narrow products; AVX-512-FP16: the f16-panel kernel).
+    /// The first of `gemm::hgemm_alternatives()` (AVX-512: the path without
+    /// the dot kernel for narrow products; AVX-512-FP16: the f16-panel kernel).
     HgemmAlt,
     Bgemm,
     PeerGemm,

@@ -619,8 +619,13 @@ fn run_narrow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + 
         (75, 13, 2 * kc + 1),
         (66, 5, 47),
     ];
+    let dot_min_k = match path {
+        Path::F32(i) => i.dot.as_ref().map(|d| d.min_k),
+        Path::F16(i) => i.dot.as_ref().map(|d| d.min_k),
+        Path::Pairs(i) => i.dot.as_ref().map(|d| d.min_k),
+    };
     let mut seed = 4200;
-    let (mut transposed, mut dot) = (0, 0);
+    let (mut transposed, mut dot, mut want_dot) = (0, 0, 0);
     for &(m, n, k) in &shapes {
         for &(ta, tb) in &TS {
             seed += 1;
@@ -648,6 +653,7 @@ fn run_narrow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + 
                 let stats = run(path, Output::F32(&mut got), epi);
                 transposed += usize::from(stats.transposed);
                 dot += usize::from(stats.dot);
+                want_dot += usize::from(ta == Transpose::No && dot_min_k.is_some_and(|d| k >= d));
                 if epi.bias.is_none() {
                     check(&tag, ta, tb, m, n, k, &x, alpha, beta, &c0, &got, ldc);
                 }
@@ -727,15 +733,10 @@ fn run_narrow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T + 
     }
     if plain.is_some() {
         // Every product with A stored k×m ran transposed; with a dot kernel
-        // every one with A stored m×k ran on it.
+        // every one with A stored m×k and k from its `min_k` ran on it.
         let all = shapes.len() * TS.len() * 5;
-        let has_dot = match path {
-            Path::F32(i) => i.dot.is_some(),
-            Path::F16(i) => i.dot.is_some(),
-            Path::Pairs(i) => i.dot.is_some(),
-        };
-        let ok = transposed >= all / 2 && (!has_dot || transposed + dot == all);
-        assert!(ok, "{what}: transposed {transposed}, dot {dot} of {all}");
+        let ok = transposed >= all / 2 && dot == want_dot;
+        assert!(ok, "{what}: transposed {transposed}, dot {dot} (expected {want_dot}) of {all}");
     } else {
         assert_eq!(transposed + dot, 0, "{what}: a path without narrow kernels ran one");
     }

@@ -240,7 +240,9 @@ fn gemm_with<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, pre_b: Op
     if x.alpha == 0.0 || x.k == 0 {
         return scale_only(x, c);
     }
-    if let Some(dot) = imp.dot.filter(|_| pre_b.is_none() && x.ta == Transpose::No && narrow_shape(imp, x)) {
+    if let Some(dot) =
+        imp.dot.filter(|d| pre_b.is_none() && x.ta == Transpose::No && x.k >= d.min_k && narrow_shape(imp, x))
+    {
         return gemm_dot(imp, &dot, x, c);
     }
     if let Some(ukr) = imp.narrow.filter(|_| pre_b.is_none() && narrow(imp, x)) {

@@ -209,6 +209,10 @@ pub struct Dot<T: 'static, P: 'static> {
     pub ukr: Kernel<DotFn<T, P>>,
     /// Its op(B)ᵀ packer.
     pub pack: Kernel<PackBtFn<T, P>>,
+    /// The shallowest product (k) it takes: below, a row's few depth vectors
+    /// do not pay for its final lane sums, and the MR×NR path is faster
+    /// (hgemm 128×16×10: 0.87× of it; 128×64×10: 1.28×).
+    pub min_k: usize,
 }
 
 // By hand: derived impls would require `T: Copy` and `P: Copy`, which
@@ -675,9 +679,9 @@ pub fn gemm_packed_b<T: Element>(
 /// hgemm paths this CPU can run that no table installs, by name, so tests
 /// and benchmarks can reach them beside the installed one: on AVX-512-FP16
 /// the f16-panel kernel that widens in registers (`vcvtph2psx`), measured
-/// slower than converting while packing; on AVX-512 the dot kernel for
-/// narrow products with A stored m×k, faster but with its sums in another
-/// order, which changes the f16 MLP's training trajectories (docs/kernels.md).
+/// slower than converting while packing; on AVX-512 the path without the
+/// dot kernel (narrow products with A stored m×k on the 14×32 kernel,
+/// slower: docs/kernels.md).
 pub fn hgemm_alternatives() -> Vec<(&'static str, Path<f16>)> {
     #[allow(unused_mut)]
     let mut out = Vec::new();
@@ -687,7 +691,7 @@ pub fn hgemm_alternatives() -> Vec<(&'static str, Path<f16>)> {
             out.push(("avx512fp16_f16_panels", crate::x86::avx512fp16::gemm::hgemm_f16_panels()));
         }
         if crate::dispatch::Isa::Avx512.is_available() {
-            out.push(("avx512_dot", crate::x86::avx512::gemm::hgemm_dot()));
+            out.push(("avx512_no_dot", crate::x86::avx512::gemm::hgemm_no_dot()));
         }
     }
     out

@@ -1509,6 +1509,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             dot: Some(Dot {
                 ukr: Kernel { f: gemm_bf16_f32acc_avx512bf16_dot, name: "gemm_bf16_f32acc_avx512bf16_dot" },
                 pack: Kernel { f: pack_bt_bf16_pairs_avx512, name: "pack_bt_bf16_pairs_avx512" },
+                min_k: 1,
             }),
         })
     } else {
@@ -1542,25 +1543,23 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             unpacked: true,
             tall,
             narrow,
-            dot: None,
+            dot: Some(Dot {
+                ukr: Kernel { f: gemm_f16_f32acc_avx512_dot, name: "gemm_f16_f32acc_avx512_dot" },
+                pack: Kernel { f: pack_bt_f16_avx512, name: "pack_bt_f16_avx512" },
+                min_k: 64,
+            }),
         }),
         bgemm,
     }
 }
 
-/// avx512's hgemm with the dot kernel for narrow products with A stored m×k
-/// (not the table's entry: its sums are ordered differently from the 14×32
-/// kernel's, which changes the f16 MLP's training trajectories; see
-/// docs/kernels.md), reachable through `gemm::hgemm_alternatives`.
-pub(crate) fn hgemm_dot() -> Path<f16> {
+/// avx512's hgemm without the dot kernel (narrow products with A stored m×k
+/// on the 14×32 kernel, widened while packing: the table's entry before the
+/// dot kernel, 0.80× of it on fwd3), reachable through
+/// `gemm::hgemm_alternatives` so tests and benchmarks keep both.
+pub(crate) fn hgemm_no_dot() -> Path<f16> {
     let Path::F32(imp) = table(false).hgemm else { unreachable!("avx512 hgemm packs f32 panels") };
-    Path::F32(Impl {
-        dot: Some(Dot {
-            ukr: Kernel { f: gemm_f16_f32acc_avx512_dot, name: "gemm_f16_f32acc_avx512_dot" },
-            pack: Kernel { f: pack_bt_f16_avx512, name: "pack_bt_f16_avx512" },
-        }),
-        ..imp
-    })
+    Path::F32(Impl { dot: None, ..imp })
 }
 
 // ---------------------------------------------------------------- peak loops
