@@ -354,6 +354,8 @@ fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
     // Products that read A in place: the shallow kernel ran (pair-packed
     // paths take it only for A stored m×k with even k and lda).
     let mut direct = 0;
+    // ... of which with op(B) stored n×k read in place by columns.
+    let mut cols = 0;
     for &(m, n, k) in &shapes {
         for &(ta, tb) in &TS {
             seed += 1;
@@ -377,7 +379,9 @@ fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
                     got.iter_mut().chain(want.iter_mut()).for_each(|v| *v = f32::NAN);
                 }
                 run(path, Output::F32(&mut got));
-                direct += usize::from(!gemm::last_call_stats().packed_a);
+                let stats = gemm::last_call_stats();
+                direct += usize::from(!stats.packed_a);
+                cols += usize::from(!stats.packed_a && !stats.packed_b && tb == Transpose::Yes);
                 run(&plain, Output::F32(&mut want));
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert_eq!(
@@ -403,6 +407,9 @@ fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
         }
     }
     assert!(direct >= 8, "{what}: the shallow kernel ran {direct} times");
+    if matches!(path, Path::F32(_)) {
+        assert!(cols >= 8, "{what}: the shallow kernel read op(B) by columns {cols} times");
+    }
 }
 
 /// Shallow products (k up to 13, m well past MR) on the paths with a shallow

@@ -283,7 +283,9 @@ fn gemm_blocks<T: Element, P: Packed>(
     let a_len = super::required_len(ar, ac, x.lda);
     let tall = imp.tall.filter(|t| k <= t.max_k && (T::as_f32(x.a).is_some() || a_len <= 4 * m * k));
     let a_f32 = (imp.unpacked && (n <= 2 * bl.nr || tall.is_some())).then(|| in_place(x.a, a_len, wide_a));
-    let b_f32 = (pre_b.is_none() && imp.unpacked && x.tb == Transpose::No && (m <= 2 * bl.mr || tall.is_some()))
+    // The shallow kernel also reads op(B) stored n×k in place, by columns
+    // (transposed in registers), so it packs neither operand.
+    let b_f32 = (pre_b.is_none() && imp.unpacked && ((x.tb == Transpose::No && m <= 2 * bl.mr) || tall.is_some()))
         .then(|| in_place(x.b, super::required_len(br, bc, x.ldb), wide_b));
     let a_direct = a_f32.and_then(P::from_f32);
     let tall = tall.filter(|_| a_direct.is_some());
@@ -884,7 +886,8 @@ fn run_tile<T: Element, P: Packed>(
     let col = s.jc + j0;
     let b = match (s.bpacked, s.b_direct) {
         (Some(buf), _) => BPanel::Packed(&buf[s.b_off + jb * s.b_stride..][..nr * s.ks]),
-        (None, Some(b)) => BPanel::Rows { data: &b[s.pc * x.ldb + col..], ld: x.ldb },
+        (None, Some(b)) if x.tb == Transpose::No => BPanel::Rows { data: &b[s.pc * x.ldb + col..], ld: x.ldb },
+        (None, Some(b)) => BPanel::Cols { data: &b[col * x.ldb + s.pc..], ld: x.ldb },
         (None, None) => unreachable!("B is packed whenever it cannot be read directly"),
     };
     let tile = MicroTile { k: s.ks, m: h, n: w, a, b };

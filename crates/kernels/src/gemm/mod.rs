@@ -63,6 +63,14 @@ pub enum BPanel<'a, P> {
         /// Row stride.
         ld: usize,
     },
+    /// Unpacked columns (op(B) stored n×k, read in place by the shallow
+    /// kernel): element (p, j) at `[j·ld + p]`; nothing past column n is read.
+    Cols {
+        /// The elements.
+        data: &'a [P],
+        /// Column stride.
+        ld: usize,
+    },
 }
 
 /// One micro-tile's operands: `k` depth steps of an `m × n` tile (m ≤ MR, n ≤ NR).
@@ -734,6 +742,7 @@ fn check_tile_as<P>(t: &MicroTile<'_, P>, out: &TileOut<'_>, mr: usize, nr: usiz
         match t.b {
             BPanel::Packed(d) => assert!(d.len() >= k * nr, "packed B panel too short"),
             BPanel::Rows { data, ld } => assert!(data.len() >= (k - 1) * ld + n, "B too short"),
+            BPanel::Cols { data, ld } => assert!(data.len() >= (n - 1) * ld + k, "B too short"),
         }
     }
     let (rows, cols) = if transposed { (n, m) } else { (m, n) };

@@ -125,6 +125,7 @@ pub fn gemm_f32_scalar_4x8(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
             *bj = match t.b {
                 BPanel::Packed(d) => d[p * NR + j],
                 BPanel::Rows { data, ld } => data[p * ld + j],
+                BPanel::Cols { data, ld } => data[j * ld + p],
             };
         }
         for (i, row) in acc.iter_mut().enumerate().take(t.m) {

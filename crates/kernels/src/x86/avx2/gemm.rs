@@ -223,7 +223,7 @@ static GRID: [[[[UkrRaw; 2]; MR]; 2]; 2] = [
 /// f32 micro-kernel, 6×16, and every smaller tile.
 ///
 /// # Panics
-/// If `check_tile` fails.
+/// If `check_tile` fails or B is given by columns (`BPanel::Cols`).
 pub fn gemm_f32_avx2_6x16(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
     check_tile(t, out, MR, NR);
     let (a, rs, cs, ap) = match t.a {
@@ -233,6 +233,7 @@ pub fn gemm_f32_avx2_6x16(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
     let (b, ldb, bp) = match t.b {
         BPanel::Packed(d) => (d.as_ptr(), NR, true),
         BPanel::Rows { data, ld } => (data.as_ptr(), ld, false),
+        BPanel::Cols { .. } => panic!("the avx2 kernel reads B packed or by rows"),
     };
     let f = GRID[ap as usize][bp as usize][t.m - 1][t.n.div_ceil(L) - 1];
     // SAFETY: reachable only through the avx2 (or a higher) table, handed out

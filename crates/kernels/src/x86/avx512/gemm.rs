@@ -380,6 +380,9 @@ static F32_GRID: [[[[UkrRaw<f32>; 2]; MR]; 2]; 2] = [
 static F32_T_GRID: [[UkrRaw<f32>; 2]; MR] = ukr_grid!(ukr_f32, f32, true, true, true; 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
 
 /// Operands as raw parts: `(a, rs, cs, a_packed, b, ldb, b_packed)`.
+///
+/// # Panics
+/// If B is given by columns (`BPanel::Cols`, read by the shallow kernel only).
 pub(crate) fn raw_parts<P>(t: &MicroTile<'_, P>) -> (*const P, usize, usize, bool, *const P, usize, bool) {
     let (a, rs, cs, ap) = match t.a {
         APanel::Packed(d) => (d.as_ptr(), 1, t.m, true),
@@ -388,6 +391,7 @@ pub(crate) fn raw_parts<P>(t: &MicroTile<'_, P>) -> (*const P, usize, usize, boo
     let (b, ldb, bp) = match t.b {
         BPanel::Packed(d) => (d.as_ptr(), NR, true),
         BPanel::Rows { data, ld } => (data.as_ptr(), ld, false),
+        BPanel::Cols { .. } => panic!("B by columns is read by the shallow kernel only"),
     };
     (a, rs, cs, ap, b, ldb, bp)
 }
@@ -432,8 +436,17 @@ pub const TALL_MAX_K: usize = 12;
 
 type TallRaw = unsafe fn(usize, *const f32, usize, usize, *const f32, usize, usize, &mut TileOut<'_>);
 
+/// How the shallow kernel reads its B panel.
+const B_PACKED: u8 = 0;
+const B_ROWS: u8 = 1;
+/// op(B) stored n×k (`BPanel::Cols`): 16 columns of K contiguous values at a
+/// time, transposed in registers, instead of a transposing pack into a
+/// buffer that the kernel reads back (igrad3, G·Wᵀ with W 512×10).
+const B_COLS: u8 = 2;
+
 /// The shallow f32 body: B (K depth steps × NV·16 columns, packed with row
-/// stride NR or rows of stride `ldb` under the column mask) is loaded once,
+/// stride NR, rows of stride `ldb` under the column mask, or columns of
+/// stride `ldb`, as `BMODE` says) is loaded once,
 /// then rows of A (strided `(rs, cs)`) run against it R at a time. Per
 /// element the FMAs are those of `ukr_f32`, in the same order (from +0,
 /// depth step 0 first), so the results are bit-identical to it.
@@ -445,7 +458,7 @@ type TallRaw = unsafe fn(usize, *const f32, usize, usize, *const f32, usize, usi
 /// or twelve rows per group ran at 62 and 57.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tall_f32<const K: usize, const NV: usize, const R: usize, const BPACK: bool>(
+unsafe fn tall_f32<const K: usize, const NV: usize, const R: usize, const BMODE: u8>(
     m: usize,
     a: *const f32,
     rs: usize,
@@ -455,19 +468,35 @@ unsafe fn tall_f32<const K: usize, const NV: usize, const R: usize, const BPACK:
     n: usize,
     out: &mut TileOut<'_>,
 ) {
-    let ldb = if BPACK { NR } else { ldb };
+    let ldb = if BMODE == B_PACKED { NR } else { ldb };
     let mut bv = [[_mm512_setzero_ps(); NV]; K];
-    for (p, row) in bv.iter_mut().enumerate() {
-        for (v, x) in row.iter_mut().enumerate() {
-            // SAFETY: `check_tile` established that K rows of B (ldb, n
-            // columns; NR when packed) lie inside the slice.
-            *x = unsafe {
-                if BPACK {
-                    _mm512_loadu_ps(b.add(p * ldb + v * L))
-                } else {
-                    _mm512_maskz_loadu_ps(lane_mask(n, v), b.add(p * ldb + v * L))
-                }
-            };
+    if BMODE == B_COLS {
+        let kmask = lane_mask(K, 0);
+        for v in 0..NV {
+            let mut r = [_mm512_setzero_ps(); L];
+            for (j, x) in r.iter_mut().enumerate().take(n.saturating_sub(v * L)) {
+                // SAFETY: `check_tile` established that n columns of K
+                // values, `ldb` apart, lie inside the slice.
+                *x = unsafe { _mm512_maskz_loadu_ps(kmask, b.add((v * L + j) * ldb)) };
+            }
+            let t = transpose16(&r);
+            for (row, x) in bv.iter_mut().zip(t) {
+                row[v] = x;
+            }
+        }
+    } else {
+        for (p, row) in bv.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                // SAFETY: `check_tile` established that K rows of B (ldb, n
+                // columns; NR when packed) lie inside the slice.
+                *x = unsafe {
+                    if BMODE == B_PACKED {
+                        _mm512_loadu_ps(b.add(p * ldb + v * L))
+                    } else {
+                        _mm512_maskz_loadu_ps(lane_mask(n, v), b.add(p * ldb + v * L))
+                    }
+                };
+            }
         }
     }
     let plain = plain_dst(out);
@@ -531,13 +560,21 @@ unsafe fn tall_rows<const K: usize, const NV: usize, const R: usize>(
 macro_rules! tall_grid {
     ($($k:literal $r:literal),*) => {
         [ $( [
-            [tall_f32::<$k, 1, $r, false> as TallRaw, tall_f32::<$k, 1, $r, true> as TallRaw],
-            [tall_f32::<$k, 2, $r, false> as TallRaw, tall_f32::<$k, 2, $r, true> as TallRaw],
+            [
+                tall_f32::<$k, 1, $r, B_PACKED> as TallRaw,
+                tall_f32::<$k, 1, $r, B_ROWS> as TallRaw,
+                tall_f32::<$k, 1, $r, B_COLS> as TallRaw,
+            ],
+            [
+                tall_f32::<$k, 2, $r, B_PACKED> as TallRaw,
+                tall_f32::<$k, 2, $r, B_ROWS> as TallRaw,
+                tall_f32::<$k, 2, $r, B_COLS> as TallRaw,
+            ],
         ] ),* ]
     };
 }
 
-static TALL_GRID: [[[TallRaw; 2]; 2]; TALL_MAX_K] =
+static TALL_GRID: [[[TallRaw; 3]; 2]; TALL_MAX_K] =
     tall_grid!(1 4, 2 4, 3 4, 4 4, 5 4, 6 4, 7 4, 8 4, 9 4, 10 4, 11 4, 12 3);
 
 /// Shallow f32 kernel: any number of rows × up to 32 columns, depth up to
@@ -549,9 +586,16 @@ static TALL_GRID: [[[TallRaw; 2]; 2]; TALL_MAX_K] =
 pub fn gemm_f32_avx512_tall_kx32(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
     check_tile(t, out, usize::MAX, NR);
     assert!((1..=TALL_MAX_K).contains(&t.k), "shallow kernel: depth {} outside 1..={TALL_MAX_K}", t.k);
-    let (a, rs, cs, ap, b, ldb, bp) = raw_parts(t);
-    assert!(!ap, "the shallow kernel reads A in place");
-    let f = TALL_GRID[t.k - 1][t.n.div_ceil(L) - 1][bp as usize];
+    let APanel::Strided { data: a, rs, cs } = t.a else {
+        panic!("the shallow kernel reads A in place");
+    };
+    let (b, ldb, mode) = match t.b {
+        BPanel::Packed(d) => (d.as_ptr(), NR, B_PACKED),
+        BPanel::Rows { data, ld } => (data.as_ptr(), ld, B_ROWS),
+        BPanel::Cols { data, ld } => (data.as_ptr(), ld, B_COLS),
+    };
+    let a = a.as_ptr();
+    let f = TALL_GRID[t.k - 1][t.n.div_ceil(L) - 1][mode as usize];
     // SAFETY: this kernel is reachable only through the avx512 table, handed
     // out only when the CPU has AVX-512 F/BW/VL/DQ; `check_tile` bounds every
     // access the kernel makes.
