@@ -367,6 +367,7 @@ fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
             let tag = format!("{what} {ta:?}{tb:?} {m}x{n}x{k}");
             for (alpha, beta, epi) in [
                 (1.0, 0.0, Epilogue::default()),
+                (-0.75, 0.0, Epilogue::default()),
                 (-0.75, 1.5, Epilogue::default()),
                 (1.0, 1.0, Epilogue::default()),
                 (0.5, 0.0, Epilogue { bias: Some(&bias), relu: true }),

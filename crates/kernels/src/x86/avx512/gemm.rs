@@ -501,6 +501,22 @@ unsafe fn tall_f32<const K: usize, const NV: usize, const R: usize, const BMODE:
     }
     let plain = plain_dst(out);
     let mut i = 0;
+    // Full-width tiles overwritten (beta = 0, no bias or ReLU: the input
+    // gradient of a small layer): every group of R rows in one loop with
+    // the panel in registers.
+    if let Some((c, ldc, false)) = plain.filter(|_| n == NV * L && K * NV + R * NV + 3 <= 32) {
+        let groups = m / R;
+        // SAFETY: rows 0..groups·R are below m (`check_tile` bounds A and C for m rows).
+        unsafe {
+            match (out.alpha == 1.0, cs == 1) {
+                (true, true) => tall_groups::<K, NV, R, true, true>(&bv, groups, a, rs, 1, c, ldc, 1.0),
+                (true, false) => tall_groups::<K, NV, R, true, false>(&bv, groups, a, rs, cs, c, ldc, 1.0),
+                (false, true) => tall_groups::<K, NV, R, false, true>(&bv, groups, a, rs, 1, c, ldc, out.alpha),
+                (false, false) => tall_groups::<K, NV, R, false, false>(&bv, groups, a, rs, cs, c, ldc, out.alpha),
+            }
+        }
+        i = groups * R;
+    }
     while i + R <= m {
         // SAFETY: rows i..i+R are below m (`check_tile` bounds A and C for m rows).
         unsafe { tall_rows::<K, NV, R>(&bv, a.add(i * rs), rs, cs, n, i, plain, out) };
@@ -510,6 +526,57 @@ unsafe fn tall_f32<const K: usize, const NV: usize, const R: usize, const BMODE:
         // SAFETY: as above, one row.
         unsafe { tall_rows::<K, NV, 1>(&bv, a.add(i * rs), rs, cs, n, i, plain, out) };
         i += 1;
+    }
+}
+
+/// `groups` groups of R rows of the shallow kernel from row 0, every tile
+/// full (NV·16 columns) and overwritten with `alpha·acc` (`ONE`: alpha = 1,
+/// stored as is; `UNIT`: `cs` = 1, A's rows contiguous, so every broadcast
+/// is a constant offset from its row instead of one of K·R addresses the
+/// compiler would keep on the stack): the FMAs and the rounding of [`tall_rows`] and
+/// [`store_plain`], with the panel copied into locals so that it stays in
+/// registers across the groups (2·K + 2·R + 2 ≤ 32 zmm for NV = 2) and no
+/// call, spill or store dispatch per group.
+///
+/// # Safety
+/// `groups·R` rows × K depth steps of A at `a` (strides `rs`, `cs`) and rows
+/// `0..groups·R`, columns `0..NV·16` of C at `c` (row stride `ldc`) must be in
+/// bounds.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tall_groups<const K: usize, const NV: usize, const R: usize, const ONE: bool, const UNIT: bool>(
+    bv: &[[__m512; NV]; K],
+    groups: usize,
+    a: *const f32,
+    rs: usize,
+    cs: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+) {
+    let cs = if UNIT { 1 } else { cs };
+    let b = *bv;
+    let alpha = _mm512_set1_ps(alpha);
+    for g in 0..groups {
+        // SAFETY: the caller guarantees the group's rows of A and C.
+        unsafe {
+            let a = a.add(g * R * rs);
+            let mut acc = [[_mm512_setzero_ps(); NV]; R];
+            for (p, bp) in b.iter().enumerate() {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let ai = _mm512_set1_ps(*a.add(r * rs + p * cs));
+                    for (x, y) in row.iter_mut().zip(bp) {
+                        *x = _mm512_fmadd_ps(ai, *y, *x);
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                let q = c.add((g * R + r) * ldc);
+                for (v, &x) in row.iter().enumerate() {
+                    _mm512_storeu_ps(q.add(v * L), if ONE { x } else { _mm512_mul_ps(x, alpha) });
+                }
+            }
+        }
     }
 }
 
