@@ -305,6 +305,8 @@ pub struct Kernels {
     pub loss: crate::loss::Table,
     /// Optimizer updates on FP32 master weights.
     pub optim: crate::optim::Table,
+    /// Batch-norm passes.
+    pub norm: crate::norm::Table,
 }
 
 impl Kernels {
@@ -323,7 +325,7 @@ impl Kernels {
 
     /// `(family.kernel, implementation)` for every entry.
     pub fn entries(&self) -> Vec<(String, &'static str)> {
-        let families: [(&str, Vec<(&'static str, &'static str)>); 7] = [
+        let families: [(&str, Vec<(&'static str, &'static str)>); 8] = [
             ("convert", self.convert.entries()),
             ("amp", self.amp.entries()),
             ("gemm", self.gemm.entries()),
@@ -331,6 +333,7 @@ impl Kernels {
             ("reduce", self.reduce.entries()),
             ("loss", self.loss.entries()),
             ("optim", self.optim.entries()),
+            ("norm", self.norm.entries()),
         ];
         families
             .into_iter()

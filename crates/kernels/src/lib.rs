@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod ew;
 pub mod gemm;
 pub mod loss;
+pub mod norm;
 pub mod optim;
 pub mod reduce;
 pub mod scalar;

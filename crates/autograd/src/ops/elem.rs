@@ -99,13 +99,6 @@ pub(crate) trait Elem: Element {
             *d = Self::from_acc(s);
         }
     }
-    /// `self > 0` (false for ±0 and NaN): the ReLU's gradient mask. f32,
-    /// f16 and bf16 test the bits (positive, non-zero, at most +Inf), which
-    /// vectorises without a conversion.
-    #[inline]
-    fn is_positive(self) -> bool {
-        self.acc() > Self::Acc::default()
-    }
     /// An integer whose order is the order of [`Real::key`] on the widened
     /// values (every NaN above +Inf, −0 equal to +0), computed on the
     /// stored bits: f16/bf16 compare as `i16` without widening.
@@ -272,10 +265,6 @@ impl Elem for f32 {
     fn key(self) -> i32 {
         Real::key(self)
     }
-    #[inline]
-    fn is_positive(self) -> bool {
-        self.to_bits().wrapping_sub(1) < 0x7F80_0000
-    }
     fn acc_slice_mut(s: &mut [f32]) -> Option<&mut [f32]> {
         Some(s)
     }
@@ -312,10 +301,6 @@ impl Elem for f16 {
     #[inline]
     fn key(self) -> i16 {
         key16(self.to_bits(), 0x7C00)
-    }
-    #[inline]
-    fn is_positive(self) -> bool {
-        self.to_bits().wrapping_sub(1) < 0x7C00
     }
     fn acc_slice_mut(_: &mut [f16]) -> Option<&mut [f32]> {
         None
@@ -360,10 +345,6 @@ impl Elem for bf16 {
     #[inline]
     fn key(self) -> i16 {
         key16(self.to_bits(), 0x7F80)
-    }
-    #[inline]
-    fn is_positive(self) -> bool {
-        self.to_bits().wrapping_sub(1) < 0x7F80
     }
     fn acc_slice_mut(_: &mut [bf16]) -> Option<&mut [f32]> {
         None

@@ -15,7 +15,7 @@
 //! In training, batch norm updates the running statistics (if given) as
 //! PyTorch: `r_μ ← (1 − m)·r_μ + m·μ`, `r_var ← (1 − m)·r_var + m·var·M/(M − 1)`.
 
-use mixprec_tensor::kernels::reduce::{self, ReduceOp};
+use mixprec_tensor::kernels::{norm as kernels, reduce};
 use mixprec_tensor::{DType, Element, Tensor, TensorError};
 use rayon::prelude::*;
 
@@ -78,12 +78,27 @@ fn normalize<T: Elem>(
     relu: bool,
     y: &mut [T],
 ) {
-    let (gamma, beta) = (affine.gamma::<T::Acc>(), affine.beta::<T::Acc>());
-    let (one, zero) = (T::Acc::of(1.0), T::Acc::default());
     let run = groups * len;
     if run == 0 {
         return;
     }
+    if affine.per_group {
+        // Batch norm: each image's `[C, len]` block in one kernel call, f16/bf16
+        // read and written directly (no widened copy), FP32 in registers.
+        let k: Vec<[f64; 4]> = (0..groups)
+            .map(|j| {
+                let ga = affine.gamma.as_ref().map_or(1.0, |g| g[j]);
+                let be = affine.beta.as_ref().map_or(0.0, |b| b[j]);
+                [mean[j], istd[j], ga, be]
+            })
+            .collect();
+        y.par_chunks_mut(run).zip(x.par_chunks(run)).take(outer).for_each(|(yo, xo)| {
+            kernels::affine_rows(Element::src(xo), groups, len, &k, relu, Element::dst(yo));
+        });
+        return;
+    }
+    let (gamma, beta) = (affine.gamma::<T::Acc>(), affine.beta::<T::Acc>());
+    let (one, zero) = (T::Acc::of(1.0), T::Acc::default());
     // f16/bf16: each image widened once, normalized in place run by run
     // ([`affine_in_place`], as `normalize_run` does) and rounded back once.
     let init = Vec::new;
@@ -96,22 +111,12 @@ fn normalize<T: Elem>(
             let at = j * len;
             let (mu, is) = (T::Acc::of(mean[j]), T::Acc::of(istd[j]));
             let (ys, xs) = (&mut yo[at..at + len], &xo[at..at + len]);
-            if affine.per_group {
-                let ga = gamma.as_ref().map_or(one, |g| g[j]);
-                let be = beta.as_ref().map_or(zero, |b| b[j]);
-                if T::NARROW {
-                    affine_in_place(&mut wide[at..at + len], mu, is, |_| (ga, be), relu);
-                } else {
-                    normalize_run::<T>(xs, ys, mu, is, |_| (ga, be), relu, &mut []);
-                }
+            let (gamma, beta) = (gamma.as_deref(), beta.as_deref());
+            let ab = |p: usize| (gamma.map_or(one, |g| g[p]), beta.map_or(zero, |b| b[p]));
+            if T::NARROW {
+                affine_in_place(&mut wide[at..at + len], mu, is, ab, relu);
             } else {
-                let (gamma, beta) = (gamma.as_deref(), beta.as_deref());
-                let ab = |p: usize| (gamma.map_or(one, |g| g[p]), beta.map_or(zero, |b| b[p]));
-                if T::NARROW {
-                    affine_in_place(&mut wide[at..at + len], mu, is, ab, relu);
-                } else {
-                    normalize_run::<T>(xs, ys, mu, is, ab, relu, &mut []);
-                }
+                normalize_run::<T>(xs, ys, mu, is, ab, relu, &mut []);
             }
         }
         if T::NARROW {
@@ -164,28 +169,6 @@ fn affine_in_place<A: Real>(v: &mut [A], mu: A, is: A, ab: impl Fn(usize) -> (A,
     }
 }
 
-/// One run of batch norm's `dx`: `d[i] = round(a·g[i] + b·(x[i] − μ) + c)`
-/// for `[a, b, c, μ] = k`, computed in the accumulation type and rounded
-/// once; f16/bf16 runs through `wide` (twice `x`'s length) as in
-/// [`normalize_run`].
-#[inline]
-fn dx_run<T: Elem>(k: [T::Acc; 4], xs: &[T], gs: &[T], ds: &mut [T], wide: &mut [T::Acc]) {
-    let [a, b, c, mu] = k;
-    if T::NARROW {
-        let (wx, wg) = wide[..2 * xs.len()].split_at_mut(xs.len());
-        T::widen(xs, wx);
-        T::widen(gs, wg);
-        for (xv, &gv) in wx.iter_mut().zip(wg.iter()) {
-            *xv = a * gv + b * (*xv - mu) + c;
-        }
-        T::narrow(wx, ds);
-    } else {
-        for ((dv, &xv), &gv) in ds.iter_mut().zip(xs).zip(gs) {
-            *dv = T::from_acc(a * gv.acc() + b * (xv.acc() - mu) + c);
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 struct Affine {
     gamma: Option<Vec<f64>>,
@@ -205,27 +188,15 @@ impl Affine {
 /// `(dx, dγ, dβ)`: dx only if asked for, in the input's dtype `T`.
 type NormGrads<A> = (Option<Tensor>, Vec<A>, Vec<A>);
 
-/// `(dx, dγ, dβ)` for [`normalize`]; `batch_stats` says whether μ and σ
-/// came from `x` (then they have gradients) or were given.
-/// [`norm_backward`] for one `(μ, σ)` and affine pair per group (batch
-/// norm): the sums `Σ g` and `Σ g·x` of every run by the reduction
-/// kernels (FP32 accumulation), `Σ g·x̂ = σ⁻¹·(Σ g·x − μ·Σ g)` per group in
-/// f64, then `dx` in one parallel pass with per-run constants. With
-/// `relu_y` (`batch_norm_relu`'s output) `g` is first masked by `1[y > 0]`
-/// (the unary ReLU's gradient kernel), one run at a time into scratch, in
-/// both passes: no masked copy of the whole gradient.
-/// `g[at..at + len]`, or with `relu_y` that run masked by `1[y > 0]`
-/// into `m`: `g` where `y > 0`, else +0, as the unary ReLU's gradient
-/// (which rounds `g·1` back to `T`: `g` itself).
-fn masked_run<'a, T: Elem>(g: &'a [T], relu_y: Option<&[T]>, at: usize, len: usize, m: &'a mut Vec<T>) -> &'a [T] {
-    let Some(y) = relu_y else { return &g[at..at + len] };
-    m.resize(len, T::ZERO);
-    for ((d, &gv), &yv) in m.iter_mut().zip(&g[at..at + len]).zip(&y[at..at + len]) {
-        *d = if yv.is_positive() { gv } else { T::ZERO };
-    }
-    m
-}
-
+/// `(dx, dγ, dβ)` for [`normalize`] with one `(μ, σ)` and affine pair
+/// per group (batch norm); `batch_stats` says whether μ and σ came from
+/// `x` (then they have gradients) or were given. Two passes, image by
+/// image, each one kernel call over the image's `[C, len]` block: the
+/// per-row sums `Σ g` and `Σ g·(x − μ)` (FP32 accumulation), combined over
+/// images per group in f64 (`dβ = Σ g`, `dγ = σ⁻¹·Σ g·(x − μ)`), then `dx`
+/// with per-group constants, rounded once to `T`. With `relu_y`
+/// (`batch_norm_relu`'s output) both passes mask `g` by `1[y > 0]` as they
+/// read it (the unary ReLU's gradient): no masked copy is written.
 #[allow(clippy::too_many_arguments)]
 fn group_backward<T: Elem>(
     x: &[T],
@@ -240,117 +211,43 @@ fn group_backward<T: Elem>(
     batch_stats: bool,
     want: [bool; 3],
 ) -> Result<NormGrads<T::Acc>> {
-    let rows = outer * groups;
-    // Σ g and Σ g·x of one run (`gr`, masked when `relu_y` is given).
-    let run_sums = |gr: &[T], at: usize| {
-        let mut sg = [T::Acc::default()];
-        reduce::reduce_rows(ReduceOp::Sum, Element::src(gr), 1, len, Element::dst(&mut sg[..]));
-        (sg[0], reduce::dot(Element::src(gr), Element::src(&x[at..at + len])))
-    };
-    // With `relu_y` and `dx` wanted, the masked gradient is written once
-    // into `dx`'s buffer, which the `dx` pass then reads and overwrites in
-    // place (`y` and `g` are read once, not twice).
-    let mut dxt = if want[0] { Some(crate::pool::take(&[x.len()], T::DTYPE)?) } else { None };
-    let in_place = relu_y.is_some() && dxt.is_some() && len > 0 && groups > 0;
-    let sums: Vec<(T::Acc, f64)> = match (relu_y, dxt.as_mut()) {
-        // Image by image: masked whole, `Σ g` of its rows in one kernel
-        // call (rows are independent: the same sums as run by run).
-        (Some(y), Some(d)) if in_place => d
-            .data_mut::<T>()?
-            .par_chunks_mut(groups * len)
-            .enumerate()
-            .flat_map_iter(|(i, m)| {
-                let at = i * groups * len;
-                let (gi, yi) = (&g[at..at + m.len()], &y[at..at + m.len()]);
-                for ((d, &gv), &yv) in m.iter_mut().zip(gi).zip(yi) {
-                    *d = if yv.is_positive() { gv } else { T::ZERO };
-                }
-                let mut sg = vec![T::Acc::default(); groups];
-                reduce::reduce_rows(ReduceOp::Sum, Element::src(&*m), groups, len, Element::dst(&mut sg[..]));
-                let xi = &x[at..at + m.len()];
-                let dots: Vec<f64> = m
-                    .chunks_exact(len)
-                    .zip(xi.chunks_exact(len))
-                    .map(|(mr, xr)| reduce::dot(Element::src(mr), Element::src(xr)))
-                    .collect();
-                sg.into_iter().zip(dots)
-            })
-            .collect(),
-        _ => (0..rows)
-            .into_par_iter()
-            .map_init(Vec::new, |m, r| {
-                let at = r * len;
-                run_sums(masked_run(g, relu_y, at, len, m), at)
-            })
-            .collect(),
-    };
-    let gamma = affine.gamma.clone();
+    let run = groups * len;
+    let mask = |at: usize| relu_y.map(|y| Element::src(&y[at..at + run]));
+    let mut sums = vec![[0.0f64; 2]; outer * groups];
+    if run > 0 {
+        sums.par_chunks_mut(groups).enumerate().for_each(|(i, s)| {
+            let at = i * run;
+            let (gi, xi) = (Element::src(&g[at..at + run]), Element::src(&x[at..at + run]));
+            kernels::grad_sums_rows(gi, mask(at), xi, groups, len, mean, s);
+        });
+    }
+    let gamma = affine.gamma.as_deref();
     let (mut dgamma, mut dbeta) = (vec![T::Acc::default(); groups], vec![T::Acc::default(); groups]);
     // Per group: a·g + b·(x − μ) + c = σ⁻¹·(γ·g − mean(γ·g) − x̂·mean(γ·g·x̂)).
-    let mut coef = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); groups];
+    let mut coef = vec![[0.0f64; 4]; groups];
     let m = (outer * len) as f64;
     for j in 0..groups {
-        let sg: f64 = (0..outer).map(|i| Element::to_f64(sums[i * groups + j].0)).sum();
-        let sgx: f64 = (0..outer).map(|i| sums[i * groups + j].1).sum();
+        let sg: f64 = (0..outer).map(|i| sums[i * groups + j][0]).sum();
+        let sgx: f64 = (0..outer).map(|i| sums[i * groups + j][1]).sum();
         let (mu, is) = (mean[j], istd[j]);
-        let sgxh = is * (sgx - mu * sg);
+        let sgxh = is * sgx;
         dgamma[j] = T::Acc::of(sgxh);
         dbeta[j] = T::Acc::of(sg);
-        let ga = gamma.as_ref().map_or(1.0, |gm| gm[j]);
+        let ga = gamma.map_or(1.0, |gm| gm[j]);
         coef[j] = if batch_stats {
             let (mg, mgx) = (ga * sg / m, ga * sgxh / m);
-            (is * ga, -is * is * mgx, -is * mg, mu)
+            [is * ga, -is * is * mgx, -is * mg, mu]
         } else {
-            (is * ga, 0.0, 0.0, mu)
+            [is * ga, 0.0, 0.0, mu]
         };
     }
-    let dx = if let Some(mut dxt) = dxt {
-        // Written in `T`, each value rounded once ([`dx_run`]).
-        let dx = dxt.data_mut::<T>()?;
-        let run = groups * len;
+    let dx = if want[0] {
+        let mut dxt = crate::pool::take(&[x.len()], T::DTYPE)?;
         if run > 0 {
-            // Image by image: f16/bf16 `x` and `g` widened once and `dx`
-            // rounded back once, with [`dx_run`]'s arithmetic per run; the
-            // masked gradient read from `dx` itself when written there.
-            let init = || (Vec::new(), Vec::new());
-            dx.par_chunks_mut(run).enumerate().for_each_init(init, |(mbuf, wide), (i, d)| {
+            dxt.data_mut::<T>()?.par_chunks_mut(run).enumerate().for_each(|(i, d)| {
                 let at = i * run;
-                let xo = &x[at..at + run];
-                if in_place && !T::NARROW {
-                    for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
-                        let [a, b, c, mu] = [a, b, c, mu].map(T::Acc::of);
-                        let r = j * len..(j + 1) * len;
-                        for (dv, &xv) in d[r.clone()].iter_mut().zip(&xo[r]) {
-                            *dv = T::from_acc(a * dv.acc() + b * (xv.acc() - mu) + c);
-                        }
-                    }
-                    return;
-                }
-                if T::NARROW {
-                    wide.resize(2 * run, T::Acc::default());
-                    let (wx, wg) = wide.split_at_mut(run);
-                    T::widen(xo, wx);
-                    if in_place {
-                        T::widen(d, wg);
-                    } else {
-                        T::widen(masked_run(g, relu_y, at, run, mbuf), wg);
-                    }
-                    for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
-                        let [a, b, c, mu] = [a, b, c, mu].map(T::Acc::of);
-                        let r = j * len..(j + 1) * len;
-                        for (xv, &gv) in wx[r.clone()].iter_mut().zip(&wg[r]) {
-                            *xv = a * gv + b * (*xv - mu) + c;
-                        }
-                    }
-                    T::narrow(wx, d);
-                } else {
-                    let go = masked_run(g, relu_y, at, run, mbuf);
-                    for (j, &(a, b, c, mu)) in coef.iter().enumerate() {
-                        let k = [a, b, c, mu].map(T::Acc::of);
-                        let r = j * len..(j + 1) * len;
-                        dx_run::<T>(k, &xo[r.clone()], &go[r.clone()], &mut d[r], &mut []);
-                    }
-                }
+                let (gi, xi) = (Element::src(&g[at..at + run]), Element::src(&x[at..at + run]));
+                kernels::grad_rows(gi, mask(at), xi, groups, len, &coef, Element::dst(d));
             });
         }
         Some(dxt)
@@ -661,7 +558,7 @@ mod tests {
     use half::{bf16, f16};
     use mixprec_tensor::random::Generator;
 
-    use super::{Elem, dx_run, normalize_run};
+    use super::{Elem, normalize_run};
 
     /// Random values of every magnitude with ±0, subnormals, values near
     /// the f16 maximum, ±Inf and NaN mixed in, rounded to `T`.
@@ -692,7 +589,7 @@ mod tests {
     /// (every length through the conversion kernels' tails).
     fn runs_match_elementwise<T: Elem<Acc = f32>>() {
         for len in [0, 1, 7, 8, 15, 16, 17, 33, 196, 785] {
-            let (x, g) = (values::<T>(len, len as u64), values::<T>(len, 1000 + len as u64));
+            let x = values::<T>(len, len as u64);
             let (mu, is) = (0.3f32, 1.7f32);
             let ab = |p: usize| (0.5 + p as f32 * 0.01, -0.25);
             let mut wide = vec![0.0f32; 2 * len];
@@ -701,15 +598,6 @@ mod tests {
             let want: Vec<T> =
                 x.iter().enumerate().map(|(p, &v)| T::from_acc((v.acc() - mu) * is * ab(p).0 + ab(p).1)).collect();
             same(&y, &want, "normalize");
-            let k = [1.25f32, -0.75, 0.125, mu];
-            let mut d = vec![T::from_acc(9.0); len];
-            dx_run::<T>(k, &x, &g, &mut d, &mut wide);
-            let want: Vec<T> = x
-                .iter()
-                .zip(&g)
-                .map(|(&xv, &gv)| T::from_acc(k[0] * gv.acc() + k[1] * (xv.acc() - k[3]) + k[2]))
-                .collect();
-            same(&d, &want, "dx");
         }
     }
 

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod ew;
 pub mod gemm;
 pub mod loss;
+pub mod norm;
 pub mod optim;
 pub mod reduce;
 
@@ -66,6 +67,11 @@ pub(crate) fn table() -> Kernels {
             adam: kernel!(optim::adam_scalar),
             sgd_scaled: kernel!(optim::sgd_scaled_scalar),
             adam_scaled: kernel!(optim::adam_scaled_scalar),
+        },
+        norm: crate::norm::Table {
+            affine_rows: kernel!(norm::affine_rows_scalar),
+            grad_sums_rows: kernel!(norm::grad_sums_rows_scalar),
+            grad_rows: kernel!(norm::grad_rows_scalar),
         },
     }
 }

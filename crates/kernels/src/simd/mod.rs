@@ -18,6 +18,7 @@ pub(crate) mod ew;
 pub(crate) mod loss;
 pub(crate) mod lstm;
 pub(crate) mod math;
+pub(crate) mod norm;
 pub(crate) mod optim;
 pub(crate) mod reduce;
 

@@ -17,7 +17,7 @@ use crate::dispatch::{Features, Kernels, kernel};
 use crate::ew::{BinaryOp, GradOp, LstmSaved, Operand, UnaryOp};
 use crate::optim::{AdamStep, Sgd};
 use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
-use crate::simd::{amp, cast, ew, loss, lstm, optim, reduce};
+use crate::simd::{amp, cast, ew, loss, lstm, norm, optim, reduce};
 use crate::slice::{Dst, Src};
 
 entries! {
@@ -59,6 +59,9 @@ entries! {
     fn adam_neon(a: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam::<Neon>;
     fn sgd_scaled_neon(p: &Sgd, w: &mut [f32], g: Src<'_>, inv_scale: f32, buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd_scaled::<Neon>;
     fn adam_scaled_neon(a: &AdamStep, w: &mut [f32], g: Src<'_>, inv_scale: f32, m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam_scaled::<Neon>;
+    fn norm_affine_rows_neon(x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], relu: bool, y: Dst<'_>) = norm::affine_rows::<Neon>;
+    fn norm_grad_sums_rows_neon(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, mu: &[f64], sums: &mut [[f64; 2]]) = norm::grad_sums_rows::<Neon>;
+    fn norm_grad_rows_neon(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], dx: Dst<'_>) = norm::grad_rows::<Neon>;
 }
 
 /// Overrides the entries this path implements.
@@ -100,6 +103,9 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.optim.adam = kernel!(adam_neon);
     k.optim.sgd_scaled = kernel!(sgd_scaled_neon);
     k.optim.adam_scaled = kernel!(adam_scaled_neon);
+    k.norm.affine_rows = kernel!(norm_affine_rows_neon);
+    k.norm.grad_sums_rows = kernel!(norm_grad_sums_rows_neon);
+    k.norm.grad_rows = kernel!(norm_grad_rows_neon);
     k.gemm = gemm::table(features.fp16 && features.fhm);
     if features.fp16 {
         k.ew.binary = kernel!(fp16::binary_neon_fp16);

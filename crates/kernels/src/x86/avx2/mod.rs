@@ -13,7 +13,7 @@ use crate::dispatch::{Features, Kernels, kernel};
 use crate::ew::{BinaryOp, GradOp, LstmSaved, Operand, UnaryOp};
 use crate::optim::{AdamStep, Sgd};
 use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
-use crate::simd::{amp, cast, ew, loss, lstm, optim, reduce};
+use crate::simd::{amp, cast, ew, loss, lstm, norm, optim, reduce};
 use crate::slice::{Dst, Src};
 use crate::x86::entries;
 
@@ -56,6 +56,9 @@ entries! {
     fn adam_avx2(a: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam::<Avx2>;
     fn sgd_scaled_avx2(p: &Sgd, w: &mut [f32], g: Src<'_>, inv_scale: f32, buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd_scaled::<Avx2>;
     fn adam_scaled_avx2(a: &AdamStep, w: &mut [f32], g: Src<'_>, inv_scale: f32, m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam_scaled::<Avx2>;
+    fn norm_affine_rows_avx2(x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], relu: bool, y: Dst<'_>) = norm::affine_rows::<Avx2>;
+    fn norm_grad_sums_rows_avx2(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, mu: &[f64], sums: &mut [[f64; 2]]) = norm::grad_sums_rows::<Avx2>;
+    fn norm_grad_rows_avx2(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], dx: Dst<'_>) = norm::grad_rows::<Avx2>;
 }
 
 /// Overrides the entries this path implements.
@@ -98,4 +101,7 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.optim.adam = kernel!(adam_avx2);
     k.optim.sgd_scaled = kernel!(sgd_scaled_avx2);
     k.optim.adam_scaled = kernel!(adam_scaled_avx2);
+    k.norm.affine_rows = kernel!(norm_affine_rows_avx2);
+    k.norm.grad_sums_rows = kernel!(norm_grad_sums_rows_avx2);
+    k.norm.grad_rows = kernel!(norm_grad_rows_avx2);
 }

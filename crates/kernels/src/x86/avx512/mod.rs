@@ -14,7 +14,7 @@ use crate::dispatch::{Features, Kernels, kernel};
 use crate::ew::{BinaryOp, GradOp, LstmSaved, Operand, UnaryOp};
 use crate::optim::{AdamStep, Sgd};
 use crate::reduce::{ArgOp, ReduceOp, SoftmaxOp};
-use crate::simd::{amp, cast, ew, loss, lstm, optim, reduce};
+use crate::simd::{amp, cast, ew, loss, lstm, norm, optim, reduce};
 use crate::slice::{Dst, Src};
 use crate::x86::entries;
 
@@ -60,6 +60,9 @@ entries! {
     fn adam_avx512(a: &AdamStep, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam::<V4>;
     fn sgd_scaled_avx512(p: &Sgd, w: &mut [f32], g: Src<'_>, inv_scale: f32, buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd_scaled::<V4>;
     fn adam_scaled_avx512(a: &AdamStep, w: &mut [f32], g: Src<'_>, inv_scale: f32, m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam_scaled::<V4>;
+    fn norm_affine_rows_avx512(x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], relu: bool, y: Dst<'_>) = norm::affine_rows::<V4>;
+    fn norm_grad_sums_rows_avx512(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, mu: &[f64], sums: &mut [[f64; 2]]) = norm::grad_sums_rows::<V4>;
+    fn norm_grad_rows_avx512(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], dx: Dst<'_>) = norm::grad_rows::<V4>;
 }
 
 entries! {
@@ -108,6 +111,9 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.optim.adam = kernel!(adam_avx512);
     k.optim.sgd_scaled = kernel!(sgd_scaled_avx512);
     k.optim.adam_scaled = kernel!(adam_scaled_avx512);
+    k.norm.affine_rows = kernel!(norm_affine_rows_avx512);
+    k.norm.grad_sums_rows = kernel!(norm_grad_sums_rows_avx512);
+    k.norm.grad_rows = kernel!(norm_grad_rows_avx512);
     if features.bf16 {
         k.convert.f32_to_bf16 = kernel!(f32_to_bf16_avx512_bf16);
         k.amp.master_to_bf16 = kernel!(master_to_bf16_avx512_bf16);

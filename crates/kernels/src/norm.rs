@@ -1,0 +1,94 @@
+//! Batch-norm passes over a `rows × n` block whose rows each have their own
+//! constants (one row = one channel of one image): the normalisation with
+//! its affine map and optional ReLU, and the backward's two passes (the
+//! per-row sums of the masked gradient, then the input gradient). Each
+//! reads f16/bf16 straight from memory and computes in FP32 registers (f64
+//! when an operand is f64), one rounding per output element.
+//!
+//! The elementwise passes use no fused multiply-add, so every path gives
+//! the scalar reference's bits; the sums accumulate in FP32 with a fixed
+//! per-path order (bound in `docs/numerics.md`). Special values follow
+//! IEEE arithmetic: NaN propagates (the ReLU keeps it), ±Inf propagates
+//! (`0·Inf` is NaN), subnormals are kept, and the ReLU maps −0 to +0.
+
+use crate::dispatch::{active, kernel_table};
+use crate::slice::{Dst, Src};
+
+kernel_table! {
+    /// The batch-norm kernels of one ISA path.
+    pub struct Table {
+        /// `y = act(((x − μ)·σ⁻¹)·γ + β)` per row ([`affine_rows`]).
+        affine_rows: fn(Src<'_>, usize, usize, &[[f64; 4]], bool, Dst<'_>),
+        /// `[Σ m, Σ m·(x − μ)]` per row, `m` the masked gradient ([`grad_sums_rows`]).
+        grad_sums_rows: fn(Src<'_>, Option<Src<'_>>, Src<'_>, usize, usize, &[f64], &mut [[f64; 2]]),
+        /// `dx = ((a·m) + (b·(x − μ))) + c` per row ([`grad_rows`]).
+        grad_rows: fn(Src<'_>, Option<Src<'_>>, Src<'_>, usize, usize, &[[f64; 4]], Dst<'_>),
+    }
+}
+
+fn check_block(what: &str, name: &str, len: usize, rows: usize, n: usize) {
+    assert_eq!(len, rows * n, "norm::{what}: {name} holds {len} elements, a {rows}×{n} block needs {}", rows * n);
+}
+
+/// `y[r, p] = act(((x[r, p] − μ_r)·σ⁻¹_r)·γ_r + β_r)` with `[μ, σ⁻¹, γ, β] =
+/// k[r]`, each constant rounded to the compute type (FP32 unless `x` or `y`
+/// is f64), four roundings in that order and one to `y`'s type. With
+/// `relu`, values ≤ 0 (−0 included) become +0 before the final rounding
+/// and NaN stays NaN: the unary ReLU of the rounded value, bit for bit.
+///
+/// # Panics
+/// If `x` or `y` does not hold `rows × n` elements or `k` does not hold `rows`.
+pub fn affine_rows(x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], relu: bool, y: Dst<'_>) {
+    check_block("affine_rows", "x", x.len(), rows, n);
+    check_block("affine_rows", "y", y.len(), rows, n);
+    assert_eq!(k.len(), rows, "norm::affine_rows: {} row constants for {rows} rows", k.len());
+    (active().norm.affine_rows.f)(x, rows, n, k, relu, y)
+}
+
+/// Per row `r`: `sums[r] = [Σ m, Σ m·(x − μ_r)]` over the row, where `m =
+/// g` or, with `mask = Some(y)`, `m = g` where `y > 0` and +0 elsewhere
+/// (the ReLU's gradient; NaN `y` masks). FP32 accumulation (f64 when an
+/// operand is f64) in an order fixed per path, `x − μ_r` rounded once to
+/// it, returned exactly as f64. Tail lanes add nothing (so `μ = ±Inf`
+/// gives the sums of the row's own terms).
+///
+/// # Panics
+/// If `g`, `mask` or `x` does not hold `rows × n` elements or `mu` and
+/// `sums` do not hold `rows`.
+pub fn grad_sums_rows(
+    g: Src<'_>,
+    mask: Option<Src<'_>>,
+    x: Src<'_>,
+    rows: usize,
+    n: usize,
+    mu: &[f64],
+    sums: &mut [[f64; 2]],
+) {
+    check_block("grad_sums_rows", "g", g.len(), rows, n);
+    check_block("grad_sums_rows", "x", x.len(), rows, n);
+    if let Some(y) = &mask {
+        check_block("grad_sums_rows", "mask", y.len(), rows, n);
+    }
+    assert_eq!(mu.len(), rows, "norm::grad_sums_rows: {} means for {rows} rows", mu.len());
+    assert_eq!(sums.len(), rows, "norm::grad_sums_rows: {} sums for {rows} rows", sums.len());
+    (active().norm.grad_sums_rows.f)(g, mask, x, rows, n, mu, sums)
+}
+
+/// `dx[r, p] = ((a·m) + (b·(x − μ))) + c` with `[a, b, c, μ] = k[r]` rounded
+/// to the compute type, `m` the gradient masked as in [`grad_sums_rows`]:
+/// f32 operations in that order (no fused multiply-add) and one rounding
+/// to `dx`'s type.
+///
+/// # Panics
+/// If `g`, `mask`, `x` or `dx` does not hold `rows × n` elements or `k`
+/// does not hold `rows`.
+pub fn grad_rows(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], dx: Dst<'_>) {
+    check_block("grad_rows", "g", g.len(), rows, n);
+    check_block("grad_rows", "x", x.len(), rows, n);
+    check_block("grad_rows", "dx", dx.len(), rows, n);
+    if let Some(y) = &mask {
+        check_block("grad_rows", "mask", y.len(), rows, n);
+    }
+    assert_eq!(k.len(), rows, "norm::grad_rows: {} row constants for {rows} rows", k.len());
+    (active().norm.grad_rows.f)(g, mask, x, rows, n, k, dx)
+}
