@@ -68,26 +68,48 @@ fn masked<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, at: usize, len: usiz
     }
 }
 
+/// A row's four constants rounded to f32 and splatted. (Every helper that
+/// calls the token's methods is a function marked `#[inline(always)]`, not
+/// a closure, so it inlines into the caller's `#[target_feature]` body.)
+#[inline(always)]
+fn splat4<S: Simd>(s: S, k: &[f64; 4]) -> [S::F; 4] {
+    [s.splat(k[0] as f32), s.splat(k[1] as f32), s.splat(k[2] as f32), s.splat(k[3] as f32)]
+}
+
+/// `act(((v − μ)·σ⁻¹)·γ + β)` for `c = [μ, σ⁻¹, γ, β]`.
+#[inline(always)]
+fn affine<S: Simd>(s: S, v: S::F, c: [S::F; 4], relu: bool) -> S::F {
+    let t = s.add(s.mul(s.mul(s.sub(v, c[0]), c[1]), c[2]), c[3]);
+    if relu {
+        let zero = s.splat(0.0);
+        s.select(s.le(t, zero), zero, t)
+    } else {
+        t
+    }
+}
+
+/// `((a·m) + (b·(x − μ))) + c` for `k = [a, b, c, μ]`.
+#[inline(always)]
+fn dx_of<S: Simd>(s: S, m: S::F, x: S::F, k: [S::F; 4]) -> S::F {
+    s.add(s.add(s.mul(k[0], m), s.mul(k[1], s.sub(x, k[3]))), k[2])
+}
+
 #[inline(always)]
 fn affine_body<S: Simd, E: Elem>(s: S, x: &[E], n: usize, k: &[[f64; 4]], relu: bool, y: &mut [E]) {
-    let zero = s.splat(0.0);
+    let l = S::LANES;
     for (r, kr) in k.iter().enumerate() {
-        let [mu, is, ga, be] = kr.map(|v| s.splat(v as f32));
-        let f = |v: S::F| {
-            let t = s.add(s.mul(s.mul(s.sub(v, mu), is), ga), be);
-            if relu { s.select(s.le(t, zero), zero, t) } else { t }
-        };
+        let c = splat4(s, kr);
         let (x, y) = (&x[r * n..(r + 1) * n], &mut y[r * n..(r + 1) * n]);
         let mut j = 0;
-        while j + 2 * S::LANES <= n {
-            let (a, b) = (E::load(s, &x[j..]), E::load(s, &x[j + S::LANES..]));
-            E::store(s, &mut y[j..], f(a));
-            E::store(s, &mut y[j + S::LANES..], f(b));
-            j += 2 * S::LANES;
+        while j + 2 * l <= n {
+            let (a, b) = (E::load(s, &x[j..]), E::load(s, &x[j + l..]));
+            E::store(s, &mut y[j..], affine(s, a, c, relu));
+            E::store(s, &mut y[j + l..], affine(s, b, c, relu));
+            j += 2 * l;
         }
         while j < n {
-            let len = S::LANES.min(n - j);
-            st(s, y, j, len, f(ld(s, x, j, len)));
+            let len = l.min(n - j);
+            st(s, y, j, len, affine(s, ld(s, x, j, len), c, relu));
             j += len;
         }
     }
@@ -198,8 +220,7 @@ pub(crate) fn grad_sums_rows<S: Simd>(
 fn grad_body<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, x: &[E], n: usize, k: &[[f64; 4]], dx: &mut [E]) {
     let l = S::LANES;
     for (r, kr) in k.iter().enumerate() {
-        let [a, b, c, m0] = kr.map(|v| s.splat(v as f32));
-        let f = |m: S::F, xv: S::F| s.add(s.add(s.mul(a, m), s.mul(b, s.sub(xv, m0))), c);
+        let c = splat4(s, kr);
         let (g, x, y, d) = (
             &g[r * n..(r + 1) * n],
             &x[r * n..(r + 1) * n],
@@ -210,13 +231,13 @@ fn grad_body<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, x: &[E], n: usize
         while j + 2 * l <= n {
             let (ma, mb) = (masked(s, g, y, j, l), masked(s, g, y, j + l, l));
             let (xa, xb) = (E::load(s, &x[j..]), E::load(s, &x[j + l..]));
-            E::store(s, &mut d[j..], f(ma, xa));
-            E::store(s, &mut d[j + l..], f(mb, xb));
+            E::store(s, &mut d[j..], dx_of(s, ma, xa, c));
+            E::store(s, &mut d[j + l..], dx_of(s, mb, xb, c));
             j += 2 * l;
         }
         while j < n {
             let len = l.min(n - j);
-            st(s, d, j, len, f(masked(s, g, y, j, len), ld(s, x, j, len)));
+            st(s, d, j, len, dx_of(s, masked(s, g, y, j, len), ld(s, x, j, len), c));
             j += len;
         }
     }
