@@ -76,12 +76,13 @@ fn check_elementwise(rows: usize, n: usize, off: usize, relu: bool, with_mask: b
 
 /// The exact sums `[Σ m, Σ m·(x − μ)]` with `μ` rounded as the kernel
 /// rounds it, and `Σ|term|` of each over its finite terms.
+#[allow(clippy::too_many_arguments)]
 fn oracle(elem: Elem, g: &Buf, y: Option<&Buf>, x: &Buf, off: usize, n: usize, r: usize, mu: f64) -> [(f64, f64); 2] {
     let mu = if elem == Elem::F64 { mu } else { mu as f32 as f64 };
     let wide = elem == Elem::F64;
     let (mut s, mut a) = ([0.0f64; 2], [0.0f64; 2]);
     for p in off + r * n..off + (r + 1) * n {
-        let m = if y.is_some_and(|y| !(y.get(p) > 0.0)) { 0.0 } else { g.get(p) };
+        let m = if y.is_some_and(|y| y.get(p) <= 0.0 || y.get(p).is_nan()) { 0.0 } else { g.get(p) };
         // x − μ is rounded once to the compute type.
         let d = if wide { x.get(p) - mu } else { (x.get(p) - mu) as f32 as f64 };
         for (q, t) in [m, m * d].into_iter().enumerate() {

@@ -33,7 +33,7 @@ fn masked<A: Acc>(g: &Src<'_>, mask: &Option<Src<'_>>, start: usize, n: usize) -
     let mut m = load::<A>(g, start, n);
     if let Some(y) = mask {
         for (mv, yv) in m.iter_mut().zip(load::<A>(y, start, n)) {
-            if !(yv > A::ZERO) {
+            if yv.partial_cmp(&A::ZERO) != Some(std::cmp::Ordering::Greater) {
                 *mv = A::ZERO;
             }
         }

@@ -180,6 +180,7 @@ fn sums_body<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, x: &[E], n: usize
 
 /// SIMD body of [`crate::norm::grad_sums_rows`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn grad_sums_rows<S: Simd>(
     s: S,
     g: Src<'_>,
@@ -245,6 +246,7 @@ fn grad_body<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, x: &[E], n: usize
 
 /// SIMD body of [`crate::norm::grad_rows`].
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn grad_rows<S: Simd>(
     s: S,
     g: Src<'_>,
