@@ -514,6 +514,9 @@ fn gemm_narrow<T: Element, P: Packed>(imp: &Impl<T, P>, ukr: super::UkrFn<P>, x:
         epilogue: x.epilogue,
     };
     let (rows_c, cols_c, k) = (x.m, x.n, x.k);
+    // With A stored k×m, op'(B') is A's rows: read in place where the path
+    // has a kernel for it, instead of packed.
+    let in_place = imp.dot.as_ref().and_then(|d| d.rows).filter(|_| xs.tb == Transpose::No).map(|r| r.f);
     let bl = Blocking::new(imp.shape, detected_caches()).for_product(xs.m, xs.n, k);
     let kp = imp.shape.kpack;
     let threads = if rows_c * cols_c * k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) };
@@ -545,18 +548,25 @@ fn gemm_narrow<T: Element, P: Packed>(imp: &Impl<T, P>, ukr: super::UkrFn<P>, x:
                 while jc < xs.n {
                     let ncb = bl.nc.min(xs.n - jc);
                     let nb = ncb.div_ceil(bl.nr);
-                    let bpanels = bbuf.get(nb * bl.nr * ks);
-                    pack_b_block(imp, &xs, threads, bpanels, &bl, jc, ncb, pc, kcb, ks);
+                    let bpanels: &[P] = if in_place.is_some() {
+                        &[]
+                    } else {
+                        let bpanels = bbuf.get(nb * bl.nr * ks);
+                        pack_b_block(imp, &xs, threads, bpanels, &bl, jc, ncb, pc, kcb, ks);
+                        bpanels
+                    };
                     let step = NarrowStep {
                         x: &xs,
                         nr: bl.nr,
                         ks,
+                        kcb,
                         ncb,
                         first: pc == 0,
                         last: pc + kcb == k,
                         apanel,
                         bpanels,
                         ukr,
+                        in_place: in_place.map(|f| (f, &xs.b[pc * xs.ldb + jc..])),
                         stats: &stats,
                         seen: &seen,
                     };
@@ -575,7 +585,7 @@ fn gemm_narrow<T: Element, P: Packed>(imp: &Impl<T, P>, ukr: super::UkrFn<P>, x:
             tasks: stats.load(Ordering::Relaxed),
             threads: seen.load(Ordering::Relaxed).count_ones() as usize,
             packed_a: true,
-            packed_b: true,
+            packed_b: in_place.is_none(),
             blocking: Some(bl),
             transposed: true,
             dot: false,
@@ -588,12 +598,17 @@ struct NarrowStep<'s, 'a, T: 'static, P: 'static> {
     x: &'s Args<'a, T>,
     nr: usize,
     ks: usize,
+    /// The block's depth in elements.
+    kcb: usize,
     ncb: usize,
     first: bool,
     last: bool,
     apanel: &'s [P],
     bpanels: &'s [P],
     ukr: super::UkrFn<P>,
+    /// The kernel reading op'(B')'s rows in place, and the block's first row
+    /// at its first column (then `bpanels` is empty).
+    in_place: Option<(super::RowsFn<T, P>, &'a [T])>,
     stats: &'s AtomicUsize,
     seen: &'s AtomicU64,
 }
@@ -635,13 +650,6 @@ fn narrow_panels<T: Element, P: Packed>(
     for jb in jb0..jb1 {
         let lr = (jb - jb0) * s.nr;
         let w = s.nr.min(s.ncb - jb * s.nr);
-        let tile = MicroTile {
-            k: s.ks,
-            m: cols_c,
-            n: w,
-            a: APanel::Packed(s.apanel),
-            b: BPanel::Packed(&s.bpanels[jb * s.nr * s.ks..][..s.nr * s.ks]),
-        };
         let bias = if s.last { x.epilogue.bias.map(|bias| &bias[..cols_c]) } else { None };
         let relu = s.last && x.epilogue.relu;
         let beta_prev = if x.beta == 0.0 { Prev::None } else { Prev::Beta(x.beta) };
@@ -675,7 +683,22 @@ fn narrow_panels<T: Element, P: Packed>(
                 _ => unreachable!("a deep product with an f16/bf16 destination has a scratch"),
             }
         };
-        (s.ukr)(&tile, &mut out);
+        match s.in_place {
+            Some((f, b)) => {
+                let tile = super::RowsTile { k: s.kcb, m: cols_c, n: w, a: s.apanel, b: &b[jb * s.nr..], ldb: x.ldb };
+                f(&tile, &mut out);
+            }
+            None => {
+                let tile = MicroTile {
+                    k: s.ks,
+                    m: cols_c,
+                    n: w,
+                    a: APanel::Packed(s.apanel),
+                    b: BPanel::Packed(&s.bpanels[jb * s.nr * s.ks..][..s.nr * s.ks]),
+                };
+                (s.ukr)(&tile, &mut out);
+            }
+        }
     }
 }
 

@@ -221,7 +221,37 @@ pub struct Dot<T: 'static, P: 'static> {
     /// do not pay for its final lane sums, and the MR×NR path is faster
     /// (hgemm 128×16×10: 0.87× of it; 128×64×10: 1.28×).
     pub min_k: usize,
+    /// For narrow products with A stored k×m (run transposed, Cᵀ =
+    /// op(B)ᵀ·op(A)ᵀ): the transposed kernel reading op(A)ᵀ's rows in place
+    /// instead of the packed B panels (see [`RowsFn`]).
+    pub rows: Option<Kernel<RowsFn<T, P>>>,
 }
+
+/// A tile of Cᵀ for a narrow product with A stored k×m: the packed op(B)ᵀ
+/// panel (`m` rows, `k.div_ceil(kpack)` depth steps, the A panel layout of
+/// the path) against `k` rows of `n` elements of the stored A, `ldb` apart,
+/// read in place.
+#[derive(Clone, Copy, Debug)]
+pub struct RowsTile<'a, T, P> {
+    /// Depth in elements (with pairs: an odd depth's last pair has a zero
+    /// high half).
+    pub k: usize,
+    /// Rows of the tile (columns of C).
+    pub m: usize,
+    /// Columns of the tile (rows of C).
+    pub n: usize,
+    /// The packed op(B)ᵀ panel.
+    pub a: &'a [P],
+    /// The first of the `k` rows read in place.
+    pub b: &'a [T],
+    /// Their stride.
+    pub ldb: usize,
+}
+
+/// Computes a [`RowsTile`] and stores it transposed into the C tile `out`
+/// describes (as the narrow [`UkrFn`] does), with the same products as the
+/// narrow kernel on packed panels, so the same bits.
+pub type RowsFn<T, P> = fn(&RowsTile<'_, T, P>, &mut TileOut<'_>);
 
 // By hand: derived impls would require `T: Copy` and `P: Copy`, which
 // function pointers do not need.

@@ -17,7 +17,7 @@ use half::{bf16, f16};
 
 use crate::dispatch::Kernel;
 use crate::gemm::{
-    APanel, BPanel, Dot, Dst, Impl, KernelShape, MicroTile, Path, Prev, Tall, TileOut, Transpose, check_tile,
+    APanel, BPanel, Dot, Dst, Impl, KernelShape, MicroTile, Path, Prev, RowsTile, Tall, TileOut, Transpose, check_tile,
     check_tile_transposed, pack, plain_dst,
 };
 
@@ -701,12 +701,7 @@ unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPA
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = _mm512_loadu_si512(bp.add(v * L).cast());
             }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let ai: __m512bh = core::mem::transmute(_mm512_set1_epi32(*ap.add(i) as i32));
-                for (c, x) in row.iter_mut().zip(&bv) {
-                    *c = _mm512_dpbf16_ps(*c, ai, core::mem::transmute::<__m512i, __m512bh>(*x));
-                }
-            }
+            dp_step(&mut acc, ap, &bv);
             ap = ap.wrapping_add(M);
             bp = bp.wrapping_add(NR);
         }
@@ -718,6 +713,92 @@ unsafe fn ukr_bf16<const M: usize, const NV: usize, const APACK: bool, const BPA
         unsafe { finish_tile(&acc, n, out) };
     }
 }
+
+/// One pair step of the `vdpbf16ps` bodies: A's pairs for rows `0..M` at
+/// `ap`, broadcast, against the B pair vectors `bv`. Inlined into each
+/// kernel, whose features its intrinsics take (as [`store_plain`]).
+///
+/// # Safety
+/// `M` pairs must be readable at `ap`, and the caller must enable AVX-512-BF16.
+#[inline(always)]
+unsafe fn dp_step<const M: usize, const NV: usize>(acc: &mut [[__m512; NV]; M], ap: *const u32, bv: &[__m512i; NV]) {
+    for (i, row) in acc.iter_mut().enumerate() {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let ai: __m512bh = core::mem::transmute(_mm512_set1_epi32(*ap.add(i) as i32));
+            for (c, x) in row.iter_mut().zip(bv) {
+                *c = _mm512_dpbf16_ps(*c, ai, core::mem::transmute::<__m512i, __m512bh>(*x));
+            }
+        }
+    }
+}
+
+/// `vpermt2w` indices interleaving two vectors of 16-bit lanes into pairs:
+/// lane `2i` takes lane `i` of the first, lane `2i + 1` lane `i` of the
+/// second (add 16 for lanes 16..32).
+const PAIR_IDX: [u16; 32] = {
+    let mut t = [0u16; 32];
+    let mut l = 0;
+    while l < 32 {
+        t[l] = if l % 2 == 0 { (l / 2) as u16 } else { 32 + (l / 2) as u16 };
+        l += 1;
+    }
+    t
+};
+
+/// The transposed `vdpbf16ps` body with B read as bf16 rows in place
+/// (stride `ldb`, `depth` rows, `n` valid columns): each two rows are
+/// interleaved in registers (`vpermt2w`) into the pairs
+/// `pack_b_bf16_pairs_avx512` would pack (zero past `n`, and as the high
+/// half of an odd depth's last pair), so every dot product is the packed
+/// kernel's. A packed `[q][i]` (stride M).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")]
+unsafe fn ukr_bf16_t_rows<const M: usize, const NV: usize>(
+    depth: usize,
+    a: *const u32,
+    b: *const u16,
+    ldb: usize,
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; M];
+    prefetch_tile_t(out, n, M);
+    let emask: __mmask32 = if n >= 2 * L { u32::MAX } else { (1u32 << n) - 1 };
+    // SAFETY: the caller checked that `depth` rows of `n` elements at stride
+    // `ldb` are readable at `b` (the mask keeps each load inside its row)
+    // and `depth.div_ceil(2)` steps of M pairs at `a`.
+    unsafe {
+        let idx = [
+            _mm512_loadu_si512(PAIR_IDX.as_ptr().cast()),
+            _mm512_add_epi16(_mm512_loadu_si512(PAIR_IDX.as_ptr().cast()), _mm512_set1_epi16(L as i16)),
+        ];
+        let pairs = depth.div_ceil(2);
+        for q in 0..pairs {
+            let lo = _mm512_maskz_loadu_epi16(emask, b.add(2 * q * ldb).cast());
+            let hi = if 2 * q + 1 < depth {
+                _mm512_maskz_loadu_epi16(emask, b.add((2 * q + 1) * ldb).cast())
+            } else {
+                _mm512_setzero_si512()
+            };
+            let mut bv = [_mm512_setzero_si512(); NV];
+            for (x, ix) in bv.iter_mut().zip(&idx) {
+                *x = _mm512_permutex2var_epi16(lo, *ix, hi);
+            }
+            dp_step(&mut acc, a.add(q * M), &bv);
+        }
+    }
+    finish_tile_t!(acc, M, n, out);
+}
+
+type RowsRaw = unsafe fn(usize, *const u32, *const u16, usize, usize, &mut TileOut<'_>);
+
+macro_rules! rows_grid {
+    ($($m:literal)*) => {
+        [ $( [ukr_bf16_t_rows::<$m, 1> as RowsRaw, ukr_bf16_t_rows::<$m, 2> as RowsRaw] ),* ]
+    };
+}
+
+static BF16_T_ROWS_GRID: [[RowsRaw; 2]; MR] = rows_grid!(1 2 3 4 5 6 7 8 9 10 11 12 13 14);
 
 static BF16_GRID: [[UkrRaw<u32>; 2]; MR] =
     ukr_grid!(ukr_bf16, u32, true, true, false; 1 2 3 4 5 6 7 8 9 10 11 12 13 14);
@@ -754,6 +835,29 @@ pub fn gemm_bf16_f32acc_avx512bf16_14x32_t(t: &MicroTile<'_, u32>, out: &mut Til
     // SAFETY: installed only when the CPU has AVX-512-BF16 besides the avx512
     // path's features; `check_tile_transposed` bounds every access.
     unsafe { f(t.k, a, 0, 0, b, 0, t.n, out) }
+}
+
+/// bf16 pair micro-kernel for narrow products with A stored k×m: a tile of
+/// Cᵀ as [`gemm_bf16_f32acc_avx512bf16_14x32_t`] computes it, with op(A)ᵀ's
+/// rows read in place — two rows interleaved into pairs in registers, as
+/// the pair packer would — instead of packed panels: the same dot products,
+/// so the same bits. Subnormal bf16 inputs count as zero.
+///
+/// # Panics
+/// If the tile exceeds 14×32, the A panel or B's rows are too short, or
+/// `check_tile_transposed`'s checks of the C tile fail.
+pub fn gemm_bf16_f32acc_avx512bf16_14x32_t_rows(t: &RowsTile<'_, bf16, u32>, out: &mut TileOut<'_>) {
+    // The C-side checks (depth 0: the operands are checked below).
+    let shape = MicroTile { k: 0, m: t.m, n: t.n, a: APanel::Packed(t.a), b: BPanel::Packed(&[]) };
+    check_tile_transposed(&shape, out, MR, NR);
+    if t.k > 0 {
+        assert!(t.a.len() >= t.k.div_ceil(2) * t.m, "packed A panel too short");
+        assert!(t.b.len() >= (t.k - 1) * t.ldb + t.n, "B rows too short");
+    }
+    let f = BF16_T_ROWS_GRID[t.m - 1][t.n.div_ceil(L) - 1];
+    // SAFETY: installed only when the CPU has AVX-512-BF16 besides the avx512
+    // path's features; the operands and the C tile are checked above.
+    unsafe { f(t.k, t.a.as_ptr(), t.b.as_ptr().cast(), t.ldb, t.n, out) }
 }
 
 // ---------------------------------------------------------------- dot kernel
@@ -1462,22 +1566,13 @@ pub fn pack_b_bf16_f32_avx512(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
 #[inline]
 unsafe fn interleave_pairs(lo: *const u16, hi: *const u16, count: usize, width: usize, dst: *mut u32) {
-    const EVEN: [u16; 32] = {
-        let mut t = [0u16; 32];
-        let mut l = 0;
-        while l < 32 {
-            t[l] = if l % 2 == 0 { (l / 2) as u16 } else { 32 + (l / 2) as u16 };
-            l += 1;
-        }
-        t
-    };
     let mask = if count >= 32 { u32::MAX } else { (1u32 << count) - 1 };
     // SAFETY: the caller guarantees `count` readable lanes at `lo` (and `hi`
     // unless null) and `width` writable u32 at `dst`; masks keep the rest untouched.
     unsafe {
         let a = _mm512_maskz_loadu_epi16(mask, lo.cast());
         let b = if hi.is_null() { _mm512_setzero_si512() } else { _mm512_maskz_loadu_epi16(mask, hi.cast()) };
-        let idx0 = _mm512_loadu_si512(EVEN.as_ptr().cast());
+        let idx0 = _mm512_loadu_si512(PAIR_IDX.as_ptr().cast());
         let idx1 = _mm512_add_epi16(idx0, _mm512_set1_epi16(16));
         let p0 = _mm512_permutex2var_epi16(a, idx0, b);
         let p1 = _mm512_permutex2var_epi16(a, idx1, b);
@@ -1621,6 +1716,10 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
                 ukr: Kernel { f: gemm_bf16_f32acc_avx512bf16_dot, name: "gemm_bf16_f32acc_avx512bf16_dot" },
                 pack: Kernel { f: pack_bt_bf16_pairs_avx512, name: "pack_bt_bf16_pairs_avx512" },
                 min_k: 1,
+                rows: Some(Kernel {
+                    f: gemm_bf16_f32acc_avx512bf16_14x32_t_rows,
+                    name: "gemm_bf16_f32acc_avx512bf16_14x32_t_rows",
+                }),
             }),
         })
     } else {
@@ -1658,6 +1757,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
                 ukr: Kernel { f: gemm_f16_f32acc_avx512_dot, name: "gemm_f16_f32acc_avx512_dot" },
                 pack: Kernel { f: pack_bt_f16_avx512, name: "pack_bt_f16_avx512" },
                 min_k: 64,
+                rows: None,
             }),
         }),
         bgemm,
