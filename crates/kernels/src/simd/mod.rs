@@ -218,6 +218,7 @@ pub(crate) trait Simd: Copy {
 }
 
 /// The ordered key of 16-bit float bits (and back: the map is its own inverse).
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn key16(b: u16) -> i16 {
     let b = b as i16;
@@ -226,6 +227,7 @@ pub(crate) fn key16(b: u16) -> i16 {
 
 /// The end of [`Simd::max_bits16`]: folds the lanes' key maxima `keys`,
 /// magnitude maxima `mags` and the elements of `tail` into the result.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn max_bits16_finish(keys: &[i16], mags: &[u16], tail: &[u16], inf: u16) -> Option<u16> {
     let mut k = keys.iter().copied().max().unwrap_or(i16::MIN);
