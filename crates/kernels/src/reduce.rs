@@ -62,6 +62,8 @@ kernel_table! {
         arg_rows: fn(ArgOp, Src<'_>, usize, usize, &mut [usize]),
         /// `out[j] = argmax/argmin(x[·, j])`.
         arg_cols: fn(ArgOp, Src<'_>, usize, usize, &mut [usize]),
+        /// 2×2 stride-2 max pooling of planes, with the arg-max offsets.
+        max_pool2x2: fn(usize, usize, usize, Src<'_>, Dst<'_>, &mut [u8]),
         /// Softmax along each row.
         softmax_rows: fn(SoftmaxOp, Src<'_>, usize, usize, Dst<'_>),
         /// Softmax down each column.
@@ -113,6 +115,28 @@ pub fn reduce_cols(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>
 pub fn arg_rows(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) {
     check("arg_rows", &x, rows, n, out.len(), rows);
     (active().reduce.arg_rows.f)(op, x, rows, n, out)
+}
+
+/// 2×2 max pooling of stride 2 (PyTorch's `F.max_pool2d(x, 2)`, floor
+/// mode) of `planes` row-major `h × w` planes of `x` into `planes` planes of
+/// `⌊h/2⌋ × ⌊w/2⌋` of `y`, with `idx` the offset `2·i + j` of each output's
+/// element inside its window `[x00 x01; x10 x11]`.
+///
+/// The chosen element is the first NaN of the window in row-major order,
+/// else the first maximum; `−0` and `+0` tie (the first wins); ±Inf and
+/// subnormals order as their values. `y` gets the element's stored bits:
+/// no widening, no rounding, a NaN keeps its payload and sign. Every path
+/// is bit-identical to the reference (compares of order-preserving integer
+/// keys of the bits, not float compares).
+///
+/// # Panics
+/// If `x` and `y` differ in element type, `x` does not hold `planes·h·w`
+/// elements, or `y` and `idx` do not hold `planes·⌊h/2⌋·⌊w/2⌋`.
+pub fn max_pool2x2(planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8]) {
+    assert_eq!(x.elem(), y.elem(), "reduce::max_pool2x2: x is {:?}, y is {:?}", x.elem(), y.elem());
+    check("max_pool2x2", &x, planes, h * w, y.len(), planes * (h / 2) * (w / 2));
+    assert_eq!(idx.len(), y.len(), "reduce::max_pool2x2: idx holds {} offsets, y {} outputs", idx.len(), y.len());
+    (active().reduce.max_pool2x2.f)(planes, h, w, x, y, idx)
 }
 
 /// `out[j]` = the row index of the max (min) of column `j` (0 for `rows == 0`).

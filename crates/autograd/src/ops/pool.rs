@@ -11,7 +11,8 @@
 //! `y = (1/(KH·KW))·Σ_{window} x`: `dx[window] += dy/(KH·KW)`; FP32
 //! sums for f16/bf16, one rounding of the result.
 
-use mixprec_tensor::Tensor;
+use mixprec_tensor::kernels::reduce;
+use mixprec_tensor::{Element, Tensor};
 
 use crate::autocast::cast_inputs;
 use crate::error::{AutogradError, Result};
@@ -59,6 +60,27 @@ fn check_padding(op: &'static str, kernel: [usize; 2], padding: [usize; 2]) -> R
         return Err(AutogradError::bad(op, format!("padding {padding:?} must be at most half the kernel {kernel:?}")));
     }
     Ok(())
+}
+
+/// Planes per task of the 2×2 stride-2 kernel (each output is computed
+/// once, whatever the split, so the results do not depend on it).
+const PLANES: usize = 16;
+
+/// The 2×2 pool of stride 2 without padding or dilation (PyTorch's
+/// `max_pool2d(x, 2)`) by the SIMD kernel (`reduce::max_pool2x2`, the
+/// same choice as [`max4`]), planes in parallel; returns the offsets.
+fn max_forward_2x2<T: Elem>(x: &[T], g: &Geom, y: &mut [T]) -> Vec<u8> {
+    let (plane, l) = (g.h * g.w, g.l());
+    let mut idx = vec![0u8; g.n * g.c * l];
+    if l == 0 {
+        return idx;
+    }
+    y.par_chunks_mut(PLANES * l).zip(idx.par_chunks_mut(PLANES * l)).enumerate().for_each(|(t, (yt, it))| {
+        let planes = yt.len() / l;
+        let xt = &x[t * PLANES * plane..][..planes * plane];
+        reduce::max_pool2x2(planes, g.h, g.w, Element::src(xt), Element::dst(yt), it);
+    });
+    idx
 }
 
 /// Writes the maxima into `y` (`[N, C, OH, OW]`); returns their offsets.
@@ -235,11 +257,14 @@ impl Var {
                 format!("a window of {window} elements (kernel {kernel:?}) is too large"),
             ));
         }
+        let pool_2x2 = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw) == (2, 2, 2, 2, 0, 0, 1, 1);
         let (y, offsets) = dispatch!(xv.dtype(), T => {
             let xs = elems::<T>(&xv);
             let mut offsets = Offsets::U8(Vec::new());
             let y = tensor_from::<T>(&[g.n, g.c, g.oh, g.ow], |y| {
-                offsets = if window < 256 {
+                offsets = if pool_2x2 {
+                    Offsets::U8(max_forward_2x2::<T>(xs, &g, y))
+                } else if window < 256 {
                     Offsets::U8(max_forward::<T, u8>(xs, &g, y))
                 } else if window < 65536 {
                     Offsets::U16(max_forward::<T, u16>(xs, &g, y))
@@ -359,7 +384,7 @@ mod tests {
     use half::{bf16, f16};
     use mixprec_tensor::random::Generator;
 
-    use super::{Elem, Geom, Real, better, max_plane_2x2};
+    use super::{Elem, Geom, Real, better, max_forward_2x2, max_plane_2x2};
 
     /// The 2×2 path (f16/bf16 on their bits) against the element-by-element
     /// comparison of the widened values: the same maxima (bits) and
@@ -416,6 +441,39 @@ mod tests {
     #[test]
     fn f32_plane_2x2_matches_elementwise() {
         plane_2x2_matches_elementwise::<f32>();
+    }
+
+    /// The stride-2 forward through the kernel (more planes than a task
+    /// holds, odd sizes) against [`max_plane_2x2`] plane by plane: the
+    /// same bits and offsets.
+    fn kernel_matches_plane_2x2<T: Elem<Acc = f32>>() {
+        for (n, c, h, w) in [(2, 17, 6, 9), (1, 3, 28, 28), (3, 7, 7, 14), (1, 1, 3, 5)] {
+            let mut rng = Generator::new((n * c * h * w) as u64);
+            let mut v = vec![0.0f32; n * c * h * w];
+            rng.fill_normal_f32(&mut v, 0.0, 1.0);
+            let special = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, 1.0e-39, -1.0e-6];
+            for (i, x) in v.iter_mut().enumerate().filter(|(i, _)| i % 4 == 1) {
+                *x = special[(i / 4) % special.len()];
+            }
+            let x: Vec<T> = v.into_iter().map(T::from_acc).collect();
+            let g = Geom::new("max_pool2d", &[n, c, h, w], [2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
+            let mut y = vec![T::ZERO; n * c * g.l()];
+            let idx = max_forward_2x2(&x, &g, &mut y);
+            for p in 0..n * c {
+                let (mut yp, mut ip) = (vec![T::ZERO; g.l()], vec![0u8; g.l()]);
+                max_plane_2x2::<T, u8>(&x[p * h * w..][..h * w], &g, &mut yp, &mut ip);
+                assert_eq!(&idx[p * g.l()..][..g.l()], &ip[..], "plane {p} of {n}×{c}×{h}×{w}");
+                let bits = |v: &[T]| v.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&y[p * g.l()..][..g.l()]), bits(&yp), "plane {p} of {n}×{c}×{h}×{w}");
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_matches_plane_2x2_in_every_dtype() {
+        kernel_matches_plane_2x2::<f32>();
+        kernel_matches_plane_2x2::<f16>();
+        kernel_matches_plane_2x2::<bf16>();
     }
 
     /// Every f16/bf16 bit pattern: the keys taken on the bits order as the

@@ -51,6 +51,7 @@ pub(crate) fn table() -> Kernels {
             cols: kernel!(reduce::reduce_cols_scalar),
             arg_rows: kernel!(reduce::arg_rows_scalar),
             arg_cols: kernel!(reduce::arg_cols_scalar),
+            max_pool2x2: kernel!(reduce::max_pool2x2_scalar),
             softmax_rows: kernel!(reduce::softmax_rows_scalar),
             softmax_cols: kernel!(reduce::softmax_cols_scalar),
             softmax_grad_rows: kernel!(reduce::softmax_grad_rows_scalar),

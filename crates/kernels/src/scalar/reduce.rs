@@ -426,3 +426,37 @@ pub fn moments_cols_scalar(x: Src<'_>, rows: usize, n: usize, mut mean: Dst<'_>,
         }
     })
 }
+
+/// Reference of [`crate::reduce::max_pool2x2`]: each window scanned in
+/// row-major order on the values widened to f64, a later element replacing
+/// the running choice when that is not NaN and the element is NaN or larger.
+pub fn max_pool2x2_scalar(planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8]) {
+    match (x, y) {
+        (Src::F64(x), Dst::F64(y)) => pool2x2(planes, h, w, x, y, idx, |v| v),
+        (Src::F32(x), Dst::F32(y)) => pool2x2(planes, h, w, x, y, idx, f64::from),
+        (Src::F16(x), Dst::F16(y)) => pool2x2(planes, h, w, x, y, idx, half::f16::to_f64),
+        (Src::Bf16(x), Dst::Bf16(y)) => pool2x2(planes, h, w, x, y, idx, half::bf16::to_f64),
+        (x, y) => panic!("reduce::max_pool2x2: x is {:?}, y is {:?}", x.elem(), y.elem()),
+    }
+}
+
+fn pool2x2<T: Copy>(planes: usize, h: usize, w: usize, x: &[T], y: &mut [T], idx: &mut [u8], wide: impl Fn(T) -> f64) {
+    let (oh, ow) = (h / 2, w / 2);
+    for p in 0..planes {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let at = |k: usize| x[p * h * w + (2 * oy + k / 2) * w + 2 * ox + k % 2];
+                let mut best = 0;
+                for k in 1..4 {
+                    let (a, b) = (wide(at(k)), wide(at(best)));
+                    if !b.is_nan() && (a > b || a.is_nan()) {
+                        best = k;
+                    }
+                }
+                let o = (p * oh + oy) * ow + ox;
+                y[o] = at(best);
+                idx[o] = best as u8;
+            }
+        }
+    }
+}

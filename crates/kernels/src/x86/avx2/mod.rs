@@ -3,6 +3,7 @@
 //! kernels are the generic bodies of `crate::simd` on the [`Avx2`] token.
 
 pub mod gemm;
+mod pool;
 mod simd;
 
 pub(crate) use simd::Avx2;
@@ -44,6 +45,7 @@ entries! {
     fn reduce_cols_avx2(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<Avx2>;
     fn arg_rows_avx2(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<Avx2>;
     fn arg_cols_avx2(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_cols::<Avx2>;
+    fn max_pool2x2_avx2(planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8]) = pool::max_pool2x2;
     fn softmax_rows_avx2(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_rows::<Avx2>;
     fn softmax_cols_avx2(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_cols::<Avx2>;
     fn softmax_grad_rows_avx2(op: SoftmaxOp, g: Src<'_>, y: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_grad_rows::<Avx2>;
@@ -89,6 +91,7 @@ pub(crate) fn install(k: &mut Kernels, _features: Features) {
     k.reduce.cols = kernel!(reduce_cols_avx2);
     k.reduce.arg_rows = kernel!(arg_rows_avx2);
     k.reduce.arg_cols = kernel!(arg_cols_avx2);
+    k.reduce.max_pool2x2 = kernel!(max_pool2x2_avx2);
     k.reduce.softmax_rows = kernel!(softmax_rows_avx2);
     k.reduce.softmax_cols = kernel!(softmax_cols_avx2);
     k.reduce.softmax_grad_rows = kernel!(softmax_grad_rows_avx2);
