@@ -6,7 +6,9 @@
 //! window, row-major; NaN wins, as in PyTorch). The backward saves no
 //! tensor, only the arg-max of each output as its offset inside the window
 //! (`i·KW + j`), in the narrowest of u8/u16/u32 that holds `KH·KW + 1`
-//! values: a 2×2 pool keeps one byte per output, not PyTorch's eight.
+//! values: a 2×2 pool keeps one byte per output, not PyTorch's eight. The
+//! common 2×2 stride-2 pool runs on the SIMD kernel `reduce::max_pool2x2`
+//! (the same choice, on the stored bits).
 //!
 //! `y = (1/(KH·KW))·Σ_{window} x`: `dx[window] += dy/(KH·KW)`; FP32
 //! sums for f16/bf16, one rounding of the result.

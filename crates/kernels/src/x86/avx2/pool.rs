@@ -5,7 +5,7 @@
 //! equal), the window's two pairs are compared as a tree `(x00 vs x01) vs
 //! (x10 vs x11)`, a later candidate winning only with a strictly larger key,
 //! which is the reference's row-major scan; the winner's bits are selected,
-//! not converted. Tails run the same code on a zero-padded stack copy.
+//! not converted. Tails run the same code on masked loads.
 
 use std::arch::x86_64::*;
 
@@ -21,13 +21,9 @@ const BLOCK: usize = 8;
 #[inline(always)]
 pub(crate) fn max_pool2x2(s: Avx2, planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8]) {
     match (x, y) {
-        (Src::F32(x), Dst::F32(y)) => planes_of(planes, h, w, x, y, idx, |a0, a1, y, i| rows_f32(s, a0, a1, y, i)),
-        (Src::F16(x), Dst::F16(y)) => {
-            planes_of(planes, h, w, f16_bits(x), f16_bits_mut(y), idx, |a0, a1, y, i| rows_16(s, 0x7C00, a0, a1, y, i))
-        }
-        (Src::Bf16(x), Dst::Bf16(y)) => planes_of(planes, h, w, bf16_bits(x), bf16_bits_mut(y), idx, |a0, a1, y, i| {
-            rows_16(s, 0x7F80, a0, a1, y, i)
-        }),
+        (Src::F32(x), Dst::F32(y)) => planes_of(F32(s), planes, h, w, x, y, idx),
+        (Src::F16(x), Dst::F16(y)) => planes_of(Bits16(s, 0x7C00), planes, h, w, f16_bits(x), f16_bits_mut(y), idx),
+        (Src::Bf16(x), Dst::Bf16(y)) => planes_of(Bits16(s, 0x7F80), planes, h, w, bf16_bits(x), bf16_bits_mut(y), idx),
         (x, y) => crate::scalar::reduce::max_pool2x2_scalar(planes, h, w, x, y, idx),
     }
 }
@@ -52,17 +48,34 @@ fn bf16_bits_mut(x: &mut [bf16]) -> &mut [u16] {
     unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
 }
 
-/// Calls `row(a0, a1, y, idx)` for each output row: its two input rows
-/// (`w` elements each, the first `2·⌊w/2⌋` used) and its outputs.
+/// Up to eight windows of one element type: `block(r0, r1, y, idx)` reads
+/// `2·n` elements of each of the two input rows and writes `n = y.len() ≤
+/// 8` outputs (a tail by masked loads: no copy, no read past the rows). A
+/// trait, not a closure, so everything inlines into the `#[target_feature]`
+/// entry (a closure would be compiled without the features).
+trait Block<T: Copy + Default>: Copy {
+    fn block(self, r0: &[T], r1: &[T], y: &mut [T], idx: &mut [u8]);
+}
+
+/// f32 windows.
+#[derive(Clone, Copy)]
+struct F32(Avx2);
+
+/// f16 (`inf` `0x7C00`) or bf16 (`0x7F80`) windows, on their bits.
+#[derive(Clone, Copy)]
+struct Bits16(Avx2, i16);
+
+/// Runs `b` over each output row: its two input rows (`w` elements each,
+/// the first `2·⌊w/2⌋` used) and its outputs, eight windows at a time.
 #[inline(always)]
-fn planes_of<T: Copy>(
+fn planes_of<T: Copy + Default, B: Block<T>>(
+    b: B,
     planes: usize,
     h: usize,
     w: usize,
     x: &[T],
     y: &mut [T],
     idx: &mut [u8],
-    mut row: impl FnMut(&[T], &[T], &mut [T], &mut [u8]),
 ) {
     let (oh, ow) = (h / 2, w / 2);
     if oh == 0 || ow == 0 {
@@ -72,51 +85,74 @@ fn planes_of<T: Copy>(
         let xp = &x[p * h * w..][..h * w];
         for (oy, (yr, ir)) in yp.chunks_exact_mut(ow).zip(ip.chunks_exact_mut(ow)).enumerate() {
             let a = &xp[2 * oy * w..][..2 * w];
-            row(&a[..w], &a[w..], yr, ir);
+            for (j, (yb, ib)) in yr.chunks_mut(BLOCK).zip(ir.chunks_mut(BLOCK)).enumerate() {
+                let n = 2 * yb.len();
+                b.block(&a[2 * j * BLOCK..][..n], &a[w + 2 * j * BLOCK..][..n], yb, ib);
+            }
         }
     }
 }
 
-/// The blocks of one output row, then its tail through zero-padded copies.
+/// Lanes `< n` of 8 32-bit lanes set.
 #[inline(always)]
-fn blocks<T: Copy + Default>(
-    a0: &[T],
-    a1: &[T],
-    y: &mut [T],
-    idx: &mut [u8],
-    mut block: impl FnMut(&[T], &[T], &mut [T], &mut [u8; BLOCK]),
-) {
-    let n = y.len();
-    let full = n / BLOCK * BLOCK;
-    for (b, (yb, ib)) in y[..full].chunks_exact_mut(BLOCK).zip(idx[..full].chunks_exact_mut(BLOCK)).enumerate() {
-        let ib: &mut [u8; BLOCK] = ib.try_into().expect("a block of offsets");
-        block(&a0[2 * b * BLOCK..][..2 * BLOCK], &a1[2 * b * BLOCK..][..2 * BLOCK], yb, ib);
-    }
-    let rest = n - full;
-    if rest > 0 {
-        let (mut r0, mut r1) = ([T::default(); 2 * BLOCK], [T::default(); 2 * BLOCK]);
-        r0[..2 * rest].copy_from_slice(&a0[2 * full..2 * n]);
-        r1[..2 * rest].copy_from_slice(&a1[2 * full..2 * n]);
-        let (mut yb, mut ib) = ([T::default(); BLOCK], [0u8; BLOCK]);
-        block(&r0, &r1, &mut yb, &mut ib);
-        y[full..].copy_from_slice(&yb[..rest]);
-        idx[full..].copy_from_slice(&ib[..rest]);
+fn first(n: usize) -> __m256i {
+    // SAFETY: AVX2 present (only called from the token's kernels); registers only.
+    unsafe { _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(BLOCK) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)) }
+}
+
+/// The 16-bit elements of `r` (at most 16, an even count) as 32-bit lanes
+/// of pairs; lanes past the end are 0.
+#[inline(always)]
+fn load_pairs(r: &[u16]) -> __m256i {
+    assert!(r.len() <= 2 * BLOCK && r.len().is_multiple_of(2));
+    // SAFETY: AVX2 present (only called from the token's kernels); a full
+    // load reads the 16 elements of `r`, a masked one only its first
+    // `r.len()` (masked-off lanes are not accessed and cannot fault).
+    unsafe {
+        if r.len() == 2 * BLOCK {
+            _mm256_loadu_si256(r.as_ptr().cast())
+        } else {
+            _mm256_maskload_epi32(r.as_ptr().cast(), first(r.len() / 2))
+        }
     }
 }
 
-/// One output row of f16 (`inf` `0x7C00`) or bf16 (`0x7F80`) bits.
+/// The left and right elements of the pairs of `r` (at most 16 f32, an
+/// even count) in the lane order `[0 1 4 5 | 2 3 6 7]` that `shuffle_ps`
+/// gives; lanes past the end are 0.
 #[inline(always)]
-fn rows_16(_: Avx2, inf: i16, a0: &[u16], a1: &[u16], y: &mut [u16], idx: &mut [u8]) {
-    blocks(a0, a1, y, idx, |r0, r1, yb, ib| {
-        assert!(r0.len() >= 2 * BLOCK && r1.len() >= 2 * BLOCK && yb.len() >= BLOCK);
-        // SAFETY: AVX2 present (the `Avx2` token); the loads read the 16
-        // elements of `r0` and `r1` asserted above, the store writes the 8 of `yb`.
+fn split(r: &[f32]) -> (__m256i, __m256i) {
+    assert!(r.len() <= 2 * BLOCK);
+    // SAFETY: AVX2 present (only called from the token's kernels); full
+    // loads read 8 elements of `r` each, masked ones only the elements of
+    // `r` their lanes cover (masked-off lanes are not accessed).
+    unsafe {
+        let (a, b) = if r.len() == 2 * BLOCK {
+            (_mm256_loadu_ps(r.as_ptr()), _mm256_loadu_ps(r.as_ptr().add(BLOCK)))
+        } else if r.len() <= BLOCK {
+            (_mm256_maskload_ps(r.as_ptr(), first(r.len())), _mm256_setzero_ps())
+        } else {
+            (_mm256_loadu_ps(r.as_ptr()), _mm256_maskload_ps(r.as_ptr().add(BLOCK), first(r.len() - BLOCK)))
+        };
+        (
+            _mm256_castps_si256(_mm256_shuffle_ps::<0b1000_1000>(a, b)),
+            _mm256_castps_si256(_mm256_shuffle_ps::<0b1101_1101>(a, b)),
+        )
+    }
+}
+
+impl Block<u16> for Bits16 {
+    #[inline(always)]
+    fn block(self, r0: &[u16], r1: &[u16], y: &mut [u16], idx: &mut [u8]) {
+        let n = y.len();
+        assert!(n <= BLOCK && r0.len() == 2 * n && r1.len() == 2 * n && idx.len() == n);
+        let (x0, x1) = (load_pairs(r0), load_pairs(r1));
+        // SAFETY: AVX2 present (the `Avx2` token); registers, and the store
+        // of the 8 elements of `y` when it holds 8.
         unsafe {
-            let (x0, x1) = (_mm256_loadu_si256(r0.as_ptr().cast()), _mm256_loadu_si256(r1.as_ptr().cast()));
-            let (k0, k1) = (keys16(x0, inf), keys16(x1, inf));
+            let (k0, k1) = (keys16(x0, self.1), keys16(x1, self.1));
             // Each 32-bit lane holds one pair: the left element in its low half.
             let lo = _mm256_set1_epi32(0xFFFF);
-            let left = |k: __m256i| _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(k));
             let (v, i) = tree(
                 [
                     _mm256_and_si256(x0, lo),
@@ -124,40 +160,51 @@ fn rows_16(_: Avx2, inf: i16, a0: &[u16], a1: &[u16], y: &mut [u16], idx: &mut [
                     _mm256_and_si256(x1, lo),
                     _mm256_srli_epi32::<16>(x1),
                 ],
-                [left(k0), _mm256_srai_epi32::<16>(k0), left(k1), _mm256_srai_epi32::<16>(k1)],
+                [low16(k0), _mm256_srai_epi32::<16>(k0), low16(k1), _mm256_srai_epi32::<16>(k1)],
             );
             // Values fit 16 bits unsigned: pack, then gather the two halves.
-            let v = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(v, v));
-            _mm_storeu_si128(yb.as_mut_ptr().cast(), _mm256_castsi256_si128(v));
-            *ib = offsets(i);
+            let v = _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(v, v)));
+            if n == BLOCK {
+                _mm_storeu_si128(y.as_mut_ptr().cast(), v);
+            } else {
+                let mut buf = [0u16; BLOCK];
+                _mm_storeu_si128(buf.as_mut_ptr().cast(), v);
+                y.copy_from_slice(&buf[..n]);
+            }
+            idx.copy_from_slice(&offsets(i)[..n]);
         }
-    });
+    }
 }
 
-/// One output row of f32 bits.
-#[inline(always)]
-fn rows_f32(_: Avx2, a0: &[f32], a1: &[f32], y: &mut [f32], idx: &mut [u8]) {
-    blocks(a0, a1, y, idx, |r0, r1, yb, ib| {
-        assert!(r0.len() >= 2 * BLOCK && r1.len() >= 2 * BLOCK && yb.len() >= BLOCK);
-        // SAFETY: AVX2 present (the `Avx2` token); the loads read the 16
-        // elements of `r0` and `r1` asserted above, the store writes the 8 of `yb`.
+impl Block<f32> for F32 {
+    #[inline(always)]
+    fn block(self, r0: &[f32], r1: &[f32], y: &mut [f32], idx: &mut [u8]) {
+        let n = y.len();
+        assert!(n <= BLOCK && r0.len() == 2 * n && r1.len() == 2 * n && idx.len() == n);
+        // Lanes in `split`'s order, undone at the end.
+        let ((l0, r0), (l1, r1)) = (split(r0), split(r1));
+        // SAFETY: AVX2 present (the `Avx2` token); registers, and the store
+        // of the 8 elements of `y` when it holds 8.
         unsafe {
-            // Left and right elements of the 8 pairs, in the lane order
-            // [0 1 4 5 | 2 3 6 7] that `shuffle_ps` gives (undone at the end).
-            let split = |r: &[f32]| {
-                let (a, b) = (_mm256_loadu_ps(r.as_ptr()), _mm256_loadu_ps(r.as_ptr().add(BLOCK)));
-                (
-                    _mm256_castps_si256(_mm256_shuffle_ps::<0b1000_1000>(a, b)),
-                    _mm256_castps_si256(_mm256_shuffle_ps::<0b1101_1101>(a, b)),
-                )
-            };
-            let ((l0, r0), (l1, r1)) = (split(r0), split(r1));
             let (v, i) = tree([l0, r0, l1, r1], [keys32(l0), keys32(r0), keys32(l1), keys32(r1)]);
             let (v, i) = (_mm256_permute4x64_epi64::<0b1101_1000>(v), _mm256_permute4x64_epi64::<0b1101_1000>(i));
-            _mm256_storeu_si256(yb.as_mut_ptr().cast(), v);
-            *ib = offsets(i);
+            if n == BLOCK {
+                _mm256_storeu_si256(y.as_mut_ptr().cast(), v);
+            } else {
+                let mut buf = [0f32; BLOCK];
+                _mm256_storeu_si256(buf.as_mut_ptr().cast(), v);
+                y.copy_from_slice(&buf[..n]);
+            }
+            idx.copy_from_slice(&offsets(i)[..n]);
         }
-    });
+    }
+}
+
+/// The low 16 bits of each 32-bit lane, sign-extended.
+#[inline(always)]
+fn low16(k: __m256i) -> __m256i {
+    // SAFETY: AVX2 present (only called from the token's kernels); registers only.
+    unsafe { _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(k)) }
 }
 
 /// [`crate::reduce::max_pool2x2`]'s order on 16-bit float bits `b` as i16:
