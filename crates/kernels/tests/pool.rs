@@ -38,7 +38,7 @@ fn bits16(seed: u64, n: usize, inf: u16) -> Vec<u16> {
         .map(|_| {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let r = (s >> 33) as u32;
-            if r % 3 == 0 { special[(r >> 8) as usize % special.len()] } else { (r >> 5) as u16 }
+            if r.is_multiple_of(3) { special[(r >> 8) as usize % special.len()] } else { (r >> 5) as u16 }
         })
         .collect()
 }
@@ -65,7 +65,11 @@ fn bits32(seed: u64, n: usize) -> Vec<u32> {
         .map(|_| {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let r = (s >> 32) as u32;
-            if r % 3 == 0 { special[(r >> 8) as usize % special.len()] } else { r.rotate_left(7) & 0xC0FF_FFFF }
+            if r.is_multiple_of(3) {
+                special[(r >> 8) as usize % special.len()]
+            } else {
+                r.rotate_left(7) & 0xC0FF_FFFF
+            }
         })
         .collect()
 }
