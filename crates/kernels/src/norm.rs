@@ -1,7 +1,8 @@
 //! Batch-norm passes over a `rows × n` block whose rows each have their own
 //! constants (one row = one channel of one image): the normalisation with
 //! its affine map and optional ReLU, and the backward's two passes (the
-//! per-row sums of the masked gradient, then the input gradient). Each
+//! per-row sums of the masked gradient, then the input gradient; the ReLU's
+//! mask is recomputed from the input, so its output need not be kept). Each
 //! reads f16/bf16 straight from memory and computes in FP32 registers (f64
 //! when an operand is f64), one rounding per output element.
 //!
@@ -20,9 +21,9 @@ kernel_table! {
         /// `y = act(((x − μ)·σ⁻¹)·γ + β)` per row ([`affine_rows`]).
         affine_rows: fn(Src<'_>, usize, usize, &[[f64; 4]], bool, Dst<'_>),
         /// `[Σ m, Σ m·(x − μ)]` per row, `m` the masked gradient ([`grad_sums_rows`]).
-        grad_sums_rows: fn(Src<'_>, Option<Src<'_>>, Src<'_>, usize, usize, &[f64], &mut [[f64; 2]]),
+        grad_sums_rows: fn(Src<'_>, Option<&[[f64; 4]]>, Src<'_>, usize, usize, &[f64], &mut [[f64; 2]]),
         /// `dx = ((a·m) + (b·(x − μ))) + c` per row ([`grad_rows`]).
-        grad_rows: fn(Src<'_>, Option<Src<'_>>, Src<'_>, usize, usize, &[[f64; 4]], Dst<'_>),
+        grad_rows: fn(Src<'_>, Option<&[[f64; 4]]>, Src<'_>, usize, usize, &[[f64; 4]], Dst<'_>),
     }
 }
 
@@ -46,18 +47,22 @@ pub fn affine_rows(x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], relu: bool
 }
 
 /// Per row `r`: `sums[r] = [Σ m, Σ m·(x − μ_r)]` over the row, where `m =
-/// g` or, with `mask = Some(y)`, `m = g` where `y > 0` and +0 elsewhere
-/// (the ReLU's gradient; NaN `y` masks). FP32 accumulation (f64 when an
-/// operand is f64) in an order fixed per path, `x − μ_r` rounded once to
-/// it, returned exactly as f64. Tail lanes add nothing (so `μ = ±Inf`
-/// gives the sums of the row's own terms).
+/// g` or, with `relu = Some(k)` (the forward's row constants), `m = g`
+/// where the ReLU's output `y` is positive and +0 elsewhere (its gradient).
+/// `y` is not read but recomputed from `x`: [`affine_rows`]'s value `t`
+/// with `k[r]`, the same operations, so `y > 0` exactly when `t` is above
+/// the largest value that rounds to +0 in `x`'s type (0 for f32 and f64,
+/// 2^-25 for f16, 2^-134 for bf16); a NaN `t` masks. FP32 accumulation (f64
+/// when an operand is f64) in an order fixed per path, `x − μ_r` rounded
+/// once to it, returned exactly as f64. Lanes past the row add nothing (so
+/// `μ = ±Inf` gives the sums of the row's own terms).
 ///
 /// # Panics
-/// If `g`, `mask` or `x` does not hold `rows × n` elements or `mu` and
-/// `sums` do not hold `rows`.
+/// If `g` or `x` does not hold `rows × n` elements or `mu`, `sums` and
+/// `relu` do not hold `rows`.
 pub fn grad_sums_rows(
     g: Src<'_>,
-    mask: Option<Src<'_>>,
+    relu: Option<&[[f64; 4]]>,
     x: Src<'_>,
     rows: usize,
     n: usize,
@@ -66,12 +71,12 @@ pub fn grad_sums_rows(
 ) {
     check_block("grad_sums_rows", "g", g.len(), rows, n);
     check_block("grad_sums_rows", "x", x.len(), rows, n);
-    if let Some(y) = &mask {
-        check_block("grad_sums_rows", "mask", y.len(), rows, n);
+    if let Some(k) = relu {
+        assert_eq!(k.len(), rows, "norm::grad_sums_rows: {} forward constants for {rows} rows", k.len());
     }
     assert_eq!(mu.len(), rows, "norm::grad_sums_rows: {} means for {rows} rows", mu.len());
     assert_eq!(sums.len(), rows, "norm::grad_sums_rows: {} sums for {rows} rows", sums.len());
-    (active().norm.grad_sums_rows.f)(g, mask, x, rows, n, mu, sums)
+    (active().norm.grad_sums_rows.f)(g, relu, x, rows, n, mu, sums)
 }
 
 /// `dx[r, p] = ((a·m) + (b·(x − μ))) + c` with `[a, b, c, μ] = k[r]` rounded
@@ -80,15 +85,23 @@ pub fn grad_sums_rows(
 /// to `dx`'s type.
 ///
 /// # Panics
-/// If `g`, `mask`, `x` or `dx` does not hold `rows × n` elements or `k`
-/// does not hold `rows`.
-pub fn grad_rows(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], dx: Dst<'_>) {
+/// If `g`, `x` or `dx` does not hold `rows × n` elements or `k` and `relu`
+/// do not hold `rows`.
+pub fn grad_rows(
+    g: Src<'_>,
+    relu: Option<&[[f64; 4]]>,
+    x: Src<'_>,
+    rows: usize,
+    n: usize,
+    k: &[[f64; 4]],
+    dx: Dst<'_>,
+) {
     check_block("grad_rows", "g", g.len(), rows, n);
     check_block("grad_rows", "x", x.len(), rows, n);
     check_block("grad_rows", "dx", dx.len(), rows, n);
-    if let Some(y) = &mask {
-        check_block("grad_rows", "mask", y.len(), rows, n);
+    if let Some(f) = relu {
+        assert_eq!(f.len(), rows, "norm::grad_rows: {} forward constants for {rows} rows", f.len());
     }
     assert_eq!(k.len(), rows, "norm::grad_rows: {} row constants for {rows} rows", k.len());
-    (active().norm.grad_rows.f)(g, mask, x, rows, n, k, dx)
+    (active().norm.grad_rows.f)(g, relu, x, rows, n, k, dx)
 }

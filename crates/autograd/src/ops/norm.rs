@@ -23,7 +23,6 @@ use crate::autocast::cast_inputs_vec;
 use crate::error::{AutogradError, Result};
 use crate::graph::{Backward, Grads, record};
 use crate::ops::elem::{Elem, Real, dispatch, elems, narrowed, tensor, tensor_from};
-use crate::ops::linear::relu_mask;
 use crate::var::Var;
 
 /// Batch norm's running mean and (unbiased) variance, one value per
@@ -66,6 +65,18 @@ fn moments<T: Elem>(x: &[T], outer: usize, groups: usize, len: usize) -> (Vec<f6
     (mean, var)
 }
 
+/// Batch norm's per-channel `[μ, σ⁻¹, γ, β]` (the forward's constants,
+/// which the backward also uses to recompute the ReLU's mask).
+fn row_constants(mean: &[f64], istd: &[f64], affine: &Affine) -> Vec<[f64; 4]> {
+    (0..mean.len())
+        .map(|j| {
+            let ga = affine.gamma.as_ref().map_or(1.0, |g| g[j]);
+            let be = affine.beta.as_ref().map_or(0.0, |b| b[j]);
+            [mean[j], istd[j], ga, be]
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn normalize<T: Elem>(
     x: &[T],
@@ -85,13 +96,7 @@ fn normalize<T: Elem>(
     if affine.per_group {
         // Batch norm: each image's `[C, len]` block in one kernel call, f16/bf16
         // read and written directly (no widened copy), FP32 in registers.
-        let k: Vec<[f64; 4]> = (0..groups)
-            .map(|j| {
-                let ga = affine.gamma.as_ref().map_or(1.0, |g| g[j]);
-                let be = affine.beta.as_ref().map_or(0.0, |b| b[j]);
-                [mean[j], istd[j], ga, be]
-            })
-            .collect();
+        let k = row_constants(mean, istd, affine);
         y.par_chunks_mut(run).zip(x.par_chunks(run)).take(outer).for_each(|(yo, xo)| {
             kernels::affine_rows(Element::src(xo), groups, len, &k, relu, Element::dst(yo));
         });
@@ -194,14 +199,15 @@ type NormGrads<A> = (Option<Tensor>, Vec<A>, Vec<A>);
 /// image, each one kernel call over the image's `[C, len]` block: the
 /// per-row sums `Σ g` and `Σ g·(x − μ)` (FP32 accumulation), combined over
 /// images per group in f64 (`dβ = Σ g`, `dγ = σ⁻¹·Σ g·(x − μ)`), then `dx`
-/// with per-group constants, rounded once to `T`. With `relu_y`
-/// (`batch_norm_relu`'s output) both passes mask `g` by `1[y > 0]` as they
-/// read it (the unary ReLU's gradient): no masked copy is written.
+/// with per-group constants, rounded once to `T`. With `relu`
+/// (`batch_norm_relu`) both passes mask `g` by `1[y > 0]` as they read it
+/// (the unary ReLU's gradient), `y > 0` recomputed from `x` by the
+/// forward's exact operations: the output is neither saved nor read.
 #[allow(clippy::too_many_arguments)]
 fn group_backward<T: Elem>(
     x: &[T],
     g: &[T],
-    relu_y: Option<&[T]>,
+    relu: bool,
     outer: usize,
     groups: usize,
     len: usize,
@@ -212,13 +218,14 @@ fn group_backward<T: Elem>(
     want: [bool; 3],
 ) -> Result<NormGrads<T::Acc>> {
     let run = groups * len;
-    let mask = |at: usize| relu_y.map(|y| Element::src(&y[at..at + run]));
+    let fwd = relu.then(|| row_constants(mean, istd, affine));
+    let mask = fwd.as_deref();
     let mut sums = vec![[0.0f64; 2]; outer * groups];
     if run > 0 {
         sums.par_chunks_mut(groups).enumerate().for_each(|(i, s)| {
             let at = i * run;
             let (gi, xi) = (Element::src(&g[at..at + run]), Element::src(&x[at..at + run]));
-            kernels::grad_sums_rows(gi, mask(at), xi, groups, len, mean, s);
+            kernels::grad_sums_rows(gi, mask, xi, groups, len, mean, s);
         });
     }
     let gamma = affine.gamma.as_deref();
@@ -247,7 +254,7 @@ fn group_backward<T: Elem>(
             dxt.data_mut::<T>()?.par_chunks_mut(run).enumerate().for_each(|(i, d)| {
                 let at = i * run;
                 let (gi, xi) = (Element::src(&g[at..at + run]), Element::src(&x[at..at + run]));
-                kernels::grad_rows(gi, mask(at), xi, groups, len, &coef, Element::dst(d));
+                kernels::grad_rows(gi, mask, xi, groups, len, &coef, Element::dst(d));
             });
         }
         Some(dxt)
@@ -350,8 +357,9 @@ impl Var {
     /// [`Var::batch_norm`] followed by ReLU, as one op: the same values and
     /// gradients as `batch_norm(…)?.relu()` (bit for bit), without the
     /// ReLU's separate pass over the output and its gradient. The backward
-    /// masks the incoming gradient with the saved output (`1[y > 0]`, the
-    /// unary ReLU's rule) and runs batch norm's.
+    /// masks the incoming gradient by `1[y > 0]` (the unary ReLU's rule),
+    /// `y > 0` recomputed from the saved input and statistics by the
+    /// forward's exact operations, so the output is not saved.
     pub fn batch_norm_relu(
         &self,
         weight: Option<&Var>,
@@ -433,8 +441,8 @@ impl Var {
         };
         let y = dispatch!(xv.dtype(), T => tensor_from::<T>(&xs, |y| normalize::<T>(elems(&xv), n, c, len, &mean, &istd, &affine, relu, y))?);
         let inputs: Vec<&Var> = ins.iter().collect();
-        Ok(record(op, &inputs, y, |y| NormBackward {
-            relu_out: relu.then(|| y.clone()),
+        Ok(record(op, &inputs, y, |_| NormBackward {
+            relu,
             x: xv,
             mean,
             istd,
@@ -481,7 +489,7 @@ impl Var {
         let y = dispatch!(xv.dtype(), T => tensor_from::<T>(&xs, |y| normalize::<T>(elems(&xv), 1, rows, len, &mean, &istd, &affine, false, y))?);
         let inputs: Vec<&Var> = ins.iter().collect();
         Ok(record(OP, &inputs, y, |_| NormBackward {
-            relu_out: None,
+            relu: false,
             x: xv,
             mean,
             istd,
@@ -495,8 +503,8 @@ impl Var {
 }
 
 struct NormBackward {
-    /// The output of `batch_norm_relu` (its ReLU mask).
-    relu_out: Option<Tensor>,
+    /// `batch_norm_relu`: the gradient is masked by the ReLU's.
+    relu: bool,
     x: Tensor,
     mean: Vec<f64>,
     istd: Vec<f64>,
@@ -511,12 +519,6 @@ impl Backward for NormBackward {
     fn backward(&self, g: &Tensor, grads: &mut Grads<'_>) -> Result<()> {
         let dtype = self.x.dtype();
         let g = g.to_dtype(dtype)?.contiguous();
-        // layer_norm's rule takes the ReLU mask as a separate pass (it has none).
-        let (g, relu_y) = match &self.relu_out {
-            Some(y) if !self.affine.per_group => (relu_mask(&g, y)?, None),
-            Some(y) => (g, Some(y.contiguous())),
-            None => (g, None),
-        };
         let wi = self.affine.gamma.as_ref().map(|_| 1);
         let bi = self.affine.beta.as_ref().map(|_| 1 + usize::from(wi.is_some()));
         let want = [grads.wants(0), wi.is_some_and(|i| grads.wants(i)), bi.is_some_and(|i| grads.wants(i))];
@@ -524,8 +526,7 @@ impl Backward for NormBackward {
             let (x, g) = (elems::<T>(&self.x), elems::<T>(&g));
             let (outer, groups, len) = (self.outer, self.groups, self.len);
             let (dx, dg, db) = if self.affine.per_group {
-                let y = relu_y.as_ref().map(elems::<T>);
-                group_backward::<T>(x, g, y, outer, groups, len, &self.mean, &self.istd, &self.affine, self.batch_stats, want)?
+                group_backward::<T>(x, g, self.relu, outer, groups, len, &self.mean, &self.istd, &self.affine, self.batch_stats, want)?
             } else {
                 norm_backward::<T>(x, g, outer, groups, len, &self.mean, &self.istd, &self.affine, self.batch_stats, want)?
             };
@@ -549,7 +550,7 @@ impl Backward for NormBackward {
     }
 
     fn saved(&self) -> Vec<&Tensor> {
-        std::iter::once(&self.x).chain(&self.relu_out).collect()
+        vec![&self.x]
     }
 }
 

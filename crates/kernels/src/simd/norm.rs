@@ -11,15 +11,18 @@ use super::{Elem, Simd};
 use crate::scalar::norm as reference;
 use crate::slice::{Dst, Src};
 
-/// The typed slice of a [`Src`] or [`Dst`] of this element type.
+/// An element type of the SIMD paths: its typed slice of a [`Src`] or
+/// [`Dst`], and the largest f32 that rounds to +0 in it.
 trait Pick: Elem {
+    const ROUNDS_TO_ZERO: f32;
     fn src<'a>(s: &Src<'a>) -> Option<&'a [Self]>;
     fn dst<'a, 'b>(d: &'b mut Dst<'a>) -> Option<&'b mut [Self]>;
 }
 
 macro_rules! pick {
-    ($t:ty, $v:ident) => {
+    ($t:ty, $v:ident, $zero:expr) => {
         impl Pick for $t {
+            const ROUNDS_TO_ZERO: f32 = $zero;
             #[inline(always)]
             fn src<'a>(s: &Src<'a>) -> Option<&'a [$t]> {
                 if let Src::$v(v) = *s { Some(v) } else { None }
@@ -31,18 +34,9 @@ macro_rules! pick {
         }
     };
 }
-pick!(f32, F32);
-pick!(f16, F16);
-pick!(bf16, Bf16);
-
-/// `mask` typed as `E` (`Some(None)` when absent), or `None` on a type mismatch.
-#[inline(always)]
-fn pick_mask<'a, E: Pick>(mask: &Option<Src<'a>>) -> Option<Option<&'a [E]>> {
-    match mask {
-        None => Some(None),
-        Some(y) => E::src(y).map(Some),
-    }
-}
+pick!(f32, F32, 0.0);
+pick!(f16, F16, crate::scalar::norm::F16_ROUNDS_TO_ZERO);
+pick!(bf16, Bf16, crate::scalar::norm::BF16_ROUNDS_TO_ZERO);
 
 /// `LANES` (or `len < LANES`, other lanes 0) elements at `at`.
 #[inline(always)]
@@ -55,25 +49,21 @@ fn st<S: Simd, E: Elem>(s: S, v: &mut [E], at: usize, len: usize, x: S::F) {
     if len < S::LANES { E::store_partial(s, &mut v[at..at + len], x) } else { E::store(s, &mut v[at..], x) }
 }
 
-/// The masked gradient of `len` lanes at `at`.
-#[inline(always)]
-fn masked<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, at: usize, len: usize) -> S::F {
-    let gv = ld(s, g, at, len);
-    match y {
-        None => gv,
-        Some(y) => {
-            let zero = s.splat(0.0);
-            s.select(s.lt(zero, ld(s, y, at, len)), gv, zero)
-        }
-    }
-}
-
 /// A row's four constants rounded to f32 and splatted. (Every helper that
 /// calls the token's methods is a function marked `#[inline(always)]`, not
 /// a closure, so it inlines into the caller's `#[target_feature]` body.)
 #[inline(always)]
 fn splat4<S: Simd>(s: S, k: &[f64; 4]) -> [S::F; 4] {
     [s.splat(k[0] as f32), s.splat(k[1] as f32), s.splat(k[2] as f32), s.splat(k[3] as f32)]
+}
+
+/// The forward constants of row `r`, if the gradient is masked by the ReLU.
+#[inline(always)]
+fn relu_row<S: Simd>(s: S, relu: Option<&[[f64; 4]]>, r: usize) -> Option<[S::F; 4]> {
+    match relu {
+        Some(k) => Some(splat4(s, &k[r])),
+        None => None,
+    }
 }
 
 /// `act(((v − μ)·σ⁻¹)·γ + β)` for `c = [μ, σ⁻¹, γ, β]`.
@@ -85,6 +75,16 @@ fn affine<S: Simd>(s: S, v: S::F, c: [S::F; 4], relu: bool) -> S::F {
         s.select(s.le(t, zero), zero, t)
     } else {
         t
+    }
+}
+
+/// `g`, or with the forward constants `c`, `g` where the forward's output
+/// (recomputed from `x`) is positive once rounded (`t > thr`) and +0 elsewhere.
+#[inline(always)]
+fn masked<S: Simd>(s: S, g: S::F, x: S::F, c: Option<[S::F; 4]>, thr: S::F) -> S::F {
+    match c {
+        None => g,
+        Some(c) => s.select(s.lt(thr, affine(s, x, c, false)), g, s.splat(0.0)),
     }
 }
 
@@ -145,17 +145,26 @@ pub(crate) fn affine_rows<S: Simd>(
 }
 
 #[inline(always)]
-fn sums_body<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, x: &[E], n: usize, mu: &[f64], sums: &mut [[f64; 2]]) {
+fn sums_body<S: Simd, E: Pick>(
+    s: S,
+    g: &[E],
+    relu: Option<&[[f64; 4]]>,
+    x: &[E],
+    n: usize,
+    mu: &[f64],
+    sums: &mut [[f64; 2]],
+) {
     let l = S::LANES;
+    let (zero, thr) = (s.splat(0.0), s.splat(E::ROUNDS_TO_ZERO));
     for (r, (&mur, out)) in mu.iter().zip(sums.iter_mut()).enumerate() {
-        let m0 = s.splat(mur as f32);
-        let (g, x, y) = (&g[r * n..(r + 1) * n], &x[r * n..(r + 1) * n], y.map(|y| &y[r * n..(r + 1) * n]));
-        let zero = s.splat(0.0);
+        let (m0, c) = (s.splat(mur as f32), relu_row(s, relu, r));
+        let (g, x) = (&g[r * n..(r + 1) * n], &x[r * n..(r + 1) * n]);
         let (mut s0, mut s1, mut t0, mut t1) = (zero, zero, zero, zero);
         let mut j = 0;
         while j + 2 * l <= n {
-            let (ma, mb) = (masked(s, g, y, j, l), masked(s, g, y, j + l, l));
             let (xa, xb) = (E::load(s, &x[j..]), E::load(s, &x[j + l..]));
+            let ma = masked(s, E::load(s, &g[j..]), xa, c, thr);
+            let mb = masked(s, E::load(s, &g[j + l..]), xb, c, thr);
             s0 = s.add(s0, ma);
             s1 = s.add(s1, mb);
             t0 = s.mul_add(ma, s.sub(xa, m0), t0);
@@ -164,8 +173,9 @@ fn sums_body<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, x: &[E], n: usize
         }
         while j < n {
             let len = l.min(n - j);
-            let m = masked(s, g, y, j, len);
-            let mut d = s.sub(ld(s, x, j, len), m0);
+            let xv = ld(s, x, j, len);
+            let m = masked(s, ld(s, g, j, len), xv, c, thr);
+            let mut d = s.sub(xv, m0);
             if len < l {
                 // Lanes past the row add +0, not 0·(0 − μ) (NaN for μ = ±Inf).
                 d = s.select(s.first_lanes(len), d, zero);
@@ -184,7 +194,7 @@ fn sums_body<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, x: &[E], n: usize
 pub(crate) fn grad_sums_rows<S: Simd>(
     s: S,
     g: Src<'_>,
-    mask: Option<Src<'_>>,
+    relu: Option<&[[f64; 4]]>,
     x: Src<'_>,
     rows: usize,
     n: usize,
@@ -195,50 +205,57 @@ pub(crate) fn grad_sums_rows<S: Simd>(
     fn typed<S: Simd, E: Pick>(
         s: S,
         g: &Src<'_>,
-        mask: &Option<Src<'_>>,
+        relu: Option<&[[f64; 4]]>,
         x: &Src<'_>,
         n: usize,
         mu: &[f64],
         sums: &mut [[f64; 2]],
     ) -> bool {
-        let (Some(g), Some(y), Some(x)) = (E::src(g), pick_mask::<E>(mask), E::src(x)) else { return false };
-        sums_body::<S, E>(s, g, y, x, n, mu, sums);
+        let (Some(g), Some(x)) = (E::src(g), E::src(x)) else { return false };
+        sums_body::<S, E>(s, g, relu, x, n, mu, sums);
         true
     }
     let (mu, sums_r) = (&mu[..rows], &mut sums[..rows]);
     let done = match x {
-        Src::F32(_) => typed::<S, f32>(s, &g, &mask, &x, n, mu, sums_r),
-        Src::F16(_) => typed::<S, f16>(s, &g, &mask, &x, n, mu, sums_r),
-        Src::Bf16(_) => typed::<S, bf16>(s, &g, &mask, &x, n, mu, sums_r),
+        Src::F32(_) => typed::<S, f32>(s, &g, relu, &x, n, mu, sums_r),
+        Src::F16(_) => typed::<S, f16>(s, &g, relu, &x, n, mu, sums_r),
+        Src::Bf16(_) => typed::<S, bf16>(s, &g, relu, &x, n, mu, sums_r),
         Src::F64(_) => false,
     };
     if !done {
-        reference::grad_sums_rows_scalar(g, mask, x, rows, n, mu, sums)
+        reference::grad_sums_rows_scalar(g, relu, x, rows, n, mu, sums)
     }
 }
 
 #[inline(always)]
-fn grad_body<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, x: &[E], n: usize, k: &[[f64; 4]], dx: &mut [E]) {
+#[allow(clippy::too_many_arguments)]
+fn grad_body<S: Simd, E: Pick>(
+    s: S,
+    g: &[E],
+    relu: Option<&[[f64; 4]]>,
+    x: &[E],
+    n: usize,
+    k: &[[f64; 4]],
+    dx: &mut [E],
+) {
     let l = S::LANES;
+    let thr = s.splat(E::ROUNDS_TO_ZERO);
     for (r, kr) in k.iter().enumerate() {
-        let c = splat4(s, kr);
-        let (g, x, y, d) = (
-            &g[r * n..(r + 1) * n],
-            &x[r * n..(r + 1) * n],
-            y.map(|y| &y[r * n..(r + 1) * n]),
-            &mut dx[r * n..(r + 1) * n],
-        );
+        let (k, c) = (splat4(s, kr), relu_row(s, relu, r));
+        let (g, x, d) = (&g[r * n..(r + 1) * n], &x[r * n..(r + 1) * n], &mut dx[r * n..(r + 1) * n]);
         let mut j = 0;
         while j + 2 * l <= n {
-            let (ma, mb) = (masked(s, g, y, j, l), masked(s, g, y, j + l, l));
             let (xa, xb) = (E::load(s, &x[j..]), E::load(s, &x[j + l..]));
-            E::store(s, &mut d[j..], dx_of(s, ma, xa, c));
-            E::store(s, &mut d[j + l..], dx_of(s, mb, xb, c));
+            let ma = masked(s, E::load(s, &g[j..]), xa, c, thr);
+            let mb = masked(s, E::load(s, &g[j + l..]), xb, c, thr);
+            E::store(s, &mut d[j..], dx_of(s, ma, xa, k));
+            E::store(s, &mut d[j + l..], dx_of(s, mb, xb, k));
             j += 2 * l;
         }
         while j < n {
             let len = l.min(n - j);
-            st(s, d, j, len, dx_of(s, masked(s, g, y, j, len), ld(s, x, j, len), c));
+            let xv = ld(s, x, j, len);
+            st(s, d, j, len, dx_of(s, masked(s, ld(s, g, j, len), xv, c, thr), xv, k));
             j += len;
         }
     }
@@ -250,7 +267,7 @@ fn grad_body<S: Simd, E: Elem>(s: S, g: &[E], y: Option<&[E]>, x: &[E], n: usize
 pub(crate) fn grad_rows<S: Simd>(
     s: S,
     g: Src<'_>,
-    mask: Option<Src<'_>>,
+    relu: Option<&[[f64; 4]]>,
     x: Src<'_>,
     rows: usize,
     n: usize,
@@ -262,26 +279,24 @@ pub(crate) fn grad_rows<S: Simd>(
     fn typed<S: Simd, E: Pick>(
         s: S,
         g: &Src<'_>,
-        mask: &Option<Src<'_>>,
+        relu: Option<&[[f64; 4]]>,
         x: &Src<'_>,
         n: usize,
         k: &[[f64; 4]],
         dx: &mut Dst<'_>,
     ) -> bool {
-        let (Some(g), Some(y), Some(x), Some(d)) = (E::src(g), pick_mask::<E>(mask), E::src(x), E::dst(dx)) else {
-            return false;
-        };
-        grad_body::<S, E>(s, g, y, x, n, k, d);
+        let (Some(g), Some(x), Some(d)) = (E::src(g), E::src(x), E::dst(dx)) else { return false };
+        grad_body::<S, E>(s, g, relu, x, n, k, d);
         true
     }
     let k = &k[..rows];
     let done = match x {
-        Src::F32(_) => typed::<S, f32>(s, &g, &mask, &x, n, k, &mut dx),
-        Src::F16(_) => typed::<S, f16>(s, &g, &mask, &x, n, k, &mut dx),
-        Src::Bf16(_) => typed::<S, bf16>(s, &g, &mask, &x, n, k, &mut dx),
+        Src::F32(_) => typed::<S, f32>(s, &g, relu, &x, n, k, &mut dx),
+        Src::F16(_) => typed::<S, f16>(s, &g, relu, &x, n, k, &mut dx),
+        Src::Bf16(_) => typed::<S, bf16>(s, &g, relu, &x, n, k, &mut dx),
         Src::F64(_) => false,
     };
     if !done {
-        reference::grad_rows_scalar(g, mask, x, rows, n, k, dx)
+        reference::grad_rows_scalar(g, relu, x, rows, n, k, dx)
     }
 }

@@ -60,8 +60,8 @@ entries! {
     fn sgd_scaled_neon(p: &Sgd, w: &mut [f32], g: Src<'_>, inv_scale: f32, buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd_scaled::<Neon>;
     fn adam_scaled_neon(a: &AdamStep, w: &mut [f32], g: Src<'_>, inv_scale: f32, m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam_scaled::<Neon>;
     fn norm_affine_rows_neon(x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], relu: bool, y: Dst<'_>) = norm::affine_rows::<Neon>;
-    fn norm_grad_sums_rows_neon(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, mu: &[f64], sums: &mut [[f64; 2]]) = norm::grad_sums_rows::<Neon>;
-    fn norm_grad_rows_neon(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], dx: Dst<'_>) = norm::grad_rows::<Neon>;
+    fn norm_grad_sums_rows_neon(g: Src<'_>, relu: Option<&[[f64; 4]]>, x: Src<'_>, rows: usize, n: usize, mu: &[f64], sums: &mut [[f64; 2]]) = norm::grad_sums_rows::<Neon>;
+    fn norm_grad_rows_neon(g: Src<'_>, relu: Option<&[[f64; 4]]>, x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], dx: Dst<'_>) = norm::grad_rows::<Neon>;
 }
 
 /// Overrides the entries this path implements.

@@ -59,8 +59,8 @@ entries! {
     fn sgd_scaled_avx2(p: &Sgd, w: &mut [f32], g: Src<'_>, inv_scale: f32, buf: Option<&mut [f32]>, first: bool, copy: Option<Dst<'_>>) = optim::sgd_scaled::<Avx2>;
     fn adam_scaled_avx2(a: &AdamStep, w: &mut [f32], g: Src<'_>, inv_scale: f32, m: &mut [f32], v: &mut [f32], copy: Option<Dst<'_>>) = optim::adam_scaled::<Avx2>;
     fn norm_affine_rows_avx2(x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], relu: bool, y: Dst<'_>) = norm::affine_rows::<Avx2>;
-    fn norm_grad_sums_rows_avx2(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, mu: &[f64], sums: &mut [[f64; 2]]) = norm::grad_sums_rows::<Avx2>;
-    fn norm_grad_rows_avx2(g: Src<'_>, mask: Option<Src<'_>>, x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], dx: Dst<'_>) = norm::grad_rows::<Avx2>;
+    fn norm_grad_sums_rows_avx2(g: Src<'_>, relu: Option<&[[f64; 4]]>, x: Src<'_>, rows: usize, n: usize, mu: &[f64], sums: &mut [[f64; 2]]) = norm::grad_sums_rows::<Avx2>;
+    fn norm_grad_rows_avx2(g: Src<'_>, relu: Option<&[[f64; 4]]>, x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], dx: Dst<'_>) = norm::grad_rows::<Avx2>;
 }
 
 /// Overrides the entries this path implements.
