@@ -58,7 +58,9 @@ fn splat4<S: Simd>(s: S, k: &[f64; 4]) -> [S::F; 4] {
 }
 
 /// The forward constants of row `r`, if the gradient is masked by the ReLU.
+/// (A `match`, not `Option::map`: the closure would not inline.)
 #[inline(always)]
+#[allow(clippy::manual_map)]
 fn relu_row<S: Simd>(s: S, relu: Option<&[[f64; 4]]>, r: usize) -> Option<[S::F; 4]> {
     match relu {
         Some(k) => Some(splat4(s, &k[r])),
