@@ -8,7 +8,7 @@ use mixprec_kernels::{Isa, dispatch_report, features};
 /// "family." prefix, paths)`. Each listed kernel must still be scalar there:
 /// once a path implements it the test fails until the entry is narrowed or
 /// removed, so this list only shrinks.
-const PENDING: &[(&str, &[Isa])] = &[("reduce.max_pool2x2", &[Isa::Neon])];
+const PENDING: &[(&str, &[Isa])] = &[];
 
 fn pending(kernel: &str, isa: Isa) -> bool {
     PENDING.iter().any(|(k, isas)| (kernel == *k || (k.ends_with('.') && kernel.starts_with(k))) && isas.contains(&isa))

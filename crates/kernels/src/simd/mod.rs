@@ -20,6 +20,7 @@ pub(crate) mod lstm;
 pub(crate) mod math;
 pub(crate) mod norm;
 pub(crate) mod optim;
+pub(crate) mod pool;
 pub(crate) mod reduce;
 
 use half::{bf16, f16};

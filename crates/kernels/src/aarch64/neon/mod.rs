@@ -1,11 +1,13 @@
 //! The `neon` path: Advanced SIMD, 8 f32 lanes per vector (two registers);
 //! native FP16 arithmetic and `fmlal` dot products where FEAT_FP16/FHM are
-//! present (`fp16.rs`); GEMM micro-kernels and packers in `gemm.rs`.
+//! present (`fp16.rs`); GEMM micro-kernels and packers in `gemm.rs`; the
+//! integer-key 2×2 max pool in `pool.rs`.
 //! `install` overrides the entries of the table this path implements; the
 //! kernels are the generic bodies of `crate::simd` on the [`Neon`] token.
 
 mod fp16;
 pub mod gemm;
+mod pool;
 mod simd;
 
 pub(crate) use simd::Neon;
@@ -47,6 +49,7 @@ entries! {
     fn reduce_cols_neon(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<Neon>;
     fn arg_rows_neon(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<Neon>;
     fn arg_cols_neon(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_cols::<Neon>;
+    fn max_pool2x2_neon(planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8]) = crate::simd::pool::max_pool2x2::<Neon>;
     fn softmax_rows_neon(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_rows::<Neon>;
     fn softmax_cols_neon(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_cols::<Neon>;
     fn softmax_grad_rows_neon(op: SoftmaxOp, g: Src<'_>, y: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_grad_rows::<Neon>;
@@ -91,6 +94,7 @@ pub(crate) fn install(k: &mut Kernels, features: Features) {
     k.reduce.cols = kernel!(reduce_cols_neon);
     k.reduce.arg_rows = kernel!(arg_rows_neon);
     k.reduce.arg_cols = kernel!(arg_cols_neon);
+    k.reduce.max_pool2x2 = kernel!(max_pool2x2_neon);
     k.reduce.softmax_rows = kernel!(softmax_rows_neon);
     k.reduce.softmax_cols = kernel!(softmax_cols_neon);
     k.reduce.softmax_grad_rows = kernel!(softmax_grad_rows_neon);

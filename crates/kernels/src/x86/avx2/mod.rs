@@ -45,7 +45,7 @@ entries! {
     fn reduce_cols_avx2(op: ReduceOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::cols::<Avx2>;
     fn arg_rows_avx2(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_rows::<Avx2>;
     fn arg_cols_avx2(op: ArgOp, x: Src<'_>, rows: usize, n: usize, out: &mut [usize]) = reduce::arg_cols::<Avx2>;
-    fn max_pool2x2_avx2(planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8]) = pool::max_pool2x2;
+    fn max_pool2x2_avx2(planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8]) = crate::simd::pool::max_pool2x2::<Avx2>;
     fn softmax_rows_avx2(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_rows::<Avx2>;
     fn softmax_cols_avx2(op: SoftmaxOp, x: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_cols::<Avx2>;
     fn softmax_grad_rows_avx2(op: SoftmaxOp, g: Src<'_>, y: Src<'_>, rows: usize, n: usize, out: Dst<'_>) = reduce::softmax_grad_rows::<Avx2>;

@@ -9,53 +9,8 @@
 
 use std::arch::x86_64::*;
 
-use half::{bf16, f16};
-
 use super::Avx2;
-use crate::slice::{Dst, Src};
-
-/// Windows per block.
-const BLOCK: usize = 8;
-
-/// The 2×2 pool of `planes` planes; f64 goes to the reference.
-#[inline(always)]
-pub(crate) fn max_pool2x2(s: Avx2, planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8]) {
-    match (x, y) {
-        (Src::F32(x), Dst::F32(y)) => planes_of(F32(s), planes, h, w, x, y, idx),
-        (Src::F16(x), Dst::F16(y)) => planes_of(Bits16(s, 0x7C00), planes, h, w, f16_bits(x), f16_bits_mut(y), idx),
-        (Src::Bf16(x), Dst::Bf16(y)) => planes_of(Bits16(s, 0x7F80), planes, h, w, bf16_bits(x), bf16_bits_mut(y), idx),
-        (x, y) => crate::scalar::reduce::max_pool2x2_scalar(planes, h, w, x, y, idx),
-    }
-}
-
-fn f16_bits(x: &[f16]) -> &[u16] {
-    // SAFETY: `f16` is `repr(transparent)` over `u16`; same length and alignment.
-    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
-}
-
-fn f16_bits_mut(x: &mut [f16]) -> &mut [u16] {
-    // SAFETY: `f16` is `repr(transparent)` over `u16`; every bit pattern is valid both ways.
-    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
-}
-
-fn bf16_bits(x: &[bf16]) -> &[u16] {
-    // SAFETY: `bf16` is `repr(transparent)` over `u16`; same length and alignment.
-    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
-}
-
-fn bf16_bits_mut(x: &mut [bf16]) -> &mut [u16] {
-    // SAFETY: `bf16` is `repr(transparent)` over `u16`; every bit pattern is valid both ways.
-    unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr().cast(), x.len()) }
-}
-
-/// Up to eight windows of one element type: `block(r0, r1, y, idx)` reads
-/// `2·n` elements of each of the two input rows and writes `n = y.len() ≤
-/// 8` outputs (a tail by masked loads: no copy, no read past the rows). A
-/// trait, not a closure, so everything inlines into the `#[target_feature]`
-/// entry (a closure would be compiled without the features).
-trait Block<T: Copy + Default>: Copy {
-    fn block(self, r0: &[T], r1: &[T], y: &mut [T], idx: &mut [u8]);
-}
+use crate::simd::pool::{BLOCK, Block, Pool};
 
 /// f32 windows.
 #[derive(Clone, Copy)]
@@ -65,31 +20,14 @@ struct F32(Avx2);
 #[derive(Clone, Copy)]
 struct Bits16(Avx2, i16);
 
-/// Runs `b` over each output row: its two input rows (`w` elements each,
-/// the first `2·⌊w/2⌋` used) and its outputs, eight windows at a time.
-#[inline(always)]
-fn planes_of<T: Copy + Default, B: Block<T>>(
-    b: B,
-    planes: usize,
-    h: usize,
-    w: usize,
-    x: &[T],
-    y: &mut [T],
-    idx: &mut [u8],
-) {
-    let (oh, ow) = (h / 2, w / 2);
-    if oh == 0 || ow == 0 {
-        return;
+impl Pool for Avx2 {
+    #[inline(always)]
+    fn f32(self) -> impl Block<f32> {
+        F32(self)
     }
-    for (p, (yp, ip)) in y.chunks_exact_mut(oh * ow).zip(idx.chunks_exact_mut(oh * ow)).take(planes).enumerate() {
-        let xp = &x[p * h * w..][..h * w];
-        for (oy, (yr, ir)) in yp.chunks_exact_mut(ow).zip(ip.chunks_exact_mut(ow)).enumerate() {
-            let a = &xp[2 * oy * w..][..2 * w];
-            for (j, (yb, ib)) in yr.chunks_mut(BLOCK).zip(ir.chunks_mut(BLOCK)).enumerate() {
-                let n = 2 * yb.len();
-                b.block(&a[2 * j * BLOCK..][..n], &a[w + 2 * j * BLOCK..][..n], yb, ib);
-            }
-        }
+    #[inline(always)]
+    fn bits16(self, inf: u16) -> impl Block<u16> {
+        Bits16(self, inf as i16)
     }
 }
 
