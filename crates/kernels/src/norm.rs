@@ -27,8 +27,18 @@ kernel_table! {
     }
 }
 
-fn check_block(what: &str, name: &str, len: usize, rows: usize, n: usize) {
-    assert_eq!(len, rows * n, "norm::{what}: {name} holds {len} elements, a {rows}×{n} block needs {}", rows * n);
+/// The operand checks of every pass: each `(name, length)` of `blocks`
+/// must be `rows × n`, each `(what it holds, length)` of `per_row` (`None`
+/// where the operand is absent) `rows`.
+fn check(what: &str, rows: usize, n: usize, blocks: &[(&str, usize)], per_row: &[(&str, Option<usize>)]) {
+    for &(name, len) in blocks {
+        assert_eq!(len, rows * n, "norm::{what}: {name} holds {len} elements, a {rows}×{n} block needs {}", rows * n);
+    }
+    for &(name, len) in per_row {
+        if let Some(len) = len {
+            assert_eq!(len, rows, "norm::{what}: {len} {name} for {rows} rows");
+        }
+    }
 }
 
 /// `y[r, p] = act(((x[r, p] − μ_r)·σ⁻¹_r)·γ_r + β_r)` with `[μ, σ⁻¹, γ, β] =
@@ -40,9 +50,7 @@ fn check_block(what: &str, name: &str, len: usize, rows: usize, n: usize) {
 /// # Panics
 /// If `x` or `y` does not hold `rows × n` elements or `k` does not hold `rows`.
 pub fn affine_rows(x: Src<'_>, rows: usize, n: usize, k: &[[f64; 4]], relu: bool, y: Dst<'_>) {
-    check_block("affine_rows", "x", x.len(), rows, n);
-    check_block("affine_rows", "y", y.len(), rows, n);
-    assert_eq!(k.len(), rows, "norm::affine_rows: {} row constants for {rows} rows", k.len());
+    check("affine_rows", rows, n, &[("x", x.len()), ("y", y.len())], &[("row constants", Some(k.len()))]);
     (active().norm.affine_rows.f)(x, rows, n, k, relu, y)
 }
 
@@ -69,13 +77,8 @@ pub fn grad_sums_rows(
     mu: &[f64],
     sums: &mut [[f64; 2]],
 ) {
-    check_block("grad_sums_rows", "g", g.len(), rows, n);
-    check_block("grad_sums_rows", "x", x.len(), rows, n);
-    if let Some(k) = relu {
-        assert_eq!(k.len(), rows, "norm::grad_sums_rows: {} forward constants for {rows} rows", k.len());
-    }
-    assert_eq!(mu.len(), rows, "norm::grad_sums_rows: {} means for {rows} rows", mu.len());
-    assert_eq!(sums.len(), rows, "norm::grad_sums_rows: {} sums for {rows} rows", sums.len());
+    let per_row = [("forward constants", relu.map(<[_]>::len)), ("means", Some(mu.len())), ("sums", Some(sums.len()))];
+    check("grad_sums_rows", rows, n, &[("g", g.len()), ("x", x.len())], &per_row);
     (active().norm.grad_sums_rows.f)(g, relu, x, rows, n, mu, sums)
 }
 
@@ -96,12 +99,7 @@ pub fn grad_rows(
     k: &[[f64; 4]],
     dx: Dst<'_>,
 ) {
-    check_block("grad_rows", "g", g.len(), rows, n);
-    check_block("grad_rows", "x", x.len(), rows, n);
-    check_block("grad_rows", "dx", dx.len(), rows, n);
-    if let Some(f) = relu {
-        assert_eq!(f.len(), rows, "norm::grad_rows: {} forward constants for {rows} rows", f.len());
-    }
-    assert_eq!(k.len(), rows, "norm::grad_rows: {} row constants for {rows} rows", k.len());
+    let per_row = [("forward constants", relu.map(<[_]>::len)), ("row constants", Some(k.len()))];
+    check("grad_rows", rows, n, &[("g", g.len()), ("x", x.len()), ("dx", dx.len())], &per_row);
     (active().norm.grad_rows.f)(g, relu, x, rows, n, k, dx)
 }

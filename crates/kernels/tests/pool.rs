@@ -13,65 +13,56 @@ use mixprec_kernels::slice::{Dst, Src};
 use mixprec_kernels::{Isa, table};
 use proptest::prelude::*;
 
-/// Random 16-bit float bits, one in three from the specials of the format
-/// whose +Inf is `inf`.
-fn bits16(seed: u64, n: usize, inf: u16) -> Vec<u16> {
-    let quiet = inf | (inf >> 1 & !inf);
-    let special = [
-        0,
-        0x8000,
-        1,
-        0x8001,
-        0x03FF,
-        0x83FF,
-        inf,
-        inf | 0x8000,
-        quiet,
-        quiet | 0x8000,
-        inf | 1,
-        0xFFFF,
-        0x3C00,
-        0xBC00,
-    ];
+/// Random float bits from the generator's states: one in three a special
+/// of `special`, else the pattern `draw(state)` gives beside the 32 random
+/// bits that choose.
+fn bits<T: Copy>(seed: u64, n: usize, special: &[T], draw: fn(u64) -> (u32, T)) -> Vec<T> {
     let mut s = seed;
     (0..n)
         .map(|_| {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let r = (s >> 33) as u32;
-            if r.is_multiple_of(3) { special[(r >> 8) as usize % special.len()] } else { (r >> 5) as u16 }
+            let (r, other) = draw(s);
+            if r.is_multiple_of(3) { special[(r >> 8) as usize % special.len()] } else { other }
         })
         .collect()
 }
 
-/// Random f32 bits with the f32 specials (and a few repeated values for ties).
-fn bits32(seed: u64, n: usize) -> Vec<u32> {
-    let special = [
-        0u32,
-        0x8000_0000,
-        1,
-        0x8000_0001,
-        0x007F_FFFF,
-        0x7F80_0000,
-        0xFF80_0000,
-        0x7FC0_0000,
-        0xFFC0_0000,
-        0x7F80_0001,
-        0xFFFF_FFFF,
-        0x3F80_0000,
-        0xBF80_0000,
-    ];
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let r = (s >> 32) as u32;
-            if r.is_multiple_of(3) {
-                special[(r >> 8) as usize % special.len()]
-            } else {
-                r.rotate_left(7) & 0xC0FF_FFFF
-            }
-        })
-        .collect()
+/// The specials of the 16-bit format whose +Inf is `inf`: ±0, subnormals,
+/// ±Inf, quiet and signalling NaNs of either sign, ±1 (f16's, a repeated
+/// value for ties).
+fn specials16(inf: u16) -> [u16; 14] {
+    let quiet = inf | (inf >> 1 & !inf);
+    [0, 0x8000, 1, 0x8001, 0x03FF, 0x83FF, inf, inf | 0x8000, quiet, quiet | 0x8000, inf | 1, 0xFFFF, 0x3C00, 0xBC00]
+}
+
+/// The f32 specials (and a few repeated values for ties).
+const SPECIALS32: [u32; 13] = [
+    0,
+    0x8000_0000,
+    1,
+    0x8000_0001,
+    0x007F_FFFF,
+    0x7F80_0000,
+    0xFF80_0000,
+    0x7FC0_0000,
+    0xFFC0_0000,
+    0x7F80_0001,
+    0xFFFF_FFFF,
+    0x3F80_0000,
+    0xBF80_0000,
+];
+
+/// Any 16-bit pattern.
+fn draw16(s: u64) -> (u32, u16) {
+    let r = (s >> 33) as u32;
+    (r, (r >> 5) as u16)
+}
+
+/// An f32 pattern of either sign whose exponent field is 0, 1, 128 or 129
+/// (subnormals, the smallest normals, magnitudes in [2, 8)).
+fn draw32(s: u64) -> (u32, u32) {
+    let r = (s >> 32) as u32;
+    (r, r.rotate_left(7) & 0xC0FF_FFFF)
 }
 
 /// Runs every path on `x[off..]` and checks each against the reference;
@@ -129,16 +120,16 @@ proptest! {
     #[test]
     fn f16_and_bf16_paths_match_the_reference((planes, h, w) in shape(), off in 0usize..9, seed in any::<u64>()) {
         let n = planes * h * w + off;
-        let x: Vec<f16> = bits16(seed, n, 0x7C00).into_iter().map(f16::from_bits).collect();
+        let x: Vec<f16> = bits(seed, n, &specials16(0x7C00), draw16).into_iter().map(f16::from_bits).collect();
         check(planes, h, w, &x, off, f16::from_bits(0x5555), |s| Src::F16(s), |d| Dst::F16(d), |v| u64::from(v.to_bits()))?;
-        let x: Vec<bf16> = bits16(seed ^ 1, n, 0x7F80).into_iter().map(bf16::from_bits).collect();
+        let x: Vec<bf16> = bits(seed ^ 1, n, &specials16(0x7F80), draw16).into_iter().map(bf16::from_bits).collect();
         check(planes, h, w, &x, off, bf16::from_bits(0x5555), |s| Src::Bf16(s), |d| Dst::Bf16(d), |v| u64::from(v.to_bits()))?;
     }
 
     #[test]
     fn f32_and_f64_paths_match_the_reference((planes, h, w) in shape(), off in 0usize..9, seed in any::<u64>()) {
         let n = planes * h * w + off;
-        let x: Vec<f32> = bits32(seed, n).into_iter().map(f32::from_bits).collect();
+        let x: Vec<f32> = bits(seed, n, &SPECIALS32, draw32).into_iter().map(f32::from_bits).collect();
         check(planes, h, w, &x, off, 12288.0, |s| Src::F32(s), |d| Dst::F32(d), |v| u64::from(v.to_bits()))?;
         let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         check(planes, h, w, &x, off, 12288.0, |s| Src::F64(s), |d| Dst::F64(d), f64::to_bits)?;

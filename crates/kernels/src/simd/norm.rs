@@ -38,6 +38,33 @@ pick!(f32, F32, 0.0);
 pick!(f16, F16, crate::scalar::norm::F16_ROUNDS_TO_ZERO);
 pick!(bf16, Bf16, crate::scalar::norm::BF16_ROUNDS_TO_ZERO);
 
+/// Runs `$typed` with `$E` the element type of `$x` (f32, f16 or bf16)
+/// where every `$v = $pick` picks its operand as that type (`Some`), else
+/// (f64, or operands of different types) `$reference`. A macro, not a
+/// closure, so everything inlines into the `#[target_feature]` entry.
+macro_rules! typed_or_reference {
+    ($x:expr, $E:ident, ($($v:ident = $pick:expr),+) => $typed:expr, else $reference:expr) => {{
+        let done = match $x {
+            Src::F32(_) => typed_or_reference!(@as f32, $E, ($($v = $pick),+) => $typed),
+            Src::F16(_) => typed_or_reference!(@as f16, $E, ($($v = $pick),+) => $typed),
+            Src::Bf16(_) => typed_or_reference!(@as bf16, $E, ($($v = $pick),+) => $typed),
+            Src::F64(_) => false,
+        };
+        if !done {
+            $reference
+        }
+    }};
+    (@as $t:ty, $E:ident, ($($v:ident = $pick:expr),+) => $typed:expr) => {{
+        type $E = $t;
+        if let ($(Some($v)),+) = ($($pick),+) {
+            $typed;
+            true
+        } else {
+            false
+        }
+    }};
+}
+
 /// `LANES` (or `len < LANES`, other lanes 0) elements at `at`.
 #[inline(always)]
 fn ld<S: Simd, E: Elem>(s: S, v: &[E], at: usize, len: usize) -> S::F {
@@ -128,22 +155,9 @@ pub(crate) fn affine_rows<S: Simd>(
     relu: bool,
     mut y: Dst<'_>,
 ) {
-    #[inline(always)]
-    fn typed<S: Simd, E: Pick>(s: S, x: &Src<'_>, n: usize, k: &[[f64; 4]], relu: bool, y: &mut Dst<'_>) -> bool {
-        let (Some(x), Some(y)) = (E::src(x), E::dst(y)) else { return false };
-        affine_body::<S, E>(s, x, n, k, relu, y);
-        true
-    }
     let k = &k[..rows];
-    let done = match x {
-        Src::F32(_) => typed::<S, f32>(s, &x, n, k, relu, &mut y),
-        Src::F16(_) => typed::<S, f16>(s, &x, n, k, relu, &mut y),
-        Src::Bf16(_) => typed::<S, bf16>(s, &x, n, k, relu, &mut y),
-        Src::F64(_) => false,
-    };
-    if !done {
-        reference::affine_rows_scalar(x, rows, n, k, relu, y)
-    }
+    typed_or_reference!(x, E, (xe = E::src(&x), ye = E::dst(&mut y)) => affine_body::<S, E>(s, xe, n, k, relu, ye),
+        else reference::affine_rows_scalar(x, rows, n, k, relu, y))
 }
 
 #[inline(always)]
@@ -203,30 +217,9 @@ pub(crate) fn grad_sums_rows<S: Simd>(
     mu: &[f64],
     sums: &mut [[f64; 2]],
 ) {
-    #[inline(always)]
-    fn typed<S: Simd, E: Pick>(
-        s: S,
-        g: &Src<'_>,
-        relu: Option<&[[f64; 4]]>,
-        x: &Src<'_>,
-        n: usize,
-        mu: &[f64],
-        sums: &mut [[f64; 2]],
-    ) -> bool {
-        let (Some(g), Some(x)) = (E::src(g), E::src(x)) else { return false };
-        sums_body::<S, E>(s, g, relu, x, n, mu, sums);
-        true
-    }
     let (mu, sums_r) = (&mu[..rows], &mut sums[..rows]);
-    let done = match x {
-        Src::F32(_) => typed::<S, f32>(s, &g, relu, &x, n, mu, sums_r),
-        Src::F16(_) => typed::<S, f16>(s, &g, relu, &x, n, mu, sums_r),
-        Src::Bf16(_) => typed::<S, bf16>(s, &g, relu, &x, n, mu, sums_r),
-        Src::F64(_) => false,
-    };
-    if !done {
-        reference::grad_sums_rows_scalar(g, relu, x, rows, n, mu, sums)
-    }
+    typed_or_reference!(x, E, (ge = E::src(&g), xe = E::src(&x)) => sums_body::<S, E>(s, ge, relu, xe, n, mu, sums_r),
+        else reference::grad_sums_rows_scalar(g, relu, x, rows, n, mu, sums))
 }
 
 #[inline(always)]
@@ -276,29 +269,7 @@ pub(crate) fn grad_rows<S: Simd>(
     k: &[[f64; 4]],
     mut dx: Dst<'_>,
 ) {
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn typed<S: Simd, E: Pick>(
-        s: S,
-        g: &Src<'_>,
-        relu: Option<&[[f64; 4]]>,
-        x: &Src<'_>,
-        n: usize,
-        k: &[[f64; 4]],
-        dx: &mut Dst<'_>,
-    ) -> bool {
-        let (Some(g), Some(x), Some(d)) = (E::src(g), E::src(x), E::dst(dx)) else { return false };
-        grad_body::<S, E>(s, g, relu, x, n, k, d);
-        true
-    }
     let k = &k[..rows];
-    let done = match x {
-        Src::F32(_) => typed::<S, f32>(s, &g, relu, &x, n, k, &mut dx),
-        Src::F16(_) => typed::<S, f16>(s, &g, relu, &x, n, k, &mut dx),
-        Src::Bf16(_) => typed::<S, bf16>(s, &g, relu, &x, n, k, &mut dx),
-        Src::F64(_) => false,
-    };
-    if !done {
-        reference::grad_rows_scalar(g, relu, x, rows, n, k, dx)
-    }
+    typed_or_reference!(x, E, (ge = E::src(&g), xe = E::src(&x), de = E::dst(&mut dx)) => grad_body::<S, E>(s, ge, relu, xe, n, k, de),
+        else reference::grad_rows_scalar(g, relu, x, rows, n, k, dx))
 }
