@@ -21,23 +21,28 @@ pub(crate) trait Block<T: Copy>: Copy {
     fn block(self, r0: &[T], r1: &[T], y: &mut [T], idx: &mut [u8]);
 }
 
-/// The blocks of one path: f32 windows, and f16 or bf16 windows on their
-/// bits (`inf` is `0x7C00` or `0x7F80`).
-pub(crate) trait Pool: Copy {
-    fn f32(self) -> impl Block<f32>;
-    fn bits16(self, inf: u16) -> impl Block<u16>;
-}
+/// f32 windows on the path `S`.
+#[derive(Clone, Copy)]
+pub(crate) struct F32<S>(pub(crate) S);
 
-/// The 2×2 pool of `planes` planes on the path `p`; f64 goes to the reference.
+/// f16 (`inf` `0x7C00`) or bf16 (`0x7F80`) windows on the path `S`, on their bits.
+#[derive(Clone, Copy)]
+pub(crate) struct Bits16<S>(pub(crate) S, pub(crate) i16);
+
+/// The 2×2 pool of `planes` planes on the path `S`; f64 goes to the reference.
 #[inline(always)]
-pub(crate) fn max_pool2x2<P: Pool>(p: P, planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8]) {
+pub(crate) fn max_pool2x2<S: Copy>(s: S, planes: usize, h: usize, w: usize, x: Src<'_>, y: Dst<'_>, idx: &mut [u8])
+where
+    F32<S>: Block<f32>,
+    Bits16<S>: Block<u16>,
+{
     match (x, y) {
-        (Src::F32(x), Dst::F32(y)) => planes_of(p.f32(), planes, h, w, x, y, idx),
+        (Src::F32(x), Dst::F32(y)) => planes_of(F32(s), planes, h, w, x, y, idx),
         (Src::F16(x), Dst::F16(y)) => {
-            planes_of(p.bits16(0x7C00), planes, h, w, x.reinterpret_cast(), y.reinterpret_cast_mut(), idx)
+            planes_of(Bits16(s, 0x7C00), planes, h, w, x.reinterpret_cast(), y.reinterpret_cast_mut(), idx)
         }
         (Src::Bf16(x), Dst::Bf16(y)) => {
-            planes_of(p.bits16(0x7F80), planes, h, w, x.reinterpret_cast(), y.reinterpret_cast_mut(), idx)
+            planes_of(Bits16(s, 0x7F80), planes, h, w, x.reinterpret_cast(), y.reinterpret_cast_mut(), idx)
         }
         (x, y) => crate::scalar::reduce::max_pool2x2_scalar(planes, h, w, x, y, idx),
     }

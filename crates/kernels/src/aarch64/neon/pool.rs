@@ -12,26 +12,7 @@
 use std::arch::aarch64::*;
 
 use super::Neon;
-use crate::simd::pool::{BLOCK, Block, Pool};
-
-/// f32 windows.
-#[derive(Clone, Copy)]
-struct F32(Neon);
-
-/// f16 (`inf` `0x7C00`) or bf16 (`0x7F80`) windows, on their bits.
-#[derive(Clone, Copy)]
-struct Bits16(Neon, i16);
-
-impl Pool for Neon {
-    #[inline(always)]
-    fn f32(self) -> impl Block<f32> {
-        F32(self)
-    }
-    #[inline(always)]
-    fn bits16(self, inf: u16) -> impl Block<u16> {
-        Bits16(self, inf as i16)
-    }
-}
+use crate::simd::pool::{BLOCK, Bits16, Block, F32};
 
 /// A full block of [`BLOCK`] windows: two rows of `2·BLOCK` elements in,
 /// `BLOCK` values and offsets out.
@@ -58,21 +39,21 @@ fn by_full<T: Copy + Default, B: Full<T>>(b: B, r0: &[T], r1: &[T], y: &mut [T],
     }
 }
 
-impl Block<u16> for Bits16 {
+impl Block<u16> for Bits16<Neon> {
     #[inline(always)]
     fn block(self, r0: &[u16], r1: &[u16], y: &mut [u16], idx: &mut [u8]) {
         by_full(self, r0, r1, y, idx);
     }
 }
 
-impl Block<f32> for F32 {
+impl Block<f32> for F32<Neon> {
     #[inline(always)]
     fn block(self, r0: &[f32], r1: &[f32], y: &mut [f32], idx: &mut [u8]) {
         by_full(self, r0, r1, y, idx);
     }
 }
 
-impl Full<u16> for Bits16 {
+impl Full<u16> for Bits16<Neon> {
     #[inline(always)]
     fn full(self, r0: &[u16; 2 * BLOCK], r1: &[u16; 2 * BLOCK], y: &mut [u16; BLOCK], idx: &mut [u8; BLOCK]) {
         // SAFETY: Advanced SIMD present (the `Neon` token); each `ld2` reads
@@ -88,7 +69,7 @@ impl Full<u16> for Bits16 {
     }
 }
 
-impl Full<f32> for F32 {
+impl Full<f32> for F32<Neon> {
     #[inline(always)]
     fn full(self, r0: &[f32; 2 * BLOCK], r1: &[f32; 2 * BLOCK], y: &mut [f32; BLOCK], idx: &mut [u8; BLOCK]) {
         const HALF: usize = BLOCK / 2;

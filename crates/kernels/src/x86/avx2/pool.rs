@@ -10,26 +10,7 @@
 use std::arch::x86_64::*;
 
 use super::Avx2;
-use crate::simd::pool::{BLOCK, Block, Pool};
-
-/// f32 windows.
-#[derive(Clone, Copy)]
-struct F32(Avx2);
-
-/// f16 (`inf` `0x7C00`) or bf16 (`0x7F80`) windows, on their bits.
-#[derive(Clone, Copy)]
-struct Bits16(Avx2, i16);
-
-impl Pool for Avx2 {
-    #[inline(always)]
-    fn f32(self) -> impl Block<f32> {
-        F32(self)
-    }
-    #[inline(always)]
-    fn bits16(self, inf: u16) -> impl Block<u16> {
-        Bits16(self, inf as i16)
-    }
-}
+use crate::simd::pool::{BLOCK, Bits16, Block, F32};
 
 /// Lanes `< n` of 8 32-bit lanes set.
 #[inline(always)]
@@ -79,7 +60,7 @@ fn split(r: &[f32]) -> (__m256i, __m256i) {
     }
 }
 
-impl Block<u16> for Bits16 {
+impl Block<u16> for Bits16<Avx2> {
     #[inline(always)]
     fn block(self, r0: &[u16], r1: &[u16], y: &mut [u16], idx: &mut [u8]) {
         let n = y.len();
@@ -114,7 +95,7 @@ impl Block<u16> for Bits16 {
     }
 }
 
-impl Block<f32> for F32 {
+impl Block<f32> for F32<Avx2> {
     #[inline(always)]
     fn block(self, r0: &[f32], r1: &[f32], y: &mut [f32], idx: &mut [u8]) {
         let n = y.len();
