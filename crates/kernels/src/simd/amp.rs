@@ -130,28 +130,35 @@ pub(crate) fn sum_squares<S: Simd>(s: S, slices: &[&[f32]]) -> f32 {
     s.reduce_add(s.add(s.add(a0, a1), s.add(a2, a3)))
 }
 
+/// `|v|`, NaN and ±Inf lanes replaced by +0. A function, not a closure: a
+/// closure is compiled without the entry's target features, so its token
+/// methods would stay out-of-line calls.
+#[inline(always)]
+fn finite_abs<S: Simd>(s: S, v: S::F) -> S::F {
+    s.select(s.non_finite(v), s.splat(0.0), s.abs(v))
+}
+
 /// The largest finite `|x|` of each lane's elements (NaN and ±Inf replaced
 /// by +0 before the max), then of the lanes: a max returns one of its
 /// inputs and the widening is exact, so the result is the reference's.
 #[inline(always)]
 fn max_abs_finite_of<S: Simd, A: Elem>(s: S, x: &[A]) -> f32 {
     let zero = s.splat(0.0);
-    let keep = |v: S::F| s.select(s.non_finite(v), zero, s.abs(v));
     // Two accumulators so consecutive vectors do not wait on one `max` chain.
     let (mut m0, mut m1) = (zero, zero);
     let mut c2 = x.chunks_exact(2 * S::LANES);
     for c in &mut c2 {
-        m0 = s.max(m0, keep(A::load(s, c)));
-        m1 = s.max(m1, keep(A::load(s, &c[S::LANES..])));
+        m0 = s.max(m0, finite_abs(s, A::load(s, c)));
+        m1 = s.max(m1, finite_abs(s, A::load(s, &c[S::LANES..])));
     }
     let rest = c2.remainder();
     let (full, tail) = rest.split_at(rest.len() / S::LANES * S::LANES);
     if !full.is_empty() {
-        m0 = s.max(m0, keep(A::load(s, full)));
+        m0 = s.max(m0, finite_abs(s, A::load(s, full)));
     }
     if !tail.is_empty() {
         // Padding lanes load as +0, which never exceeds a magnitude.
-        m1 = s.max(m1, keep(A::load_partial(s, tail)));
+        m1 = s.max(m1, finite_abs(s, A::load_partial(s, tail)));
     }
     let mut lanes = [0.0f32; 16];
     s.store_f32(&mut lanes[..S::LANES], s.max(m0, m1));

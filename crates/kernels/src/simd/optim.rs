@@ -28,6 +28,17 @@ fn ld_g<S: Simd, G: Elem>(s: S, g: &[G], k: usize, tail: bool, scale: Option<S::
     }
 }
 
+/// `c` splatted, if any. (A `match`, not `Option::map`: the closure would be
+/// compiled without the entry's target features.)
+#[inline(always)]
+#[allow(clippy::manual_map)]
+fn splat_some<S: Simd>(s: S, c: Option<f32>) -> Option<S::F> {
+    match c {
+        Some(c) => Some(s.splat(c)),
+        None => None,
+    }
+}
+
 #[inline(always)]
 fn st<S: Simd>(s: S, x: &mut [f32], k: usize, tail: bool, v: S::F) {
     if tail { s.store_f32_partial(&mut x[k..], v) } else { s.store_f32(&mut x[k..], v) }
@@ -69,7 +80,7 @@ fn sgd_body<S: Simd, G: Elem, B: Elem>(
     let (wd, mom, keep, lr) =
         (s.splat(p.weight_decay), s.splat(p.momentum), s.splat((1.0 - p.dampening as f64) as f32), s.splat(-p.lr));
     let (use_wd, use_mom) = (p.weight_decay != 0.0, p.momentum != 0.0);
-    let scale = scale.map(|c| s.splat(c));
+    let scale = splat_some(s, scale);
     let n = w.len();
     let mut k = 0;
     while k < n {
@@ -154,7 +165,7 @@ fn adam_body<S: Simd, G: Elem, B: Elem>(
     let (bc2_sqrt, eps, step) = (s.splat(a.bc2_sqrt), s.splat(a.eps), s.splat(-a.step_size));
     let (small, big) = (a.one_minus_beta1.abs() < 0.5, s.splat(a.one_minus_beta1 - 1.0));
     let (use_decay, use_l2) = (a.decay != 1.0, a.l2 != 0.0);
-    let scale = scale.map(|c| s.splat(c));
+    let scale = splat_some(s, scale);
     let n = w.len();
     let mut k = 0;
     while k < n {

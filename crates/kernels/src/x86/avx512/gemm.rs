@@ -939,6 +939,13 @@ impl DotRow for bf16 {
     }
 }
 
+/// `v[j]`, or `z` past the end. A function, not a closure: a closure is
+/// compiled without the entry's target features.
+#[inline(always)]
+fn or_zero<const N: usize>(v: &[__m512; N], j: usize, z: __m512) -> __m512 {
+    if j < N { v[j] } else { z }
+}
+
 /// Lane j of the result is the sum of the 16 lanes of `v[j]` (zero past N),
 /// in a fixed tree: lanes 4 apart, then 2 apart inside each 128-bit block,
 /// then the blocks pairwise — 45 shuffles and adds for 16 sums.
@@ -947,10 +954,9 @@ fn hsum16<const N: usize>(v: &[__m512; N]) -> __m512 {
     // SAFETY: register-only arithmetic; the callers enable AVX-512F.
     unsafe {
         let z = _mm512_setzero_ps();
-        let g = |j: usize| if j < N { v[j] } else { z };
         let mut s = [z; 8];
         for (h, x) in s.iter_mut().enumerate() {
-            let (a, b) = (g(2 * h), g(2 * h + 1));
+            let (a, b) = (or_zero(v, 2 * h, z), or_zero(v, 2 * h + 1, z));
             *x = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
         }
         let mut t = [z; 4];
