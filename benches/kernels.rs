@@ -9,7 +9,8 @@
 //!
 //! `cargo bench --bench kernels -- <filter>`; cast sizes span L2 (64K), L3
 //! (1M) and DRAM (16M elements). Groups: `cast_*`, `amp`, `ew/*`,
-//! `reduce/*`, `log_softmax_rows_1024`, `cross_entropy/*`, `optim/1M`.
+//! `reduce/*`, `max_pool2x2/*`, `log_softmax_rows_1024`, `cross_entropy/*`,
+//! `optim/1M`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -279,6 +280,31 @@ fn reductions(c: &mut Criterion) {
     g.finish();
 }
 
+/// `reduce::max_pool2x2` on a CNN layer's activations (256 planes of 28×28:
+/// 32 channels of a batch of 8 MNIST images), throughput in input elements.
+fn max_pool(c: &mut Criterion) {
+    let (planes, h, w) = (256usize, 28usize, 28usize);
+    let (n, m) = (planes * h * w, planes * (h / 2) * (w / 2));
+    let x = values(n, 8);
+    let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+    let xb: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+    let (mut y, mut yh, mut yb, mut idx) = (vec![0.0f32; m], vec![f16::ZERO; m], vec![bf16::ZERO; m], vec![0u8; m]);
+    let mut g = c.benchmark_group("max_pool2x2/256x28x28");
+    config(&mut g, n);
+    for k in paths() {
+        let l = k.label();
+        let f = k.reduce.max_pool2x2.f;
+        g.bench_function(format!("f32/{l}"), |b| b.iter(|| f(planes, h, w, Src::F32(&x), Dst::F32(&mut y), &mut idx)));
+        g.bench_function(format!("f16/{l}"), |b| {
+            b.iter(|| f(planes, h, w, Src::F16(&xh), Dst::F16(&mut yh), &mut idx))
+        });
+        g.bench_function(format!("bf16/{l}"), |b| {
+            b.iter(|| f(planes, h, w, Src::Bf16(&xb), Dst::Bf16(&mut yb), &mut idx))
+        });
+    }
+    g.finish();
+}
+
 /// The log-softmax target: rows of 1024 f16 values against the same
 /// op on f32 rows (256 rows: both fit in L2, so the kernels, not DRAM, are timed).
 fn log_softmax(c: &mut Criterion) {
@@ -392,5 +418,5 @@ fn optimizers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, casts, amp, elementwise, reductions, log_softmax, cross_entropy, optimizers);
+criterion_group!(benches, casts, amp, elementwise, reductions, max_pool, log_softmax, cross_entropy, optimizers);
 criterion_main!(benches);
