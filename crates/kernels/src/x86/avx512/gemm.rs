@@ -125,6 +125,9 @@ pub(crate) fn prefetch_tile<const M: usize, const NV: usize>(out: &TileOut<'_>) 
 #[inline(always)]
 pub(crate) fn prefetch_tile_t(out: &TileOut<'_>, rows: usize, cols: usize) {
     fn lines<T>(p: *const T, ld: usize, rows: usize, cols: usize) {
+        // Rows that follow each other (C of n columns, ldc = n) are one span
+        // of lines: one prefetch per line instead of one per row.
+        let (rows, cols) = if ld == cols { (1, rows * cols) } else { (rows, cols) };
         let bytes = cols * core::mem::size_of::<T>();
         for i in 0..rows {
             let row = p.wrapping_add(i * ld).cast::<i8>();
@@ -227,16 +230,26 @@ pub(crate) unsafe fn finish_tile<const M: usize, const NV: usize>(
     }
 }
 
-/// Stores a tile of Cᵀ (`$acc: [[__m512; NV]; M]`, M ≤ 16: row i of the
-/// tile is column i of C, `$n` valid columns are rows of C) into `$out`,
-/// which describes the C tile (`$n` rows × M columns). Each 16-column block
-/// is transposed in registers (`transpose16`), so every row of C is one
-/// vector of M lanes, stored as `store_plain` stores a row: the same
-/// arithmetic, so a transposed tile rounds exactly as the plain one.
+/// Stores a tile of Cᵀ (`$acc: [[__m512; NV]; M]`, M ≤ 16, NV ≤ 2: row i
+/// of the tile is column i of C, `$n` valid columns are rows of C) into
+/// `$out`, which describes the C tile (`$n` rows × M columns). Each
+/// 16-column block is transposed in registers (`transpose16`), so every row
+/// of C is one vector of M lanes, stored as `store_plain` stores a row: the
+/// same arithmetic, so a transposed tile rounds exactly as the plain one.
+/// `$rows: Option<&[[u8; L]; 2]>` names the row of C each lane of the two
+/// accumulator vectors holds when they are not in order (the in-place pair
+/// kernel's unpacked columns): the transposed rows are stored to those rows
+/// instead of permuting the accumulators first. The blocks are taken with
+/// constant indices (no loop over them): a run-time index into the
+/// accumulators made LLVM keep them on the stack, cleared by `memset`.
 macro_rules! finish_tile_t {
-    ($acc:ident, $m:expr, $n:expr, $out:expr) => {{
+    ($acc:ident, $m:expr, $n:expr, $out:expr) => {
+        finish_tile_t!($acc, $m, $n, $out, None)
+    };
+    ($acc:ident, $m:expr, $n:expr, $out:expr, $rows:expr) => {{
         let out: &mut TileOut<'_> = $out;
         let (m, n): (usize, usize) = ($m, $n);
+        let rows: Option<&[[u8; L]; 2]> = $rows;
         // The mask goes through `black_box`: with M = 1 it is the constant 1,
         // and LLVM then wrote two bf16 lanes for the masked truncating store
         // of the bf16 epilogue (`vpmovdw` under a one-lane mask), so a C of
@@ -246,31 +259,47 @@ macro_rules! finish_tile_t {
         let plain = plain_dst(out);
         let one = out.alpha == 1.0;
         let alpha = _mm512_set1_ps(out.alpha);
-        for v in 0..$acc[0].len() {
-            let mut r = [_mm512_setzero_ps(); L];
-            for (x, row) in r.iter_mut().zip(&$acc) {
-                *x = row[v];
+        let nv = $acc[0].len();
+        let (mut r0, mut r1) = ([_mm512_setzero_ps(); L], [_mm512_setzero_ps(); L]);
+        for (i, row) in $acc.iter().enumerate() {
+            r0[i] = row[0];
+            if nv > 1 {
+                r1[i] = row[nv - 1];
             }
-            let t = transpose16(&r);
-            for (q, &x) in t.iter().enumerate().take(n.saturating_sub(v * L)) {
-                let i = v * L + q;
-                match plain {
-                    // SAFETY: `check_tile_transposed` established that row
-                    // i, columns 0..m of the destination are inside it.
-                    Some((p, ld, accumulate)) => unsafe {
-                        let q = p.add(i * ld);
-                        let y = match (accumulate, one) {
-                            (false, true) => x,
-                            (false, false) => _mm512_mul_ps(x, alpha),
-                            (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
-                            (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
-                        };
-                        _mm512_mask_storeu_ps(q, mask, y);
-                    },
-                    // SAFETY: as above, for the destination, scratch and bias.
-                    None => unsafe { store_vec(out, x, alpha, i, 0, mask) },
+        }
+        macro_rules! block {
+            ($r:ident, $v:literal) => {
+                let t = transpose16(&$r);
+                for (q, &x) in t.iter().enumerate() {
+                    let i = match rows {
+                        Some(map) => usize::from(map[$v][q]),
+                        None => $v * L + q,
+                    };
+                    if i >= n {
+                        continue;
+                    }
+                    match plain {
+                        // SAFETY: `check_tile_transposed` established that row
+                        // i, columns 0..m of the destination are inside it.
+                        Some((p, ld, accumulate)) => unsafe {
+                            let q = p.add(i * ld);
+                            let y = match (accumulate, one) {
+                                (false, true) => x,
+                                (false, false) => _mm512_mul_ps(x, alpha),
+                                (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
+                                (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
+                            };
+                            _mm512_mask_storeu_ps(q, mask, y);
+                        },
+                        // SAFETY: as above, for the destination, scratch and bias.
+                        None => unsafe { store_vec(out, x, alpha, i, 0, mask) },
+                    }
                 }
-            }
+            };
+        }
+        block!(r0, 0);
+        if nv > 1 {
+            block!(r1, 1);
         }
     }};
 }
@@ -751,9 +780,9 @@ const PAIR_IDX: [u16; 32] = {
 /// interleaved in registers into the pairs `pack_b_bf16_pairs_avx512`
 /// would pack (zero past `n`, and as the high half of an odd depth's last
 /// pair), so every dot product is the packed kernel's. 32 columns by
-/// in-lane unpacks (columns permuted, restored in the accumulators after
-/// the depth loop: wgrad3 167 against 162 GFLOP/s with `vpermt2w` in the
-/// loop), 16 by `vpermt2w`. A packed `[q][i]` (stride M).
+/// in-lane unpacks (columns permuted, each stored to its own row of C by
+/// the transposed store: wgrad3 167 against 162 GFLOP/s with `vpermt2w` in
+/// the loop), 16 by `vpermt2w`. A packed `[q][i]` (stride M).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")]
 unsafe fn ukr_bf16_t_rows<const M: usize, const NV: usize>(
     depth: usize,
@@ -785,7 +814,7 @@ unsafe fn ukr_bf16_t_rows<const M: usize, const NV: usize>(
             let mut bv = [_mm512_setzero_si512(); NV];
             if NV == 2 {
                 // In-lane unpacks, cheaper than `vpermt2w`: columns in the
-                // order of `UNPACKED`, put back once after the loop.
+                // order of `UNPACKED`, which the transposed store follows.
                 bv[0] = _mm512_unpacklo_epi16(lo, hi);
                 bv[NV - 1] = _mm512_unpackhi_epi16(lo, hi);
             } else {
@@ -793,27 +822,24 @@ unsafe fn ukr_bf16_t_rows<const M: usize, const NV: usize>(
             }
             dp_step(&mut acc, a.add(q * M), &bv);
         }
-        if NV == 2 {
-            let [i0, i1] = UNPACKED;
-            let (i0, i1) = (_mm512_loadu_si512(i0.as_ptr().cast()), _mm512_loadu_si512(i1.as_ptr().cast()));
-            for row in acc.iter_mut() {
-                if let [a0, a1] = &mut row[..] {
-                    (*a0, *a1) = (_mm512_permutex2var_ps(*a0, i0, *a1), _mm512_permutex2var_ps(*a0, i1, *a1));
-                }
-            }
-        }
     }
-    finish_tile_t!(acc, M, n, out);
+    finish_tile_t!(acc, M, n, out, if NV == 2 { Some(&UNPACKED) } else { None });
 }
 
 /// After `vpunpcklwd`/`vpunpckhwd` of two rows of 32 bf16, the first pair
 /// vector holds columns 0–3, 8–11, 16–19, 24–27 and the second 4–7, 12–15,
-/// 20–23, 28–31: `vpermt2ps` indices putting columns 0–15 and 16–31 of
-/// the two accumulators back in order.
-const UNPACKED: [[u32; 16]; 2] = [
-    [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23],
-    [8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31],
-];
+/// 20–23, 28–31: the column of Cᵀ (row of C) in each lane of the two
+/// accumulators, where the transposed store puts it.
+const UNPACKED: [[u8; L]; 2] = {
+    let mut t = [[0u8; L]; 2];
+    let mut l = 0;
+    while l < L {
+        t[0][l] = ((l / 4) * 8 + l % 4) as u8;
+        t[1][l] = ((l / 4) * 8 + 4 + l % 4) as u8;
+        l += 1;
+    }
+    t
+};
 
 type RowsRaw = unsafe fn(usize, *const u32, *const u16, usize, usize, &mut TileOut<'_>);
 
@@ -1615,6 +1641,26 @@ unsafe fn interleave_pairs(lo: *const u16, hi: *const u16, count: usize, width: 
     }
 }
 
+/// `dst[q·width + j]` = the pair of rows `2q`, `2q + 1` at column `j` of
+/// `src` (stride `ld`), for `j < count` (zero for `count ≤ j < width`),
+/// `q < depth.div_ceil(2)`; an odd depth's last pair has a zero high half.
+/// The loop sits in a target-feature function so that [`interleave_pairs`]
+/// inlines into it (the packers, without the features, called it once per
+/// pair).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn interleave_rows(src: *const u16, ld: usize, count: usize, depth: usize, width: usize, dst: *mut u32) {
+    for q in 0..depth / 2 {
+        // SAFETY: the caller guarantees `depth` rows of `count` readable u16
+        // at stride `ld` and `width·depth.div_ceil(2)` writable u32 at `dst`.
+        unsafe { interleave_pairs(src.add(2 * q * ld), src.add((2 * q + 1) * ld), count, width, dst.add(q * width)) };
+    }
+    if depth % 2 == 1 {
+        let q = depth / 2;
+        // SAFETY: as above, for the last row.
+        unsafe { interleave_pairs(src.add(2 * q * ld), core::ptr::null(), count, width, dst.add(q * width)) };
+    }
+}
+
 /// `dst[q·width + j]` = the pair at `src + j·ld + 2q` for `j < count` (zero
 /// for `count ≤ j < width`), `q < depth.div_ceil(2)`; an odd depth's last
 /// pair has a zero high half. Up to 16 pairs of each row are one masked load
@@ -1675,12 +1721,7 @@ pub fn pack_a_bf16_pairs_avx512(
     unsafe {
         match t {
             Transpose::No => gather_pairs(s, ld, rows, depth, rows, d),
-            Transpose::Yes => {
-                for q in 0..pairs {
-                    let hi = if 2 * q + 1 < depth { s.add((2 * q + 1) * ld) } else { core::ptr::null() };
-                    interleave_pairs(s.add(2 * q * ld), hi, rows, rows, d.add(q * rows));
-                }
-            }
+            Transpose::Yes => interleave_rows(s, ld, rows, depth, rows, d),
         }
     }
 }
@@ -1710,12 +1751,7 @@ pub fn pack_b_bf16_pairs_avx512(
     // SAFETY: window and destination checked above; avx512 table only.
     unsafe {
         match t {
-            Transpose::No => {
-                for q in 0..pairs {
-                    let hi = if 2 * q + 1 < depth { s.add((2 * q + 1) * ld) } else { core::ptr::null() };
-                    interleave_pairs(s.add(2 * q * ld), hi, cols, NR, d.add(q * NR));
-                }
-            }
+            Transpose::No => interleave_rows(s, ld, cols, depth, NR, d),
             Transpose::Yes => gather_pairs(s, ld, cols, depth, NR, d),
         }
     }
