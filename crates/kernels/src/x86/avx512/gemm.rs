@@ -270,29 +270,49 @@ macro_rules! finish_tile_t {
         macro_rules! block {
             ($r:ident, $v:literal) => {
                 let t = transpose16(&$r);
-                for (q, &x) in t.iter().enumerate() {
-                    let i = match rows {
-                        Some(map) => usize::from(map[$v][q]),
-                        None => $v * L + q,
-                    };
-                    if i >= n {
-                        continue;
-                    }
-                    match plain {
-                        // SAFETY: `check_tile_transposed` established that row
-                        // i, columns 0..m of the destination are inside it.
-                        Some((p, ld, accumulate)) => unsafe {
-                            let q = p.add(i * ld);
-                            let y = match (accumulate, one) {
-                                (false, true) => x,
-                                (false, false) => _mm512_mul_ps(x, alpha),
-                                (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
-                                (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
+                match plain {
+                    // Overwritten f32 rows (the common case) in a loop of its
+                    // own, small enough to unroll, so `t` stays in registers.
+                    Some((p, ld, false)) if one => {
+                        for (q, &x) in t.iter().enumerate() {
+                            let i = match rows {
+                                Some(map) => usize::from(map[$v][q]),
+                                None => $v * L + q,
                             };
-                            _mm512_mask_storeu_ps(q, mask, y);
-                        },
-                        // SAFETY: as above, for the destination, scratch and bias.
-                        None => unsafe { store_vec(out, x, alpha, i, 0, mask) },
+                            if i < n {
+                                // SAFETY: `check_tile_transposed` established
+                                // that row i, columns 0..m of the destination
+                                // are inside it.
+                                unsafe { _mm512_mask_storeu_ps(p.add(i * ld), mask, x) };
+                            }
+                        }
+                    }
+                    _ => {
+                        for (q, &x) in t.iter().enumerate() {
+                            let i = match rows {
+                                Some(map) => usize::from(map[$v][q]),
+                                None => $v * L + q,
+                            };
+                            if i >= n {
+                                continue;
+                            }
+                            match plain {
+                                // SAFETY: `check_tile_transposed` established that row
+                                // i, columns 0..m of the destination are inside it.
+                                Some((p, ld, accumulate)) => unsafe {
+                                    let q = p.add(i * ld);
+                                    let y = match (accumulate, one) {
+                                        (false, true) => x,
+                                        (false, false) => _mm512_mul_ps(x, alpha),
+                                        (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
+                                        (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
+                                    };
+                                    _mm512_mask_storeu_ps(q, mask, y);
+                                },
+                                // SAFETY: as above, for the destination, scratch and bias.
+                                None => unsafe { store_vec(out, x, alpha, i, 0, mask) },
+                            }
+                        }
                     }
                 }
             };
