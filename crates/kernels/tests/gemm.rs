@@ -334,13 +334,31 @@ fn fused_epilogues_equal_the_unfused_composition() {
     }
 }
 
-/// `path` with its shallow kernel removed, so every tile runs on the MR×NR kernel.
+/// `path` with its shallow kernels removed, so every tile runs on the MR×NR kernel.
 fn without_shallow<T>(path: &Path<T>) -> Option<Path<T>> {
     match path {
-        Path::F32(imp) if imp.tall.is_some() => Some(Path::F32(gemm::Impl { tall: None, ..*imp })),
-        Path::F16(imp) if imp.tall.is_some() => Some(Path::F16(gemm::Impl { tall: None, ..*imp })),
-        Path::Pairs(imp) if imp.tall.is_some() => Some(Path::Pairs(gemm::Impl { tall: None, ..*imp })),
+        Path::F32(imp) if imp.tall.is_some() || imp.shallow.is_some() => {
+            Some(Path::F32(gemm::Impl { tall: None, shallow: None, ..*imp }))
+        }
+        Path::F16(imp) if imp.tall.is_some() || imp.shallow.is_some() => {
+            Some(Path::F16(gemm::Impl { tall: None, shallow: None, ..*imp }))
+        }
+        Path::Pairs(imp) if imp.tall.is_some() || imp.shallow.is_some() => {
+            Some(Path::Pairs(gemm::Impl { tall: None, shallow: None, ..*imp }))
+        }
         _ => None,
+    }
+}
+
+/// The deepest product a path's shallow kernel takes (0 without one).
+fn shallow_max_k<T>(path: &Path<T>) -> usize {
+    fn of<T, P>(imp: &gemm::Impl<T, P>) -> usize {
+        imp.tall.map_or(0, |t| t.max_k).max(imp.shallow.map_or(0, |s| s.max_k))
+    }
+    match path {
+        Path::F32(imp) => of(imp),
+        Path::F16(imp) => of(imp),
+        Path::Pairs(imp) => of(imp),
     }
 }
 
@@ -348,11 +366,15 @@ fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
     let Some(plain) = without_shallow(path) else {
         return;
     };
-    let shapes =
-        [(1, 1, 1), (5, 17, 3), (37, 33, 10), (128, 70, 12), (131, 45, 11), (29, 64, 7), (200, 10, 10), (3, 40, 13)];
+    // Every depth up to the kernel's deepest (odd and even), rows past
+    // several groups with a ragged end, columns with full and partial
+    // vectors and panels.
+    let mut shapes =
+        vec![(1, 1, 1), (5, 17, 3), (37, 33, 10), (128, 70, 12), (131, 45, 11), (29, 64, 7), (200, 10, 10), (3, 40, 13)];
+    shapes.extend((1..=shallow_max_k(path)).map(|k| (2 * k + 5, [32, 47, 16, 75][k % 4], k)));
     let mut seed = 900;
     // Products that read A in place: the shallow kernel ran (pair-packed
-    // paths take it only for A stored m×k with even k and lda).
+    // paths take it only for A stored m×k).
     let mut direct = 0;
     // ... of which with op(B) stored n×k read in place by columns.
     let mut cols = 0;
@@ -408,9 +430,7 @@ fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
         }
     }
     assert!(direct >= 8, "{what}: the shallow kernel ran {direct} times");
-    if matches!(path, Path::F32(_)) {
-        assert!(cols >= 8, "{what}: the shallow kernel read op(B) by columns {cols} times");
-    }
+    assert!(cols >= 8, "{what}: the shallow kernel read op(B) by columns {cols} times");
 }
 
 /// Shallow products (k up to 13, m well past MR) on the paths with a shallow
@@ -422,6 +442,85 @@ fn shallow_products_equal_the_micro_kernel() {
         run_shallow(&k.gemm.sgemm, &format!("{} sgemm", k.isa), |x| x, |x| x);
         run_shallow(&k.gemm.hgemm, &format!("{} hgemm", k.isa), f16::from_f32, f16::to_f32);
         run_shallow(&k.gemm.bgemm, &format!("{} bgemm", k.isa), bf16::from_f32, bf16::to_f32);
+    }
+}
+
+/// Shallow products large enough to split (m·n·k ≥ 2^21) give bit-identical
+/// results on 1, 2, 3 and 4 threads, for A stored m×k and both layouts of B.
+#[test]
+fn shallow_products_are_bit_identical_for_any_thread_count() {
+    for kt in paths() {
+        let path = &kt.gemm.bgemm;
+        if without_shallow(path).is_none() {
+            continue;
+        }
+        let (m, n, k) = if under_emulation() { (1030, 200, 10) } else { (4099, 70, 10) };
+        for tb in [Transpose::No, Transpose::Yes] {
+            let x = mats(Transpose::No, tb, m, n, k, 1, 17, bf16::from_f32, bf16::to_f32);
+            let mut reference: Option<Vec<f32>> = None;
+            for threads in [1, 2, 3, 4] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut c = vec![f32::NAN; m * n];
+                let stats = pool.install(|| {
+                    let out = Output::F32(&mut c);
+                    gemm::gemm_on(path, Transpose::No, tb, m, n, k, 1.0, &x.a, x.lda, &x.b, x.ldb, 0.0, out, n, Epilogue::default());
+                    gemm::last_call_stats()
+                });
+                assert!(!stats.packed_a && !stats.packed_b, "{}: the shallow kernel did not run", kt.isa);
+                if threads > 1 && m * n * k >= 1 << 21 {
+                    assert!(stats.tasks > 1, "{}: {threads} threads ran {} task(s)", kt.isa, stats.tasks);
+                }
+                match &reference {
+                    None => reference = Some(c),
+                    Some(r) => assert!(
+                        r.iter().zip(&c).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{} bgemm {tb:?}: {threads} threads changed the bits",
+                        kt.isa
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// bgemm's shallow products with subnormal bf16 inputs give the MR×NR
+/// kernel's bits (on the `vdpbf16ps` path both count them as zero), and
+/// alpha = 0 reads neither operand (NaN A) on every path.
+#[test]
+fn shallow_bgemm_subnormals_and_alpha_zero() {
+    for kt in paths() {
+        let path = &kt.gemm.bgemm;
+        let Some(plain) = without_shallow(path) else {
+            continue;
+        };
+        let (m, n, k) = (21, 40, 9);
+        for tb in [Transpose::No, Transpose::Yes] {
+            let mut x = mats(Transpose::No, tb, m, n, k, 2, 31, bf16::from_f32, bf16::to_f32);
+            // Every third element of A and fifth of B subnormal (± 2^-130 and so on).
+            for (i, v) in x.a.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+                *v = bf16::from_bits((0x0001 + (i as u16 % 0x7F)) | if i % 2 == 0 { 0x8000 } else { 0 });
+            }
+            for (i, v) in x.b.iter_mut().enumerate().filter(|(i, _)| i % 5 == 0) {
+                *v = bf16::from_bits(0x0040 + (i as u16 % 0x3F));
+            }
+            let run = |p: &Path<bf16>, alpha: f32, a: &[bf16], c: &mut [f32]| {
+                let out = Output::F32(c);
+                gemm::gemm_on(p, Transpose::No, tb, m, n, k, alpha, a, x.lda, &x.b, x.ldb, 0.5, out, n, Epilogue::default())
+            };
+            let c0: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.25 - 3.0).collect();
+            let (mut got, mut want) = (c0.clone(), c0.clone());
+            run(path, 1.5, &x.a, &mut got);
+            run(&plain, 1.5, &x.a, &mut want);
+            assert!(
+                got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()),
+                "{} bgemm {tb:?}: subnormal inputs",
+                kt.isa
+            );
+            let nan_a = vec![bf16::NAN; x.a.len()];
+            let mut c = c0.clone();
+            run(path, 0.0, &nan_a, &mut c);
+            assert!(c.iter().zip(&c0).all(|(g, w)| *g == 0.5 * w), "{} bgemm {tb:?}: alpha = 0", kt.isa);
+        }
     }
 }
 

@@ -248,6 +248,9 @@ fn gemm_with<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, pre_b: Op
     if let Some(ukr) = imp.narrow.filter(|_| pre_b.is_none() && narrow(imp, x)) {
         return gemm_narrow(imp, ukr.f, x, c);
     }
+    if let Some(sh) = imp.shallow.filter(|s| pre_b.is_none() && x.ta == Transpose::No && x.k <= s.max_k) {
+        return gemm_shallow(&sh, x, c);
+    }
     WIDE.with(|cell| {
         let mut guard = cell.try_borrow_mut().ok();
         let mut own = (Buf::new(), Buf::new());
@@ -484,6 +487,87 @@ fn dot_rows<T: Element, P: Packed>(
         dst: rows.tile(0, x.ldc),
     };
     (s.ukr)(&x.a[r0 * x.lda..], x.lda, r1 - r0, s.bt, s.ldbt, x.k, x.n, &mut out);
+}
+
+/// Rows of C per shallow-kernel call: their A rows (a few KiB for k up to
+/// 16) stay in L1 while the kernel runs them through its packed B columns.
+const SHALLOW_ROWS: usize = 256;
+
+/// A shallow product with A stored m×k on the path's [`super::Shallow`]
+/// kernel: A read in place, op(B) packed by the kernel a block of columns
+/// at a time; each call runs up to [`SHALLOW_ROWS`] rows. Threads split the
+/// rows of C; every element is the same dot products whatever the split.
+fn gemm_shallow<T: Element>(sh: &super::Shallow<T>, x: &Args<'_, T>, c: Output<'_>) {
+    let (m, n, k) = (x.m, x.n, x.k);
+    let threads = if m * n * k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) };
+    let stats = AtomicUsize::new(0);
+    let seen = AtomicU64::new(0);
+    let mut rows = match c {
+        Output::F32(c) => Rows::F32(c),
+        Output::F16(c) => Rows::F16(c),
+        Output::Bf16(c) => Rows::Bf16(c),
+    };
+    let task = ShallowTask { x, ukr: sh.ukr.f, stats: &stats, seen: &seen };
+    let grain = m.div_ceil(4 * threads).max(64);
+    shallow_rows(&task, 0, m, grain, threads > 1, &mut rows);
+    LAST.with(|l| {
+        l.set(CallStats {
+            tasks: stats.load(Ordering::Relaxed),
+            threads: seen.load(Ordering::Relaxed).count_ones() as usize,
+            packed_a: false,
+            packed_b: false,
+            blocking: None,
+            transposed: false,
+            dot: false,
+        })
+    });
+}
+
+struct ShallowTask<'s, 'a, T: 'static> {
+    x: &'s Args<'a, T>,
+    ukr: super::ShallowFn<T>,
+    stats: &'s AtomicUsize,
+    seen: &'s AtomicU64,
+}
+
+/// Rows `r0..r1` of a shallow product (`rows` starts at row r0).
+fn shallow_rows<T: Element>(
+    s: &ShallowTask<'_, '_, T>,
+    r0: usize,
+    r1: usize,
+    grain: usize,
+    par: bool,
+    rows: &mut Rows<'_>,
+) {
+    let x = s.x;
+    if par && r1 - r0 > grain {
+        let mid = (r0 + r1) / 2;
+        let (mut top, mut bottom) = rows.reborrow().split((mid - r0) * x.ldc);
+        rayon::join(
+            || shallow_rows(s, r0, mid, grain, par, &mut top),
+            || shallow_rows(s, mid, r1, grain, par, &mut bottom),
+        );
+        return;
+    }
+    s.stats.fetch_add(1, Ordering::Relaxed);
+    let id = rayon::current_thread_index().map_or(63, |i| i.min(63));
+    s.seen.fetch_or(1 << id, Ordering::Relaxed);
+    let prev = if x.beta == 0.0 { Prev::None } else { Prev::Beta(x.beta) };
+    let mut i = r0;
+    while i < r1 {
+        let h = SHALLOW_ROWS.min(r1 - i);
+        let tile =
+            super::ShallowTile { k: x.k, m: h, n: x.n, a: &x.a[i * x.lda..], lda: x.lda, b: x.b, ldb: x.ldb, tb: x.tb };
+        let mut out = TileOut {
+            alpha: x.alpha,
+            prev,
+            bias: x.epilogue.bias.map(|bias| &bias[..x.n]),
+            relu: x.epilogue.relu,
+            dst: rows.tile((i - r0) * x.ldc, x.ldc),
+        };
+        (s.ukr)(&tile, &mut out);
+        i += h;
+    }
 }
 
 /// Cᵀ = op(B)ᵀ·op(A)ᵀ for a narrow C (n ≤ MR): the swapped product has n

@@ -192,7 +192,62 @@ pub struct Impl<T: 'static, P: 'static> {
     pub narrow: Option<Kernel<UkrFn<P>>>,
     /// The kernel for narrow products with A stored m×k (see [`Dot`]).
     pub dot: Option<Dot<T, P>>,
+    /// A shallow-product kernel reading both operands as stored, for paths
+    /// whose packed type is not the input type (bf16 pairs; see [`Shallow`]).
+    pub shallow: Option<Shallow<T>>,
 }
+
+/// A shallow product's operands as stored: rows `0..m` of A (stored m×k,
+/// row stride `lda`) against the `n` columns of op(B) — stored k×n (`tb` No:
+/// element (p, j) at `[p·ldb + j]`) or n×k (Yes: `[j·ldb + p]`); nothing past
+/// column n or depth k is read.
+#[derive(Clone, Copy, Debug)]
+pub struct ShallowTile<'a, T> {
+    /// Depth in elements.
+    pub k: usize,
+    /// Rows (any number).
+    pub m: usize,
+    /// Columns (any number).
+    pub n: usize,
+    /// A's first row.
+    pub a: &'a [T],
+    /// A's row stride.
+    pub lda: usize,
+    /// op(B)'s first column.
+    pub b: &'a [T],
+    /// B's row stride as stored.
+    pub ldb: usize,
+    /// How B is stored.
+    pub tb: Transpose,
+}
+
+/// Computes a [`ShallowTile`] and stores it into the C tile `out` describes
+/// (`m` rows × `n` columns), with the dot products of the path's MR×NR
+/// micro-kernel in the same order, so the same bits.
+pub type ShallowFn<T> = fn(&ShallowTile<'_, T>, &mut TileOut<'_>);
+
+/// A kernel for shallow products (k up to `max_k`) with A stored m×k on a
+/// path that packs another type than its input (bf16 pairs): it reads A's
+/// rows in place (pairs of a row are adjacent), packs op(B) itself into a
+/// small block that stays in L1, and writes each row of C whole, so the
+/// product pays no packing of A and no tile's loads, call and store setup
+/// per MR rows ([`Tall`] for such paths).
+#[derive(Debug)]
+pub struct Shallow<T: 'static> {
+    /// The kernel.
+    pub ukr: Kernel<ShallowFn<T>>,
+    /// The deepest product it takes, in elements.
+    pub max_k: usize,
+}
+
+// By hand: derived impls would require `T: Copy`.
+impl<T> Clone for Shallow<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Shallow<T> {}
 
 /// Runs rows of a narrow product (n up to 16) with A stored m×k, read in
 /// place: `(a, lda, rows, bt, ldbt, k, n, out)` computes `rows` rows of C
@@ -304,7 +359,7 @@ impl<T> Path<T> {
                 i.ukr.name,
                 i.pack_a.name,
                 i.pack_b.name,
-                i.tall.as_ref().map_or(i.ukr.name, |t| t.ukr.name),
+                i.tall.as_ref().map(|t| t.ukr.name).or(i.shallow.as_ref().map(|s| s.ukr.name)).unwrap_or(i.ukr.name),
                 i.narrow.as_ref().map_or(i.ukr.name, |k| k.name),
                 i.dot.as_ref().map_or(i.ukr.name, |d| d.ukr.name),
                 i.dot.as_ref().map_or(i.pack_b.name, |d| d.pack.name),

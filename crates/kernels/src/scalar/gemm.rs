@@ -259,6 +259,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -269,6 +270,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -279,6 +281,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         }),
     }
 }

@@ -612,6 +612,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         })
     } else {
         Path::F32(Impl {
@@ -623,6 +624,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         })
     };
     Table {
@@ -635,6 +637,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         }),
         hgemm,
         bgemm: Path::F32(Impl {
@@ -646,6 +649,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         }),
     }
 }

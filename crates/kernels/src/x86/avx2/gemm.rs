@@ -495,6 +495,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -505,6 +506,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -515,6 +517,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             tall: None,
             narrow: None,
             dot: None,
+            shallow: None,
         }),
     }
 }

@@ -17,8 +17,8 @@ use half::{bf16, f16};
 
 use crate::dispatch::Kernel;
 use crate::gemm::{
-    APanel, BPanel, Dot, Dst, Impl, KernelShape, MicroTile, Path, Prev, RowsTile, Tall, TileOut, Transpose, check_tile,
-    check_tile_transposed, pack, plain_dst,
+    APanel, BPanel, Dot, Dst, Impl, KernelShape, MicroTile, Path, Prev, RowsTile, Shallow, ShallowTile, Tall, TileOut,
+    Transpose, check_tile, check_tile_transposed, pack, plain_dst,
 };
 
 /// Rows of the register block.
@@ -931,6 +931,342 @@ pub fn gemm_bf16_f32acc_avx512bf16_14x32_t_rows(t: &RowsTile<'_, bf16, u32>, out
     unsafe { f(t.k, t.a.as_ptr(), t.b.as_ptr().cast(), t.ldb, t.n, out) }
 }
 
+// ---------------------------------------------------------------- shallow bf16 pairs kernel
+
+/// The deepest product (in bf16 elements) the shallow `vdpbf16ps` kernel
+/// takes: a group's A pairs (⌈K/2⌉ per row), its accumulators and a B
+/// vector fit the 32 registers up to K = 16 (three rows at a time past 12).
+pub const BF16_SHALLOW_MAX_K: usize = 16;
+
+/// Columns of op(B) the shallow kernel packs at a time: ⌈K/2⌉ pair vectors
+/// per 16 columns, at most 16 KiB, which stay in L1 while every row runs
+/// through them.
+const SHALLOW_COLS: usize = 512;
+
+/// Pair vectors of one [`SHALLOW_COLS`] block at the deepest K.
+const SHALLOW_BUF: usize = SHALLOW_COLS / L * BF16_SHALLOW_MAX_K.div_ceil(2);
+
+type ShallowRaw = unsafe fn(usize, *const u16, usize, *const u16, usize, usize, &mut TileOut<'_>);
+
+/// A's pair at `p`, broadcast: two adjacent bf16 as one 32-bit value, or
+/// (`HALF`: an odd depth's last pair) the element alone with a zero high
+/// half, as the pair packer pads it. Inlined into the kernels, whose
+/// features it takes.
+///
+/// # Safety
+/// The pair's elements (one when `HALF`) must be readable, and the caller
+/// must enable AVX-512 F.
+#[inline(always)]
+unsafe fn a_pair<const HALF: bool>(p: *const u16) -> __m512i {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if HALF {
+            _mm512_set1_epi32(i32::from(*p))
+        } else {
+            _mm512_set1_epi32(p.cast::<i32>().read_unaligned())
+        }
+    }
+}
+
+/// Packs columns `j0..j0 + w` (w ≤ [`SHALLOW_COLS`]) of op(B) as Q pair
+/// vectors per 16 columns, vector `v`'s pair `q` at `dst[v·Q + q]`: the
+/// pairs the pair packer writes (zero past `w` and as the high half of an
+/// odd depth's last pair). `COLS`: B stored n×k, each column's k values one
+/// masked load, 16 columns transposed in registers; else B stored k×n, two
+/// rows interleaved by `vpermt2w`.
+///
+/// # Safety
+/// op(B)'s k × (j0 + w) window at `b` (stride `ldb`) must be readable,
+/// `⌈w/16⌉·Q` vectors writable at `dst`, and the caller must enable
+/// AVX-512 F/BW.
+#[inline(always)]
+unsafe fn shallow_pack_b<const Q: usize, const COLS: bool>(
+    b: *const u16,
+    ldb: usize,
+    k: usize,
+    j0: usize,
+    w: usize,
+    dst: *mut __m512i,
+) {
+    // SAFETY: forwarded from the caller; every load is masked to the window.
+    unsafe {
+        if COLS {
+            let kmask: __mmask32 = (1u32 << k) - 1;
+            for v in 0..w.div_ceil(L) {
+                let mut r = [_mm512_setzero_ps(); L];
+                for (j, x) in r.iter_mut().enumerate().take(w - v * L) {
+                    *x = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(kmask, b.add((j0 + v * L + j) * ldb).cast()));
+                }
+                let t = transpose16(&r);
+                for (q, x) in t.iter().enumerate().take(Q) {
+                    _mm512_storeu_si512(dst.add(v * Q + q).cast(), _mm512_castps_si512(*x));
+                }
+            }
+        } else {
+            let idx0 = _mm512_loadu_si512(PAIR_IDX.as_ptr().cast());
+            let idx1 = _mm512_add_epi16(idx0, _mm512_set1_epi16(L as i16));
+            let nv = w.div_ceil(L);
+            for h in 0..w.div_ceil(2 * L) {
+                let left = w - 2 * h * L;
+                let nmask: __mmask32 = if left >= 2 * L { u32::MAX } else { (1u32 << left) - 1 };
+                let col = b.add(j0 + 2 * h * L);
+                for q in 0..Q {
+                    let lo = _mm512_maskz_loadu_epi16(nmask, col.add(2 * q * ldb).cast());
+                    let hi = if 2 * q + 1 < k {
+                        _mm512_maskz_loadu_epi16(nmask, col.add((2 * q + 1) * ldb).cast())
+                    } else {
+                        _mm512_setzero_si512()
+                    };
+                    _mm512_storeu_si512(dst.add(2 * h * Q + q).cast(), _mm512_permutex2var_epi16(lo, idx0, hi));
+                    if 2 * h + 1 < nv {
+                        _mm512_storeu_si512(dst.add((2 * h + 1) * Q + q).cast(), _mm512_permutex2var_epi16(lo, idx1, hi));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The shallow `vdpbf16ps` body: op(B) is packed [`SHALLOW_COLS`] columns
+/// at a time into pair vectors on the stack (L1), then A's rows run through
+/// them R at a time, each row's pairs broadcast into registers once, each
+/// B vector loaded once per R rows, and each row of C written in order
+/// (tiles of a few columns down many rows hit a few L1 sets and wait on
+/// L2 for every line). Per element the dot products are those of
+/// `ukr_bf16`, in the same order (from +0, pair 0 first), so the results
+/// are bit-identical to the 14×32 kernel's.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")]
+unsafe fn shallow_bf16<const Q: usize, const ODD: bool, const R: usize, const COLS: bool>(
+    m: usize,
+    a: *const u16,
+    lda: usize,
+    b: *const u16,
+    ldb: usize,
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
+    let k = 2 * Q - usize::from(ODD);
+    let mut panel = core::mem::MaybeUninit::<[__m512i; SHALLOW_BUF]>::uninit();
+    let bp = panel.as_mut_ptr().cast::<__m512i>();
+    let plain = plain_dst(out);
+    let mut j0 = 0;
+    while j0 < n {
+        let w = SHALLOW_COLS.min(n - j0);
+        // SAFETY: the entry point checked op(B)'s window; ⌈w/16⌉·Q ≤ SHALLOW_BUF vectors.
+        unsafe { shallow_pack_b::<Q, COLS>(b, ldb, k, j0, w, bp) };
+        let bp = bp.cast_const();
+        let mut i = 0;
+        // Overwritten without bias or ReLU (beta = 0: the input gradient of
+        // a small layer): every group of R rows in one loop, no store
+        // dispatch.
+        if let Some((c, ldc, false)) = plain {
+            let groups = m / R;
+            // SAFETY: rows 0..groups·R are below m (the entry point bounds A
+            // and C for m rows), columns j0..j0 + w below n.
+            unsafe {
+                if out.alpha == 1.0 {
+                    shallow_groups::<Q, ODD, R, true>(bp, w, groups, a, lda, c.add(j0), ldc, 1.0);
+                } else {
+                    shallow_groups::<Q, ODD, R, false>(bp, w, groups, a, lda, c.add(j0), ldc, out.alpha);
+                }
+            }
+            i = groups * R;
+        }
+        while i + R <= m {
+            // SAFETY: rows i..i+R are below m.
+            unsafe { shallow_rows::<Q, ODD, R>(bp, w, a.add(i * lda), lda, i, j0, plain, out) };
+            i += R;
+        }
+        while i < m {
+            // SAFETY: as above, one row.
+            unsafe { shallow_rows::<Q, ODD, 1>(bp, w, a.add(i * lda), lda, i, j0, plain, out) };
+            i += 1;
+        }
+        j0 += w;
+    }
+}
+
+/// R rows' A pairs at `a` (stride `lda`), broadcast.
+///
+/// # Safety
+/// R rows of `2·Q − ODD` elements must be readable at `a`, and the caller
+/// must enable AVX-512 F.
+#[inline(always)]
+unsafe fn shallow_a<const Q: usize, const ODD: bool, const R: usize>(a: *const u16, lda: usize) -> [[__m512i; Q]; R] {
+    // SAFETY: the caller enables AVX-512 F.
+    let mut av = [[unsafe { _mm512_setzero_si512() }; Q]; R];
+    for (r, row) in av.iter_mut().enumerate() {
+        for (q, x) in row.iter_mut().enumerate() {
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                let p = a.add(r * lda + 2 * q);
+                *x = if ODD && q == Q - 1 { a_pair::<true>(p) } else { a_pair::<false>(p) };
+            }
+        }
+    }
+    av
+}
+
+/// R rows' dot products with packed B vector `v` (its Q pairs at `bp[v·Q..]`),
+/// pairs in order from +0.
+///
+/// # Safety
+/// Q vectors must be readable at `bp + v·Q`, and the caller must enable
+/// AVX-512-BF16.
+#[inline(always)]
+unsafe fn shallow_dots<const Q: usize, const R: usize>(
+    av: &[[__m512i; Q]; R],
+    bp: *const __m512i,
+    v: usize,
+) -> [[__m512; 1]; R] {
+    // SAFETY: the caller enables AVX-512 F.
+    let mut acc = [[unsafe { _mm512_setzero_ps() }]; R];
+    for q in 0..Q {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let bq: __m512bh = core::mem::transmute(_mm512_loadu_si512(bp.add(v * Q + q).cast()));
+            for (x, row) in acc.iter_mut().zip(av) {
+                x[0] = _mm512_dpbf16_ps(x[0], core::mem::transmute::<__m512i, __m512bh>(row[q]), bq);
+            }
+        }
+    }
+    acc
+}
+
+/// `groups` groups of R rows of the shallow kernel from row 0 against the
+/// packed block (`w` columns), overwritten with `alpha·acc` (`ONE`: alpha
+/// = 1, stored as is): the dot products and the rounding of
+/// [`shallow_rows`] and [`store_plain`], with full vectors stored unmasked
+/// and no store dispatch.
+///
+/// # Safety
+/// `groups·R` rows of `2·Q − ODD` elements of A at `a` (stride `lda`),
+/// rows `0..groups·R`, columns `0..w` of C at `c` (row stride `ldc`) and
+/// `⌈w/16⌉·Q` packed vectors at `bp` must be in bounds.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn shallow_groups<const Q: usize, const ODD: bool, const R: usize, const ONE: bool>(
+    bp: *const __m512i,
+    w: usize,
+    groups: usize,
+    a: *const u16,
+    lda: usize,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+) {
+    let alpha = _mm512_set1_ps(alpha);
+    let (full, tail) = (w / L, lane_mask(w % L, 0));
+    for g in 0..groups {
+        // SAFETY: the caller guarantees the group's rows of A and C and the
+        // packed vectors.
+        unsafe {
+            let av = shallow_a::<Q, ODD, R>(a.add(g * R * lda), lda);
+            let c = c.add(g * R * ldc);
+            for v in 0..full {
+                let acc = shallow_dots::<Q, R>(&av, bp, v);
+                for (r, x) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(c.add(r * ldc + v * L), if ONE { x[0] } else { _mm512_mul_ps(x[0], alpha) });
+                }
+            }
+            if tail != 0 {
+                let acc = shallow_dots::<Q, R>(&av, bp, full);
+                for (r, x) in acc.iter().enumerate() {
+                    let y = if ONE { x[0] } else { _mm512_mul_ps(x[0], alpha) };
+                    _mm512_mask_storeu_ps(c.add(r * ldc + full * L), tail, y);
+                }
+            }
+        }
+    }
+}
+
+/// R rows of the shallow kernel from row `i` (`a` at its first element)
+/// against the packed block of columns `j0..j0 + w`, with the tile's
+/// epilogue.
+///
+/// # Safety
+/// R rows of `2·Q − ODD` elements of A at `a` (stride `lda`), rows
+/// `i..i + R`, columns `j0..j0 + w` of the destination and `⌈w/16⌉·Q`
+/// packed vectors at `bp` must be in bounds.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn shallow_rows<const Q: usize, const ODD: bool, const R: usize>(
+    bp: *const __m512i,
+    w: usize,
+    a: *const u16,
+    lda: usize,
+    i: usize,
+    j0: usize,
+    plain: Option<(*mut f32, usize, bool)>,
+    out: &mut TileOut<'_>,
+) {
+    // SAFETY: the caller guarantees R rows of A, rows i..i+R of the
+    // destination and the packed vectors.
+    unsafe {
+        let av = shallow_a::<Q, ODD, R>(a, lda);
+        let alpha = _mm512_set1_ps(out.alpha);
+        for v in 0..w.div_ceil(L) {
+            let acc = shallow_dots::<Q, R>(&av, bp, v);
+            let (col, cols) = (j0 + v * L, (w - v * L).min(L));
+            match plain {
+                Some((p, ld, accumulate)) => store_plain(&acc, cols, i, (p.add(col), ld, accumulate), out.alpha),
+                None => {
+                    for (r, x) in acc.iter().enumerate() {
+                        store_vec(out, x[0], alpha, i + r, col, lane_mask(cols, 0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+macro_rules! shallow_grid {
+    ($($q:literal $odd:literal $r:literal),*) => {
+        [ $( [
+            shallow_bf16::<$q, $odd, $r, false> as ShallowRaw,
+            shallow_bf16::<$q, $odd, $r, true> as ShallowRaw,
+        ] ),* ]
+    };
+}
+
+/// By depth k (Q = ⌈k/2⌉ pairs, odd k) and B's layout (stored n×k second).
+static SHALLOW_BF16_GRID: [[ShallowRaw; 2]; BF16_SHALLOW_MAX_K] = shallow_grid!(
+    1 true 4, 1 false 4, 2 true 4, 2 false 4, 3 true 4, 3 false 4, 4 true 4, 4 false 4,
+    5 true 4, 5 false 4, 6 true 4, 6 false 4, 7 true 3, 7 false 3, 8 true 3, 8 false 3
+);
+
+/// Shallow bf16 pair kernel (`vdpbf16ps`): any number of rows and columns,
+/// depth up to [`BF16_SHALLOW_MAX_K`], A's rows read in place (pairs of
+/// adjacent elements broadcast), op(B) packed as pairs on the stack
+/// [`SHALLOW_COLS`] columns at a time. The dot products of
+/// [`gemm_bf16_f32acc_avx512bf16_14x32`], so the same bits: subnormal bf16
+/// inputs count as zero, subnormal partial sums are flushed.
+///
+/// # Panics
+/// If the depth is outside 1..=[`BF16_SHALLOW_MAX_K`], the tile is empty,
+/// A or B's window is outside its slice, or `check_tile`'s checks of the C
+/// tile fail.
+pub fn gemm_bf16_f32acc_avx512bf16_shallow(t: &ShallowTile<'_, bf16>, out: &mut TileOut<'_>) {
+    // The C-side checks (depth 0: the operands are checked below).
+    let shape = MicroTile::<u32> { k: 0, m: t.m, n: t.n, a: APanel::Packed(&[]), b: BPanel::Packed(&[]) };
+    check_tile(&shape, out, usize::MAX, usize::MAX);
+    let (m, n, k) = (t.m, t.n, t.k);
+    assert!((1..=BF16_SHALLOW_MAX_K).contains(&k), "shallow kernel: depth {k} outside 1..={BF16_SHALLOW_MAX_K}");
+    assert!(t.lda >= k && t.a.len() >= (m - 1) * t.lda + k, "shallow kernel: A too short");
+    let cols = t.tb == Transpose::Yes;
+    let b_ok = if cols {
+        t.ldb >= k && t.b.len() >= (n - 1) * t.ldb + k
+    } else {
+        t.ldb >= n && t.b.len() >= (k - 1) * t.ldb + n
+    };
+    assert!(b_ok, "shallow kernel: B too short");
+    let f = SHALLOW_BF16_GRID[k - 1][usize::from(cols)];
+    // SAFETY: installed only when the CPU has AVX-512-BF16 besides the avx512
+    // path's features; the operands and the C tile are checked above.
+    unsafe { f(m, t.a.as_ptr().cast(), t.lda, t.b.as_ptr().cast(), t.ldb, n, out) }
+}
+
 // ---------------------------------------------------------------- dot kernel
 
 /// A row type the dot kernel reads in place, `STEP` depth steps per vector.
@@ -1808,6 +2144,10 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
                     name: "gemm_bf16_f32acc_avx512bf16_14x32_t_rows",
                 }),
             }),
+            shallow: Some(Shallow {
+                ukr: Kernel { f: gemm_bf16_f32acc_avx512bf16_shallow, name: "gemm_bf16_f32acc_avx512bf16_shallow" },
+                max_k: BF16_SHALLOW_MAX_K,
+            }),
         })
     } else {
         Path::F32(Impl {
@@ -1819,6 +2159,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             tall,
             narrow,
             dot: None,
+            shallow: None,
         })
     };
     crate::gemm::Table {
@@ -1831,6 +2172,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             tall,
             narrow: None,
             dot: None,
+            shallow: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -1846,6 +2188,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
                 min_k: 64,
                 rows: None,
             }),
+            shallow: None,
         }),
         bgemm,
     }

@@ -97,5 +97,6 @@ pub(crate) fn hgemm_f16_panels() -> Path<f16> {
         tall: None,
         narrow: None,
         dot: None,
+        shallow: None,
     })
 }
