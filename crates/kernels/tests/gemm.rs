@@ -353,7 +353,7 @@ fn without_shallow<T>(path: &Path<T>) -> Option<Path<T>> {
 /// The deepest product a path's shallow kernel takes (0 without one).
 fn shallow_max_k<T>(path: &Path<T>) -> usize {
     fn of<T, P>(imp: &gemm::Impl<T, P>) -> usize {
-        imp.tall.map_or(0, |t| t.max_k).max(imp.shallow.map_or(0, |s| s.max_k))
+        imp.tall.as_ref().map_or(0, |t| t.max_k).max(imp.shallow.as_ref().map_or(0, |s| s.max_k))
     }
     match path {
         Path::F32(imp) => of(imp),
