@@ -369,8 +369,16 @@ fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
     // Every depth up to the kernel's deepest (odd and even), rows past
     // several groups with a ragged end, columns with full and partial
     // vectors and panels.
-    let mut shapes =
-        vec![(1, 1, 1), (5, 17, 3), (37, 33, 10), (128, 70, 12), (131, 45, 11), (29, 64, 7), (200, 10, 10), (3, 40, 13)];
+    let mut shapes = vec![
+        (1, 1, 1),
+        (5, 17, 3),
+        (37, 33, 10),
+        (128, 70, 12),
+        (131, 45, 11),
+        (29, 64, 7),
+        (200, 10, 10),
+        (3, 40, 13),
+    ];
     shapes.extend((1..=shallow_max_k(path)).map(|k| (2 * k + 5, [32, 47, 16, 75][k % 4], k)));
     let mut seed = 900;
     // Products that read A in place: the shallow kernel ran (pair-packed
@@ -463,7 +471,23 @@ fn shallow_products_are_bit_identical_for_any_thread_count() {
                 let mut c = vec![f32::NAN; m * n];
                 let stats = pool.install(|| {
                     let out = Output::F32(&mut c);
-                    gemm::gemm_on(path, Transpose::No, tb, m, n, k, 1.0, &x.a, x.lda, &x.b, x.ldb, 0.0, out, n, Epilogue::default());
+                    gemm::gemm_on(
+                        path,
+                        Transpose::No,
+                        tb,
+                        m,
+                        n,
+                        k,
+                        1.0,
+                        &x.a,
+                        x.lda,
+                        &x.b,
+                        x.ldb,
+                        0.0,
+                        out,
+                        n,
+                        Epilogue::default(),
+                    );
                     gemm::last_call_stats()
                 });
                 assert!(!stats.packed_a && !stats.packed_b, "{}: the shallow kernel did not run", kt.isa);
@@ -505,7 +529,23 @@ fn shallow_bgemm_subnormals_and_alpha_zero() {
             }
             let run = |p: &Path<bf16>, alpha: f32, a: &[bf16], c: &mut [f32]| {
                 let out = Output::F32(c);
-                gemm::gemm_on(p, Transpose::No, tb, m, n, k, alpha, a, x.lda, &x.b, x.ldb, 0.5, out, n, Epilogue::default())
+                gemm::gemm_on(
+                    p,
+                    Transpose::No,
+                    tb,
+                    m,
+                    n,
+                    k,
+                    alpha,
+                    a,
+                    x.lda,
+                    &x.b,
+                    x.ldb,
+                    0.5,
+                    out,
+                    n,
+                    Epilogue::default(),
+                )
             };
             let c0: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.25 - 3.0).collect();
             let (mut got, mut want) = (c0.clone(), c0.clone());

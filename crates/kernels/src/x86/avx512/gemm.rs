@@ -959,13 +959,7 @@ type ShallowRaw = unsafe fn(usize, *const u16, usize, *const u16, usize, usize, 
 #[inline(always)]
 unsafe fn a_pair<const HALF: bool>(p: *const u16) -> __m512i {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        if HALF {
-            _mm512_set1_epi32(i32::from(*p))
-        } else {
-            _mm512_set1_epi32(p.cast::<i32>().read_unaligned())
-        }
-    }
+    unsafe { if HALF { _mm512_set1_epi32(i32::from(*p)) } else { _mm512_set1_epi32(p.cast::<i32>().read_unaligned()) } }
 }
 
 /// Packs columns `j0..j0 + w` (w ≤ [`SHALLOW_COLS`]) of op(B) as Q pair
@@ -1019,7 +1013,10 @@ unsafe fn shallow_pack_b<const Q: usize, const COLS: bool>(
                     };
                     _mm512_storeu_si512(dst.add(2 * h * Q + q).cast(), _mm512_permutex2var_epi16(lo, idx0, hi));
                     if 2 * h + 1 < nv {
-                        _mm512_storeu_si512(dst.add((2 * h + 1) * Q + q).cast(), _mm512_permutex2var_epi16(lo, idx1, hi));
+                        _mm512_storeu_si512(
+                            dst.add((2 * h + 1) * Q + q).cast(),
+                            _mm512_permutex2var_epi16(lo, idx1, hi),
+                        );
                     }
                 }
             }
