@@ -5,7 +5,9 @@
 //! f16 and bf16 inputs are widened while packing into the f32 kernel (FP32
 //! accumulation); with AVX-512-BF16, bgemm instead packs bf16 pairs and runs
 //! a `vdpbf16ps` 14×32 kernel, which treats subnormal bf16 inputs as zero and
-//! flushes subnormal partial results (its bound holds for normal inputs).
+//! flushes subnormal partial results (its bound holds for normal inputs), and
+//! for shallow products a `vdpbf16ps` kernel reading A's pairs in place with
+//! the same dot products.
 //! NaN and ±Inf propagate as IEEE FMA says; the store applies the tile's
 //! epilogue (see `gemm::TileOut`): f16 results via `vcvtps2ph` (round to
 //! nearest even, subnormals kept), bf16 by integer rounding (round to nearest
@@ -1238,7 +1240,8 @@ static SHALLOW_BF16_GRID: [[ShallowRaw; 2]; BF16_SHALLOW_MAX_K] = shallow_grid!(
 /// adjacent elements broadcast), op(B) packed as pairs on the stack
 /// [`SHALLOW_COLS`] columns at a time. The dot products of
 /// [`gemm_bf16_f32acc_avx512bf16_14x32`], so the same bits: subnormal bf16
-/// inputs count as zero, subnormal partial sums are flushed.
+/// inputs count as zero, subnormal partial sums are flushed, NaN and ±Inf
+/// propagate as in that kernel (sums from +0, so an all-zero row gives +0).
 ///
 /// # Panics
 /// If the depth is outside 1..=[`BF16_SHALLOW_MAX_K`], the tile is empty,
