@@ -368,7 +368,8 @@ fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
     };
     // Every depth up to the kernel's deepest (odd and even), rows past
     // several groups with a ragged end, columns with full and partial
-    // vectors and panels.
+    // vectors and panels; more than 256 rows and 512 columns (the bf16
+    // shallow kernel's row chunks and packed column blocks) with tails.
     let mut shapes = vec![
         (1, 1, 1),
         (5, 17, 3),
@@ -378,6 +379,8 @@ fn run_shallow<T: Element>(path: &Path<T>, what: &str, conv: impl Fn(f32) -> T +
         (29, 64, 7),
         (200, 10, 10),
         (3, 40, 13),
+        (261, 1041, 9),
+        (258, 530, 16),
     ];
     shapes.extend((1..=shallow_max_k(path)).map(|k| (2 * k + 5, [32, 47, 16, 75][k % 4], k)));
     let mut seed = 900;
