@@ -320,6 +320,15 @@ proptest! {
             let mut c = ops.c.clone();
             gemm::gemm_on(&k.gemm.sgemm, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &ops.a, ops.lda, &ops.b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());
             check_gemm(&case, &ops, &c, &format!("{}: sgemm", k.isa));
+            // The wide kernel forced onto every shape it can take (the table
+            // takes it for large products only).
+            if let gemm::Path::F32(imp) = &k.gemm.sgemm && let Some(w) = imp.wide {
+                let wide = gemm::Wide { min_m: 1, min_n: 1, min_k: 1, ..w };
+                let path = gemm::Path::F32(gemm::Impl { wide: Some(wide), ..*imp });
+                let mut c = ops.c.clone();
+                gemm::gemm_on(&path, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &ops.a, ops.lda, &ops.b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());
+                check_gemm(&case, &ops, &c, &format!("{}: sgemm wide", k.isa));
+            }
 
             let ops = operands(&case, r16);
             let a: Vec<f16> = ops.a.iter().map(|&x| f16::from_f32(x)).collect();

@@ -969,3 +969,129 @@ fn narrow_products_are_bit_identical_for_any_thread_count() {
         run_narrow_threads(&path, &format!("{name} hgemm"), f16::from_f32, f16::to_f32);
     }
 }
+
+/// `path` with its wide kernel taking every product it can (f32, A stored
+/// m×k), where the path has one.
+fn wide_everywhere(path: &Path<f32>) -> Option<Path<f32>> {
+    match path {
+        Path::F32(imp) => imp.wide.map(|w| {
+            let wide = gemm::Wide { min_m: 1, min_n: 1, min_k: 1, ..w };
+            Path::F32(gemm::Impl { wide: Some(wide), ..*imp })
+        }),
+        _ => None,
+    }
+}
+
+/// `path` without its wide kernel.
+fn without_wide(path: &Path<f32>) -> Path<f32> {
+    match path {
+        Path::F32(imp) => Path::F32(gemm::Impl { wide: None, ..*imp }),
+        other => *other,
+    }
+}
+
+/// The wide kernel (4×96, A's rows in place), forced onto every shape: the
+/// f64 bound on the MR×NR kernel's blocking edges and on its own (tiles of
+/// 1 to 5 rows, 95 to 97 and 193 columns, KC±1), all transposes, padded
+/// leading dimensions, beta = 0 over NaN, and bit-identical results to the
+/// MR×NR kernel (same KC blocks, same FMAs per element); the installed
+/// table takes it at 512³.
+#[test]
+fn wide_kernel_matches_the_oracle_and_the_micro_kernel() {
+    let mut ran = false;
+    for kt in paths() {
+        let Some(wide) = wide_everywhere(&kt.gemm.sgemm) else { continue };
+        ran = true;
+        let what = format!("{} sgemm wide", kt.isa);
+        run_edges(&what, &wide, |x| x, |x| x);
+        run_fused(&wide, &what, |x| x, |x| x);
+        let plain = without_wide(&kt.gemm.sgemm);
+        let kc = Blocking::new(plain.shape(), detected_caches()).kc;
+        let mut seed = 900;
+        for &(ta, tb) in &TS {
+            for m in [1, 3, 4, 5, 9] {
+                for n in [1, 17, 95, 96, 97, 193] {
+                    for k in [1, 7, kc - 1, kc + 1] {
+                        seed += 1;
+                        let x = mats(ta, tb, m, n, k, (seed % 3) as usize, seed, |v| v, |v| v);
+                        let ldc = n + (seed % 5) as usize;
+                        let mut rng = SplitMix(seed ^ 0x77);
+                        let c0: Vec<f32> = (0..gemm::required_len(m, n, ldc)).map(|_| rng.next_f32()).collect();
+                        let (alpha, beta) = if seed % 2 == 0 { (1.0, 0.0) } else { (-0.75, 1.5) };
+                        let run = |path: &Path<f32>| {
+                            let mut c = c0.clone();
+                            if beta == 0.0 {
+                                c.iter_mut().for_each(|v| *v = f32::NAN);
+                                // Padding between rows keeps its value.
+                                for i in 0..m {
+                                    c[i * ldc + n..].iter_mut().take(ldc - n).for_each(|v| *v = 0.5);
+                                }
+                            }
+                            gemm::gemm_on(
+                                path,
+                                ta,
+                                tb,
+                                m,
+                                n,
+                                k,
+                                alpha,
+                                &x.a,
+                                x.lda,
+                                &x.b,
+                                x.ldb,
+                                beta,
+                                Output::F32(&mut c),
+                                ldc,
+                                Epilogue::default(),
+                            );
+                            (c, gemm::last_call_stats())
+                        };
+                        let (got, stats) = run(&wide);
+                        let (want, _) = run(&plain);
+                        let tag = format!("{what} {ta:?}{tb:?} {m}x{n}x{k}");
+                        assert_eq!(stats.blocking.map(|b| b.nr) == Some(96), ta == Transpose::No, "{tag}: path taken");
+                        check(&tag, ta, tb, m, n, k, &x, alpha, beta, &c0, &got, ldc);
+                        for i in 0..m {
+                            for j in n..ldc {
+                                if let Some(&v) = got.get(i * ldc + j) {
+                                    let orig = if beta == 0.0 { 0.5 } else { c0[i * ldc + j] };
+                                    assert_eq!(v.to_bits(), orig.to_bits(), "{tag}: padding C[{i},{j}] written");
+                                }
+                            }
+                        }
+                        assert!(
+                            got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{tag}: bits differ from the MR×NR kernel"
+                        );
+                    }
+                }
+            }
+        }
+        // The installed table takes the wide kernel for large products.
+        let s = 512;
+        let x = mats(Transpose::No, Transpose::No, s, s, s, 0, 3, |v| v, |v| v);
+        let mut c = vec![0.0f32; s * s];
+        gemm::gemm_on(
+            &kt.gemm.sgemm,
+            Transpose::No,
+            Transpose::No,
+            s,
+            s,
+            s,
+            1.0,
+            &x.a,
+            x.lda,
+            &x.b,
+            x.ldb,
+            0.0,
+            Output::F32(&mut c),
+            s,
+            Epilogue::default(),
+        );
+        let stats = gemm::last_call_stats();
+        assert!(!stats.packed_a && stats.blocking.map(|b| (b.mr, b.nr)) == Some((4, 96)), "{what}: {stats:?}");
+    }
+    if mixprec_kernels::Isa::Avx512.is_available() {
+        assert!(ran, "the avx512 path has a wide kernel");
+    }
+}

@@ -149,7 +149,7 @@ impl Blocking {
 
 /// The block size that splits `len` into as few blocks of at most `block` as
 /// possible, of equal size rounded up to `unit` (never above `block`).
-fn balanced(len: usize, block: usize, unit: usize) -> usize {
+pub(crate) fn balanced(len: usize, block: usize, unit: usize) -> usize {
     if len <= block {
         return block;
     }

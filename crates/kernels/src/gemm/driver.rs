@@ -13,6 +13,10 @@
 //! flag. K is never split, so every element is the same sequence of FMAs,
 //! blocks of KC deep, whatever the thread count: results are bit-identical.
 //!
+//! Large f32 products with A stored m×k take the path's wide kernel instead
+//! (`gemm_wide`: A's rows read in place, B packed in wide panels), on the
+//! same depth blocks and FMAs per element, so with the same bits.
+//!
 //! Packing buffers live in the calling thread's thread-local storage and only
 //! grow, so a steady sequence of calls allocates nothing. Where packing does
 //! not pay (few rows to reuse a B block, or few columns to reuse an A panel)
@@ -251,6 +255,12 @@ fn gemm_with<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, pre_b: Op
     if let Some(sh) = imp.shallow.filter(|s| pre_b.is_none() && x.ta == Transpose::No && x.k <= s.max_k) {
         return gemm_shallow(&sh, x, c);
     }
+    let c = match (imp.wide, T::as_f32(x.a), T::as_f32(x.b), c) {
+        (Some(w), Some(a), Some(b), Output::F32(c)) if pre_b.is_none() && wide_shape(&w, x) => {
+            return gemm_wide(imp, &w, x, a, b, c);
+        }
+        (_, _, _, c) => c,
+    };
     WIDE.with(|cell| {
         let mut guard = cell.try_borrow_mut().ok();
         let mut own = (Buf::new(), Buf::new());
@@ -414,6 +424,152 @@ fn narrow<T, P>(imp: &Impl<T, P>, x: &Args<'_, T>) -> bool {
 /// n fits one micro-panel of rows, m fills two of columns.
 fn narrow_shape<T, P>(imp: &Impl<T, P>, x: &Args<'_, T>) -> bool {
     x.n <= imp.shape.mr && x.m >= 2 * imp.shape.nr
+}
+
+/// Whether a product runs on the path's wide kernel: f32 A stored m×k
+/// (its rows read in place), and every dimension at least the kernel's
+/// minimum. A function of the shape and layout only.
+fn wide_shape<T>(w: &super::Wide, x: &Args<'_, T>) -> bool {
+    x.ta == Transpose::No && x.m >= w.min_m && x.n >= w.min_n && x.k >= w.min_k
+}
+
+/// A large f32 product on the wide kernel: for each (KC, NC) block, op(B)
+/// packed into micro-panels `w.nr` wide, then every group of `w.mr` rows of
+/// A, read in place, against each panel in turn (the group's KC-deep rows
+/// stay in L1 while it sweeps the packed block from L2). KC is the path's
+/// (the same depth blocks as its MR×NR kernel, whose FMAs per element run
+/// in the same order, so the bits are the same); NC keeps the packed block
+/// in three quarters of L2. Threads split the row groups; K is never split,
+/// so the bits do not depend on threads.
+fn gemm_wide<T: Element, P: Packed>(
+    imp: &Impl<T, P>,
+    w: &super::Wide,
+    x: &Args<'_, T>,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+) {
+    let (m, n, k) = (x.m, x.n, x.k);
+    let caches = detected_caches();
+    let kc = Blocking::new(imp.shape, caches).for_product(m, n, k).kc;
+    let nc_l2 = (caches.l2 * 3 / 4 / (kc * std::mem::size_of::<f32>()) / w.nr * w.nr).max(w.nr);
+    let nc = super::blocking::balanced(n, nc_l2, w.nr);
+    let threads = if m * n * k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) };
+    let groups = m.div_ceil(w.mr);
+    let stats = AtomicUsize::new(0);
+    let seen = AtomicU64::new(0);
+    let mut rows = Rows::F32(c);
+    f32::with_bufs(|_, bbuf| {
+        let mut pc = 0;
+        while pc < k {
+            let kcb = kc.min(k - pc);
+            let mut jc = 0;
+            while jc < n {
+                let ncb = nc.min(n - jc);
+                let nb = ncb.div_ceil(w.nr);
+                let buf = bbuf.get(nb * w.nr * kcb);
+                let one = |jb: usize, dst: &mut [f32]| {
+                    let j0 = jb * w.nr;
+                    (w.pack_b.f)(b, x.ldb, x.tb, jc + j0, w.nr.min(ncb - j0), pc, kcb, w.nr, dst);
+                };
+                if threads > 1 {
+                    buf.par_chunks_mut(w.nr * kcb).enumerate().for_each(|(jb, dst)| one(jb, dst));
+                } else {
+                    buf.chunks_mut(w.nr * kcb).enumerate().for_each(|(jb, dst)| one(jb, dst));
+                }
+                let step = WideStep {
+                    x,
+                    w,
+                    a: &a[pc..],
+                    b: buf,
+                    kcb,
+                    jc,
+                    ncb,
+                    first: pc == 0,
+                    last: pc + kcb == k,
+                    stats: &stats,
+                    seen: &seen,
+                };
+                let grain = groups.div_ceil(4 * threads).max(1);
+                wide_groups(&step, 0, groups, grain, threads > 1, &mut rows);
+                jc += ncb;
+            }
+            pc += kcb;
+        }
+    });
+    LAST.with(|l| {
+        l.set(CallStats {
+            tasks: stats.load(Ordering::Relaxed),
+            threads: seen.load(Ordering::Relaxed).count_ones() as usize,
+            packed_a: false,
+            packed_b: true,
+            blocking: Some(Blocking { mr: w.mr, nr: w.nr, kc, mc: m, nc }),
+            transposed: false,
+            dot: false,
+        })
+    });
+}
+
+/// One (PC, JC) block of a product on the wide kernel.
+struct WideStep<'s, 'a, T: 'static> {
+    x: &'s Args<'a, T>,
+    w: &'s super::Wide,
+    /// A from the block's first depth step (row i at `[i·lda..]`).
+    a: &'s [f32],
+    /// The packed B block.
+    b: &'s [f32],
+    kcb: usize,
+    jc: usize,
+    ncb: usize,
+    first: bool,
+    last: bool,
+    stats: &'s AtomicUsize,
+    seen: &'s AtomicU64,
+}
+
+/// Row groups `g0..g1` of the block (`rows` starts at row `g0·mr`).
+fn wide_groups<T: Element>(
+    s: &WideStep<'_, '_, T>,
+    g0: usize,
+    g1: usize,
+    grain: usize,
+    par: bool,
+    rows: &mut Rows<'_>,
+) {
+    let (x, mr, nr) = (s.x, s.w.mr, s.w.nr);
+    if par && g1 - g0 > grain {
+        let mid = (g0 + g1) / 2;
+        let (mut top, mut bottom) = rows.reborrow().split((mid - g0) * mr * x.ldc);
+        rayon::join(
+            || wide_groups(s, g0, mid, grain, par, &mut top),
+            || wide_groups(s, mid, g1, grain, par, &mut bottom),
+        );
+        return;
+    }
+    s.stats.fetch_add(1, Ordering::Relaxed);
+    let id = rayon::current_thread_index().map_or(63, |i| i.min(63));
+    s.seen.fetch_or(1 << id, Ordering::Relaxed);
+    let beta_prev = if x.beta == 0.0 { Prev::None } else { Prev::Beta(x.beta) };
+    for g in g0..g1 {
+        let (r0, lr) = (g * mr, (g - g0) * mr);
+        let h = mr.min(x.m - r0);
+        let a = APanel::Strided { data: &s.a[r0 * x.lda..], rs: x.lda, cs: 1 };
+        for jb in 0..s.ncb.div_ceil(nr) {
+            let j0 = jb * nr;
+            let wdt = nr.min(s.ncb - j0);
+            let col = s.jc + j0;
+            let tile =
+                MicroTile { k: s.kcb, m: h, n: wdt, a, b: BPanel::Packed(&s.b[jb * nr * s.kcb..][..nr * s.kcb]) };
+            let mut out = TileOut {
+                alpha: x.alpha,
+                prev: if s.first { beta_prev } else { Prev::Dst },
+                bias: if s.last { x.epilogue.bias.map(|bias| &bias[col..col + wdt]) } else { None },
+                relu: s.last && x.epilogue.relu,
+                dst: rows.tile(lr * x.ldc + col, x.ldc),
+            };
+            (s.w.ukr.f)(&tile, &mut out);
+        }
+    }
 }
 
 /// A narrow product with A stored m×k on the path's dot kernel: op(B)ᵀ

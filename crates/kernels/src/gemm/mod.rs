@@ -195,6 +195,36 @@ pub struct Impl<T: 'static, P: 'static> {
     /// A shallow-product kernel reading both operands as stored, for paths
     /// whose packed type is not the input type (bf16 pairs; see [`Shallow`]).
     pub shallow: Option<Shallow<T>>,
+    /// The kernel for large f32 products with A stored m×k (see [`Wide`]).
+    pub wide: Option<Wide>,
+}
+
+/// A micro-kernel of few rows and many columns for large f32 products with A
+/// stored m×k: A's rows are read in place (no A packing) and op(B) is packed
+/// into micro-panels `nr` columns wide (`PackBFn` with that `nr`), so a tile
+/// loads `nr/16` B vectors and broadcasts `mr` A values per depth step
+/// (`MicroTile` with `APanel::Strided` and `BPanel::Packed`, checked by
+/// [`check_tile`] with this `mr` and `nr`). Taken for products of at least
+/// `min_m` rows, `min_n` columns and depth `min_k`, with f32 inputs and
+/// output. Its sums run over the path's KC blocks, each element's FMAs in
+/// the MR×NR kernel's order, so its results are bit-identical to that
+/// kernel's (and do not depend on the thread count).
+#[derive(Clone, Copy, Debug)]
+pub struct Wide {
+    /// The kernel (`MicroTile::m` ≤ `mr`, `MicroTile::n` ≤ `nr`).
+    pub ukr: Kernel<UkrFn<f32>>,
+    /// Its B packer (called with `nr`).
+    pub pack_b: Kernel<PackBFn<f32, f32>>,
+    /// Rows of a tile.
+    pub mr: usize,
+    /// Columns of a tile (of a packed B micro-panel).
+    pub nr: usize,
+    /// The smallest m it takes.
+    pub min_m: usize,
+    /// The smallest n it takes.
+    pub min_n: usize,
+    /// The smallest k it takes.
+    pub min_k: usize,
 }
 
 /// A shallow product's operands as stored: rows `0..m` of A (stored m×k,
@@ -351,10 +381,11 @@ pub enum Path<T: 'static> {
 
 impl<T> Path<T> {
     /// Kernel names: the micro-kernel, the packers, the shallow-product
-    /// kernel, the narrow-product kernel, the dot kernel and its packer (the
-    /// micro-kernel's or B packer's name where the path has none).
-    fn names(&self) -> [&'static str; 7] {
-        fn of<T, P>(i: &Impl<T, P>) -> [&'static str; 7] {
+    /// kernel, the narrow-product kernel, the dot kernel and its packer, the
+    /// wide kernel and its B packer (the micro-kernel's or B packer's name
+    /// where the path has none).
+    fn names(&self) -> [&'static str; 9] {
+        fn of<T, P>(i: &Impl<T, P>) -> [&'static str; 9] {
             [
                 i.ukr.name,
                 i.pack_a.name,
@@ -363,6 +394,8 @@ impl<T> Path<T> {
                 i.narrow.as_ref().map_or(i.ukr.name, |k| k.name),
                 i.dot.as_ref().map_or(i.ukr.name, |d| d.ukr.name),
                 i.dot.as_ref().map_or(i.pack_b.name, |d| d.pack.name),
+                i.wide.as_ref().map_or(i.ukr.name, |w| w.ukr.name),
+                i.wide.as_ref().map_or(i.pack_b.name, |w| w.pack_b.name),
             ]
         }
         match self {
@@ -397,9 +430,9 @@ pub struct Table {
 impl Table {
     /// `(kernel, implementation)` for every entry.
     pub fn entries(&self) -> Vec<(&'static str, &'static str)> {
-        let [s0, s1, s2, s3, s4, s5, s6] = self.sgemm.names();
-        let [h0, h1, h2, h3, h4, h5, h6] = self.hgemm.names();
-        let [b0, b1, b2, b3, b4, b5, b6] = self.bgemm.names();
+        let [s0, s1, s2, s3, s4, s5, s6, s7, s8] = self.sgemm.names();
+        let [h0, h1, h2, h3, h4, h5, h6, h7, h8] = self.hgemm.names();
+        let [b0, b1, b2, b3, b4, b5, b6, b7, b8] = self.bgemm.names();
         vec![
             ("sgemm_ukr", s0),
             ("sgemm_pack_a", s1),
@@ -408,6 +441,8 @@ impl Table {
             ("sgemm_ukr_narrow", s4),
             ("sgemm_ukr_dot", s5),
             ("sgemm_pack_bt", s6),
+            ("sgemm_ukr_wide", s7),
+            ("sgemm_pack_b_wide", s8),
             ("hgemm_ukr", h0),
             ("hgemm_pack_a", h1),
             ("hgemm_pack_b", h2),
@@ -415,6 +450,8 @@ impl Table {
             ("hgemm_ukr_narrow", h4),
             ("hgemm_ukr_dot", h5),
             ("hgemm_pack_bt", h6),
+            ("hgemm_ukr_wide", h7),
+            ("hgemm_pack_b_wide", h8),
             ("bgemm_ukr", b0),
             ("bgemm_pack_a", b1),
             ("bgemm_pack_b", b2),
@@ -422,6 +459,8 @@ impl Table {
             ("bgemm_ukr_narrow", b4),
             ("bgemm_ukr_dot", b5),
             ("bgemm_pack_bt", b6),
+            ("bgemm_ukr_wide", b7),
+            ("bgemm_pack_b_wide", b8),
         ]
     }
 }

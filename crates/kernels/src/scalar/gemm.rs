@@ -260,6 +260,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -271,6 +272,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -282,6 +284,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         }),
     }
 }

@@ -613,6 +613,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         })
     } else {
         Path::F32(Impl {
@@ -625,6 +626,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         })
     };
     Table {
@@ -638,6 +640,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         }),
         hgemm,
         bgemm: Path::F32(Impl {
@@ -650,6 +653,7 @@ pub(crate) fn table(fhm: bool) -> Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         }),
     }
 }

@@ -496,6 +496,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -507,6 +508,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         }),
         bgemm: Path::F32(Impl {
             shape,
@@ -518,6 +520,7 @@ pub(crate) fn table() -> crate::gemm::Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: None,
         }),
     }
 }

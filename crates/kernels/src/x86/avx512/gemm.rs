@@ -1,6 +1,7 @@
 //! AVX-512 GEMM: a 14×32 f32 micro-kernel on all 32 zmm registers (28
 //! accumulators, two B vectors, one broadcast A value), every edge tile
-//! generated from the same body by const generics, and packing routines.
+//! generated from the same body by const generics, and packing routines;
+//! for large f32 products a 4×96 kernel reading A's rows in place.
 //!
 //! f16 and bf16 inputs are widened while packing into the f32 kernel (FP32
 //! accumulation); with AVX-512-BF16, bgemm instead packs bf16 pairs and runs
@@ -20,7 +21,7 @@ use half::{bf16, f16};
 use crate::dispatch::Kernel;
 use crate::gemm::{
     APanel, BPanel, Dot, Dst, Impl, KernelShape, MicroTile, Path, Prev, RowsTile, Shallow, ShallowTile, Tall, TileOut,
-    Transpose, check_tile, check_tile_transposed, pack, plain_dst,
+    Transpose, Wide, check_tile, check_tile_transposed, pack, plain_dst,
 };
 
 /// Rows of the register block.
@@ -476,6 +477,111 @@ pub fn gemm_f32_avx512_14x32_t(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
     // out only when the CPU has AVX-512 F/BW/VL/DQ; `check_tile_transposed`
     // bounds every access the kernel makes.
     unsafe { f(t.k, a, 1, t.m, b, NR, t.n, out) }
+}
+
+// ---------------------------------------------------------------- wide f32 kernel
+
+/// Rows of the wide kernel's register block.
+pub const WIDE_MR: usize = 4;
+/// Columns of the wide kernel's register block (six zmm).
+pub const WIDE_NR: usize = 96;
+
+type WideRaw = unsafe fn(usize, *const f32, usize, *const f32, usize, &mut TileOut<'_>);
+
+/// The wide kernel body for an M×(NV·16) tile: A's M rows read in place
+/// (`lda` apart, depth contiguous), B packed with row stride `WIDE_NR`
+/// (zero-padded), so each depth step is NV vector loads, M broadcasts and
+/// M·NV FMAs (24 accumulators + 6 B vectors + a broadcast for 4×96).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+unsafe fn wide_f32<const M: usize, const NV: usize>(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    n: usize,
+    out: &mut TileOut<'_>,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; M];
+    if k >= PREFETCH_MIN_K {
+        prefetch_tile::<M, NV>(out);
+    }
+    let mut bp = b;
+    for p in 0..k {
+        // SAFETY: `check_tile` established that k depth steps of M rows of A
+        // (`lda` apart) and k·WIDE_NR packed B values lie inside their slices.
+        unsafe {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(bp.add(v * L));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*a.add(i * lda + p));
+                for (c, x) in row.iter_mut().zip(&bv) {
+                    *c = _mm512_fmadd_ps(ai, *x, *c);
+                }
+            }
+            bp = bp.add(WIDE_NR);
+        }
+    }
+    // SAFETY: `check_tile` passed for this tile.
+    unsafe { finish_tile(&acc, n, out) };
+}
+
+macro_rules! wide_grid {
+    ($($m:literal)*) => {
+        [ $( [wide_f32::<$m, 1> as WideRaw, wide_f32::<$m, 2>, wide_f32::<$m, 3>, wide_f32::<$m, 4>,
+              wide_f32::<$m, 5>, wide_f32::<$m, 6>] ),* ]
+    };
+}
+
+static WIDE_GRID: [[WideRaw; WIDE_NR / L]; WIDE_MR] = wide_grid!(1 2 3 4);
+
+/// f32 wide kernel, 4×96, and every smaller tile: A strided with unit depth
+/// stride (rows read in place), B packed by [`pack_b_wide_f32_avx512`].
+/// NaN, ±Inf, ±0 and subnormals go through IEEE FMA as in the 14×32 kernel.
+///
+/// # Panics
+/// If `check_tile` fails for a 4×96 block, A is packed or has a depth
+/// stride other than 1, or B is not packed.
+pub fn gemm_f32_avx512_wide_4x96(t: &MicroTile<'_, f32>, out: &mut TileOut<'_>) {
+    check_tile(t, out, WIDE_MR, WIDE_NR);
+    let (a, lda) = match t.a {
+        APanel::Strided { data, rs, cs: 1 } => (data.as_ptr(), rs),
+        _ => panic!("the wide kernel reads A's rows in place (depth stride 1)"),
+    };
+    let BPanel::Packed(b) = t.b else { panic!("the wide kernel reads packed B panels") };
+    let f = WIDE_GRID[t.m - 1][t.n.div_ceil(L) - 1];
+    // SAFETY: this kernel is reachable only through the avx512 table, handed
+    // out only when the CPU has AVX-512 F/BW/VL/DQ; `check_tile` bounds every
+    // access the kernel makes.
+    unsafe { f(t.k, a, lda, b.as_ptr(), t.n, out) }
+}
+
+/// Packs an f32 B micro-panel of the wide kernel (`nr` = [`WIDE_NR`]).
+///
+/// # Panics
+/// If `nr` is not `WIDE_NR`, `c` is outside 1..=nr, or a window is outside
+/// its slice.
+#[allow(clippy::too_many_arguments)]
+pub fn pack_b_wide_f32_avx512(
+    s: &[f32],
+    ld: usize,
+    t: Transpose,
+    j0: usize,
+    c: usize,
+    p0: usize,
+    d: usize,
+    nr: usize,
+    o: &mut [f32],
+) {
+    assert!(nr == WIDE_NR && (1..=nr).contains(&c) && o.len() >= nr * d);
+    if d == 0 {
+        return;
+    }
+    let (off, span) = pack::b_window(t, ld, j0, c, p0, d);
+    assert!(off + span <= s.len(), "pack_b: window outside B");
+    // SAFETY: window and destination checked above; avx512 table only.
+    unsafe { pack_b_raw::<f32, WIDE_NR>(s.as_ptr().add(off), ld, t, c, d, o.as_mut_ptr()) }
 }
 
 // ---------------------------------------------------------------- shallow f32 kernel
@@ -1805,18 +1911,28 @@ unsafe fn pack_a_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, rows: usi
     }
 }
 
+/// Packs a B micro-panel `W` columns wide (NR, or the wide kernel's
+/// `WIDE_NR`): depth step p at `dst[p·W..]`, columns past `cols` zero.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,f16c")]
-unsafe fn pack_b_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, cols: usize, depth: usize, dst: *mut f32) {
-    let (m0, m1) = (lane_mask(cols, 0), lane_mask(cols, 1));
-    // SAFETY: as `pack_a_raw`, for op(B)'s depth × cols window and depth·NR
+unsafe fn pack_b_raw<T: Lanes, const W: usize>(
+    src: *const T,
+    ld: usize,
+    t: Transpose,
+    cols: usize,
+    depth: usize,
+    dst: *mut f32,
+) {
+    // SAFETY: as `pack_a_raw`, for op(B)'s depth × cols window and depth·W
     // elements at `dst`.
     unsafe {
         match t {
             Transpose::No => {
                 for p in 0..depth {
                     let s = src.add(p * ld);
-                    _mm512_storeu_ps(dst.add(p * NR), T::load(s, m0));
-                    _mm512_storeu_ps(dst.add(p * NR + L), T::load(s.wrapping_add(L), m1));
+                    for v in 0..W / L {
+                        let mask = lane_mask(cols, v);
+                        _mm512_storeu_ps(dst.add(p * W + v * L), T::load(s.wrapping_add(v * L), mask));
+                    }
                 }
             }
             // Stored n×k: up to 16 depth steps of each column (masked for the
@@ -1827,14 +1943,14 @@ unsafe fn pack_b_raw<T: Lanes>(src: *const T, ld: usize, t: Transpose, cols: usi
                 while p < depth {
                     let w = (depth - p).min(L);
                     let mask = lane_mask(w, 0);
-                    for h in 0..NR / L {
+                    for h in 0..W / L {
                         let mut r = [_mm512_setzero_ps(); L];
                         for (j, x) in r.iter_mut().enumerate().take(cols.saturating_sub(h * L)) {
                             *x = T::load(src.add((h * L + j) * ld + p), mask);
                         }
                         let t = if h * L < cols { transpose16(&r) } else { r };
                         for (q, x) in t.iter().enumerate().take(w) {
-                            _mm512_storeu_ps(dst.add((p + q) * NR + h * L), *x);
+                            _mm512_storeu_ps(dst.add((p + q) * W + h * L), *x);
                         }
                     }
                     p += w;
@@ -1884,7 +2000,7 @@ fn pack_b_to_f32<T: Lanes>(
     let (off, span) = pack::b_window(t, ld, j0, cols, p0, depth);
     assert!(off + span <= src.len(), "pack_b: window outside B");
     // SAFETY: window and destination checked above; avx512 table only.
-    unsafe { pack_b_raw(src.as_ptr().add(off), ld, t, cols, depth, dst.as_mut_ptr()) }
+    unsafe { pack_b_raw::<T, NR>(src.as_ptr().add(off), ld, t, cols, depth, dst.as_mut_ptr()) }
 }
 
 /// Packs an f32 A micro-panel.
@@ -2113,6 +2229,22 @@ pub fn pack_b_bf16_pairs_avx512(
     }
 }
 
+/// sgemm's wide kernel and the shapes it takes.
+pub(crate) fn wide() -> Wide {
+    Wide {
+        ukr: Kernel { f: gemm_f32_avx512_wide_4x96, name: "gemm_f32_avx512_wide_4x96" },
+        pack_b: Kernel { f: pack_b_wide_f32_avx512, name: "pack_b_wide_f32_avx512" },
+        mr: WIDE_MR,
+        nr: WIDE_NR,
+        // Every measured shape from 128 up ran faster on it (128³ 1.07×,
+        // 1024³ 1.04×, the MLP forward 1.04×: docs/kernels.md); n = 10 and
+        // k = 10 ran slower (their narrow and shallow kernels stay).
+        min_m: 128,
+        min_n: 128,
+        min_k: 128,
+    }
+}
+
 /// The avx512 path's GEMM registry; bgemm uses `vdpbf16ps` when `bf16`.
 pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
     let shape = KernelShape { mr: MR, nr: NR, kpack: 1, bytes_per_k: 4 };
@@ -2135,6 +2267,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
                 f: gemm_bf16_f32acc_avx512bf16_14x32_t,
                 name: "gemm_bf16_f32acc_avx512bf16_14x32_t",
             }),
+            wide: None,
             dot: Some(Dot {
                 ukr: Kernel { f: gemm_bf16_f32acc_avx512bf16_dot, name: "gemm_bf16_f32acc_avx512bf16_dot" },
                 pack: Kernel { f: pack_bt_bf16_pairs_avx512, name: "pack_bt_bf16_pairs_avx512" },
@@ -2160,6 +2293,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             narrow,
             dot: None,
             shallow: None,
+            wide: None,
         })
     };
     crate::gemm::Table {
@@ -2173,6 +2307,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             narrow: None,
             dot: None,
             shallow: None,
+            wide: Some(wide()),
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -2182,6 +2317,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             unpacked: true,
             tall,
             narrow,
+            wide: None,
             dot: Some(Dot {
                 ukr: Kernel { f: gemm_f16_f32acc_avx512_dot, name: "gemm_f16_f32acc_avx512_dot" },
                 pack: Kernel { f: pack_bt_f16_avx512, name: "pack_bt_f16_avx512" },

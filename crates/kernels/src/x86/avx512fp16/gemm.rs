@@ -98,5 +98,6 @@ pub(crate) fn hgemm_f16_panels() -> Path<f16> {
         narrow: None,
         dot: None,
         shallow: None,
+        wide: None,
     })
 }
