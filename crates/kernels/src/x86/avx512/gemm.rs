@@ -261,7 +261,6 @@ macro_rules! finish_tile_t {
         let mask = core::hint::black_box(lane_mask(m, 0));
         let plain = plain_dst(out);
         let one = out.alpha == 1.0;
-        let alpha = _mm512_set1_ps(out.alpha);
         let nv = $acc[0].len();
         let (mut r0, mut r1) = ([_mm512_setzero_ps(); L], [_mm512_setzero_ps(); L]);
         for (i, row) in $acc.iter().enumerate() {
@@ -290,33 +289,9 @@ macro_rules! finish_tile_t {
                             }
                         }
                     }
-                    _ => {
-                        for (q, &x) in t.iter().enumerate() {
-                            let i = match rows {
-                                Some(map) => usize::from(map[$v][q]),
-                                None => $v * L + q,
-                            };
-                            if i >= n {
-                                continue;
-                            }
-                            match plain {
-                                // SAFETY: `check_tile_transposed` established that row
-                                // i, columns 0..m of the destination are inside it.
-                                Some((p, ld, accumulate)) => unsafe {
-                                    let q = p.add(i * ld);
-                                    let y = match (accumulate, one) {
-                                        (false, true) => x,
-                                        (false, false) => _mm512_mul_ps(x, alpha),
-                                        (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
-                                        (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
-                                    };
-                                    _mm512_mask_storeu_ps(q, mask, y);
-                                },
-                                // SAFETY: as above, for the destination, scratch and bias.
-                                None => unsafe { store_vec(out, x, alpha, i, 0, mask) },
-                            }
-                        }
-                    }
+                    // SAFETY: `check_tile_transposed` passed for the tile (the
+                    // caller's contract).
+                    _ => unsafe { store_t_general(&t, rows, $v, n, m, out) },
                 }
             };
         }
@@ -325,6 +300,57 @@ macro_rules! finish_tile_t {
             block!(r1, 1);
         }
     }};
+}
+
+/// The general case of `finish_tile_t!` for one transposed 16-column block
+/// `t` (block `v` of the tile): beta, alpha, the epilogue and f16/bf16
+/// outputs, row by row. Out of line, so that the common overwritten f32 case
+/// inlined in the kernel keeps its block in registers (with this loop in the
+/// kernel, LLVM stored every transposed block to the stack for it).
+///
+/// # Safety
+/// `check_tile_transposed` must have passed for the tile `out` describes
+/// (`n` rows, `m` columns of C), and the CPU must have the avx512 features.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")]
+#[inline(never)]
+unsafe fn store_t_general(
+    t: &[__m512; L],
+    rows: Option<&[[u8; L]; 2]>,
+    v: usize,
+    n: usize,
+    m: usize,
+    out: &mut TileOut<'_>,
+) {
+    // Through `black_box` as in `finish_tile_t!`.
+    let mask = core::hint::black_box(lane_mask(m, 0));
+    let plain = plain_dst(out);
+    let one = out.alpha == 1.0;
+    let alpha = _mm512_set1_ps(out.alpha);
+    for (q, &x) in t.iter().enumerate() {
+        let i = match rows {
+            Some(map) => usize::from(map[v][q]),
+            None => v * L + q,
+        };
+        if i >= n {
+            continue;
+        }
+        match plain {
+            // SAFETY: `check_tile_transposed` established that row i,
+            // columns 0..m of the destination are inside it.
+            Some((p, ld, accumulate)) => unsafe {
+                let q = p.add(i * ld);
+                let y = match (accumulate, one) {
+                    (false, true) => x,
+                    (false, false) => _mm512_mul_ps(x, alpha),
+                    (true, true) => _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, q)),
+                    (true, false) => _mm512_fmadd_ps(x, alpha, _mm512_maskz_loadu_ps(mask, q)),
+                };
+                _mm512_mask_storeu_ps(q, mask, y);
+            },
+            // SAFETY: as above, for the destination, scratch and bias.
+            None => unsafe { store_vec(out, x, alpha, i, 0, mask) },
+        }
+    }
 }
 
 /// The general store: bias, ReLU, beta, the f32 scratch, f16/bf16 rounding.
@@ -931,27 +957,50 @@ unsafe fn ukr_bf16_t_rows<const M: usize, const NV: usize>(
             _mm512_loadu_si512(PAIR_IDX.as_ptr().cast()),
             _mm512_add_epi16(_mm512_loadu_si512(PAIR_IDX.as_ptr().cast()), _mm512_set1_epi16(L as i16)),
         ];
-        let pairs = depth.div_ceil(2);
-        for q in 0..pairs {
+        // Whole pairs, then an odd depth's last row against zero, outside
+        // the loop (a test per step otherwise).
+        for q in 0..depth / 2 {
             let lo = _mm512_maskz_loadu_epi16(emask, b.add(2 * q * ldb).cast());
-            let hi = if 2 * q + 1 < depth {
-                _mm512_maskz_loadu_epi16(emask, b.add((2 * q + 1) * ldb).cast())
-            } else {
-                _mm512_setzero_si512()
-            };
-            let mut bv = [_mm512_setzero_si512(); NV];
-            if NV == 2 {
-                // In-lane unpacks, cheaper than `vpermt2w`: columns in the
-                // order of `UNPACKED`, which the transposed store follows.
-                bv[0] = _mm512_unpacklo_epi16(lo, hi);
-                bv[NV - 1] = _mm512_unpackhi_epi16(lo, hi);
-            } else {
-                bv[0] = _mm512_permutex2var_epi16(lo, idx[0], hi);
-            }
-            dp_step(&mut acc, a.add(q * M), &bv);
+            let hi = _mm512_maskz_loadu_epi16(emask, b.add((2 * q + 1) * ldb).cast());
+            rows_step(&mut acc, lo, hi, &idx, a.add(q * M));
+        }
+        if depth % 2 == 1 {
+            let q = depth / 2;
+            let lo = _mm512_maskz_loadu_epi16(emask, b.add(2 * q * ldb).cast());
+            rows_step(&mut acc, lo, _mm512_setzero_si512(), &idx, a.add(q * M));
         }
     }
     finish_tile_t!(acc, M, n, out, if NV == 2 { Some(&UNPACKED) } else { None });
+}
+
+/// One pair step of [`ukr_bf16_t_rows`]: rows `lo` and `hi` of B interleaved
+/// into pairs (32 columns: in-lane unpacks, columns in the order of
+/// `UNPACKED`; 16: `vpermt2w` with `idx[0]`), against A's M pairs at `ap`.
+/// Inlined into the kernel, whose features its intrinsics take.
+///
+/// # Safety
+/// M pairs must be readable at `ap`, and the caller must enable AVX-512-BF16.
+#[inline(always)]
+unsafe fn rows_step<const M: usize, const NV: usize>(
+    acc: &mut [[__m512; NV]; M],
+    lo: __m512i,
+    hi: __m512i,
+    idx: &[__m512i; 2],
+    ap: *const u32,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let mut bv = [_mm512_setzero_si512(); NV];
+        if NV == 2 {
+            // In-lane unpacks, cheaper than `vpermt2w`: columns in the
+            // order of `UNPACKED`, which the transposed store follows.
+            bv[0] = _mm512_unpacklo_epi16(lo, hi);
+            bv[NV - 1] = _mm512_unpackhi_epi16(lo, hi);
+        } else {
+            bv[0] = _mm512_permutex2var_epi16(lo, idx[0], hi);
+        }
+        dp_step(acc, ap, &bv);
+    }
 }
 
 /// After `vpunpcklwd`/`vpunpckhwd` of two rows of 32 bf16, the first pair
