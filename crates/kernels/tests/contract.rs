@@ -336,6 +336,13 @@ proptest! {
             let mut c = ops.c.clone();
             gemm::gemm_on(&k.gemm.hgemm, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &a, ops.lda, &b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());
             check_gemm(&case, &ops, &c, &format!("{}: hgemm", k.isa));
+            if let gemm::Path::F32(imp) = &k.gemm.hgemm && let Some(w) = imp.wide {
+                let wide = gemm::Wide { min_m: 1, min_n: 1, min_k: 1, ..w };
+                let path = gemm::Path::F32(gemm::Impl { wide: Some(wide), ..*imp });
+                let mut c = ops.c.clone();
+                gemm::gemm_on(&path, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &a, ops.lda, &b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());
+                check_gemm(&case, &ops, &c, &format!("{}: hgemm wide", k.isa));
+            }
             for (name, path) in gemm::hgemm_alternatives() {
                 let mut c = ops.c.clone();
                 gemm::gemm_on(&path, case.ta, case.tb, case.m, case.n, case.k, case.alpha, &a, ops.lda, &b, ops.ldb, case.beta, gemm::Output::F32(&mut c), ops.ldc, Default::default());

@@ -972,7 +972,7 @@ fn narrow_products_are_bit_identical_for_any_thread_count() {
 
 /// `path` with its wide kernel taking every product it can (f32, A stored
 /// m×k), where the path has one.
-fn wide_everywhere(path: &Path<f32>) -> Option<Path<f32>> {
+fn wide_everywhere<T: Element>(path: &Path<T>) -> Option<Path<T>> {
     match path {
         Path::F32(imp) => imp.wide.map(|w| {
             let wide = gemm::Wide { min_m: 1, min_n: 1, min_k: 1, ..w };
@@ -983,7 +983,7 @@ fn wide_everywhere(path: &Path<f32>) -> Option<Path<f32>> {
 }
 
 /// `path` without its wide kernel.
-fn without_wide(path: &Path<f32>) -> Path<f32> {
+fn without_wide<T: Element>(path: &Path<T>) -> Path<T> {
     match path {
         Path::F32(imp) => Path::F32(gemm::Impl { wide: None, ..*imp }),
         other => *other,
@@ -995,17 +995,35 @@ fn without_wide(path: &Path<f32>) -> Path<f32> {
 /// 1 to 5 rows, 95 to 97 and 193 columns, KC±1), all transposes, padded
 /// leading dimensions, beta = 0 over NaN, and bit-identical results to the
 /// MR×NR kernel (same KC blocks, same FMAs per element); the installed
-/// table takes it at 512³.
+/// table takes it at 512³. sgemm, and hgemm (f16 widened exactly).
 #[test]
 fn wide_kernel_matches_the_oracle_and_the_micro_kernel() {
     let mut ran = false;
     for kt in paths() {
-        let Some(wide) = wide_everywhere(&kt.gemm.sgemm) else { continue };
-        ran = true;
-        let what = format!("{} sgemm wide", kt.isa);
-        run_edges(&what, &wide, |x| x, |x| x);
-        run_fused(&wide, &what, |x| x, |x| x);
-        let plain = without_wide(&kt.gemm.sgemm);
+        let s = wide_matches(&kt.gemm.sgemm, &format!("{} sgemm wide", kt.isa), |x| x, |x| x);
+        let h = wide_matches(&kt.gemm.hgemm, &format!("{} hgemm wide", kt.isa), f16::from_f32, f16::to_f32);
+        assert_eq!(s, h, "{}: sgemm and hgemm share the wide kernel", kt.isa);
+        ran |= s;
+    }
+    if mixprec_kernels::Isa::Avx512.is_available() {
+        assert!(ran, "the avx512 path has a wide kernel for sgemm and hgemm");
+    }
+}
+
+/// [`wide_kernel_matches_the_oracle_and_the_micro_kernel`] for one path;
+/// false when it has no wide kernel.
+fn wide_matches<T: Element>(
+    installed: &Path<T>,
+    what: &str,
+    conv: impl Fn(f32) -> T + Copy,
+    back: impl Fn(T) -> f32 + Copy,
+) -> bool {
+    {
+        let Some(wide) = wide_everywhere(installed) else { return false };
+        let what = what.to_string();
+        run_edges(&what, &wide, conv, back);
+        run_fused(&wide, &what, conv, back);
+        let plain = without_wide(installed);
         let kc = Blocking::new(plain.shape(), detected_caches()).kc;
         let mut seed = 900;
         for &(ta, tb) in &TS {
@@ -1013,12 +1031,12 @@ fn wide_kernel_matches_the_oracle_and_the_micro_kernel() {
                 for n in [1, 17, 95, 96, 97, 193] {
                     for k in [1, 7, kc - 1, kc + 1] {
                         seed += 1;
-                        let x = mats(ta, tb, m, n, k, (seed % 3) as usize, seed, |v| v, |v| v);
+                        let x = mats(ta, tb, m, n, k, (seed % 3) as usize, seed, conv, back);
                         let ldc = n + (seed % 5) as usize;
                         let mut rng = SplitMix(seed ^ 0x77);
                         let c0: Vec<f32> = (0..gemm::required_len(m, n, ldc)).map(|_| rng.next_f32()).collect();
                         let (alpha, beta) = if seed % 2 == 0 { (1.0, 0.0) } else { (-0.75, 1.5) };
-                        let run = |path: &Path<f32>| {
+                        let run = |path: &Path<T>| {
                             let mut c = c0.clone();
                             if beta == 0.0 {
                                 c.iter_mut().for_each(|v| *v = f32::NAN);
@@ -1069,10 +1087,10 @@ fn wide_kernel_matches_the_oracle_and_the_micro_kernel() {
         }
         // The installed table takes the wide kernel for large products.
         let s = 512;
-        let x = mats(Transpose::No, Transpose::No, s, s, s, 0, 3, |v| v, |v| v);
+        let x = mats(Transpose::No, Transpose::No, s, s, s, 0, 3, conv, back);
         let mut c = vec![0.0f32; s * s];
         gemm::gemm_on(
-            &kt.gemm.sgemm,
+            installed,
             Transpose::No,
             Transpose::No,
             s,
@@ -1091,7 +1109,5 @@ fn wide_kernel_matches_the_oracle_and_the_micro_kernel() {
         let stats = gemm::last_call_stats();
         assert!(!stats.packed_a && stats.blocking.map(|b| (b.mr, b.nr)) == Some((4, 96)), "{what}: {stats:?}");
     }
-    if mixprec_kernels::Isa::Avx512.is_available() {
-        assert!(ran, "the avx512 path has a wide kernel");
-    }
+    true
 }

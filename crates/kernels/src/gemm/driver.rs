@@ -13,9 +13,10 @@
 //! flag. K is never split, so every element is the same sequence of FMAs,
 //! blocks of KC deep, whatever the thread count: results are bit-identical.
 //!
-//! Large f32 products with A stored m×k take the path's wide kernel instead
-//! (`gemm_wide`: A's rows read in place, B packed in wide panels), on the
-//! same depth blocks and FMAs per element, so with the same bits.
+//! Large products with A stored m×k and f32 output take the path's wide
+//! kernel instead (`gemm_wide`: A's rows read in place, f16 A widened once,
+//! B packed in wide panels), on the same depth blocks and FMAs per element,
+//! so with the same bits.
 //!
 //! Packing buffers live in the calling thread's thread-local storage and only
 //! grow, so a steady sequence of calls allocates nothing. Where packing does
@@ -255,11 +256,21 @@ fn gemm_with<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, pre_b: Op
     if let Some(sh) = imp.shallow.filter(|s| pre_b.is_none() && x.ta == Transpose::No && x.k <= s.max_k) {
         return gemm_shallow(&sh, x, c);
     }
-    let c = match (imp.wide, T::as_f32(x.a), T::as_f32(x.b), c) {
-        (Some(w), Some(a), Some(b), Output::F32(c)) if pre_b.is_none() && wide_shape(&w, x) => {
-            return gemm_wide(imp, &w, x, a, b, c);
+    let c = match (imp.wide, c) {
+        (Some(w), Output::F32(c)) if pre_b.is_none() && wide_shape(&w, x) => {
+            // f16 A is widened once (exactly) and its rows read in place.
+            return WIDE.with(|cell| {
+                let mut guard = cell.try_borrow_mut().ok();
+                let mut own = Buf::new();
+                let wa = match guard.as_deref_mut() {
+                    Some((a, _)) => a,
+                    None => &mut own,
+                };
+                let a = in_place(x.a, super::required_len(x.m, x.k, x.lda), wa);
+                gemm_wide(imp, &w, x, a, c)
+            });
         }
-        (_, _, _, c) => c,
+        (_, c) => c,
     };
     WIDE.with(|cell| {
         let mut guard = cell.try_borrow_mut().ok();
@@ -426,29 +437,23 @@ fn narrow_shape<T, P>(imp: &Impl<T, P>, x: &Args<'_, T>) -> bool {
     x.n <= imp.shape.mr && x.m >= 2 * imp.shape.nr
 }
 
-/// Whether a product runs on the path's wide kernel: f32 A stored m×k
+/// Whether a product runs on the path's wide kernel: A stored m×k
 /// (its rows read in place), and every dimension at least the kernel's
 /// minimum. A function of the shape and layout only.
-fn wide_shape<T>(w: &super::Wide, x: &Args<'_, T>) -> bool {
+fn wide_shape<T>(w: &super::Wide<T>, x: &Args<'_, T>) -> bool {
     x.ta == Transpose::No && x.m >= w.min_m && x.n >= w.min_n && x.k >= w.min_k
 }
 
-/// A large f32 product on the wide kernel: for each (KC, NC) block, op(B)
-/// packed into micro-panels `w.nr` wide, then every group of `w.mr` rows of
-/// A, read in place, against each panel in turn (the group's KC-deep rows
+/// A large product with f32 output on the wide kernel (`a`: A as f32): for
+/// each (KC, NC) block, op(B) packed (widened) into micro-panels `w.nr` wide,
+/// then every group of `w.mr` rows of A, read in place, against each panel
+/// in turn (the group's KC-deep rows
 /// stay in L1 while it sweeps the packed block from L2). KC is the path's
 /// (the same depth blocks as its MR×NR kernel, whose FMAs per element run
 /// in the same order, so the bits are the same); NC keeps the packed block
 /// in three quarters of L2. Threads split the row groups; K is never split,
 /// so the bits do not depend on threads.
-fn gemm_wide<T: Element, P: Packed>(
-    imp: &Impl<T, P>,
-    w: &super::Wide,
-    x: &Args<'_, T>,
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-) {
+fn gemm_wide<T: Element, P: Packed>(imp: &Impl<T, P>, w: &super::Wide<T>, x: &Args<'_, T>, a: &[f32], c: &mut [f32]) {
     let (m, n, k) = (x.m, x.n, x.k);
     let caches = detected_caches();
     let kc = Blocking::new(imp.shape, caches).for_product(m, n, k).kc;
@@ -470,7 +475,7 @@ fn gemm_wide<T: Element, P: Packed>(
                 let buf = bbuf.get(nb * w.nr * kcb);
                 let one = |jb: usize, dst: &mut [f32]| {
                     let j0 = jb * w.nr;
-                    (w.pack_b.f)(b, x.ldb, x.tb, jc + j0, w.nr.min(ncb - j0), pc, kcb, w.nr, dst);
+                    (w.pack_b.f)(x.b, x.ldb, x.tb, jc + j0, w.nr.min(ncb - j0), pc, kcb, w.nr, dst);
                 };
                 if threads > 1 {
                     buf.par_chunks_mut(w.nr * kcb).enumerate().for_each(|(jb, dst)| one(jb, dst));
@@ -513,7 +518,7 @@ fn gemm_wide<T: Element, P: Packed>(
 /// One (PC, JC) block of a product on the wide kernel.
 struct WideStep<'s, 'a, T: 'static> {
     x: &'s Args<'a, T>,
-    w: &'s super::Wide,
+    w: &'s super::Wide<T>,
     /// A from the block's first depth step (row i at `[i·lda..]`).
     a: &'s [f32],
     /// The packed B block.

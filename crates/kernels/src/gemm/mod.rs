@@ -196,25 +196,25 @@ pub struct Impl<T: 'static, P: 'static> {
     /// whose packed type is not the input type (bf16 pairs; see [`Shallow`]).
     pub shallow: Option<Shallow<T>>,
     /// The kernel for large f32 products with A stored m×k (see [`Wide`]).
-    pub wide: Option<Wide>,
+    pub wide: Option<Wide<T>>,
 }
 
-/// A micro-kernel of few rows and many columns for large f32 products with A
-/// stored m×k: A's rows are read in place (no A packing) and op(B) is packed
+/// A micro-kernel of few rows and many columns for large products with A
+/// stored m×k and f32 output: A's rows are read in place (no A packing) and op(B) is packed
 /// into micro-panels `nr` columns wide (`PackBFn` with that `nr`), so a tile
 /// loads `nr/16` B vectors and broadcasts `mr` A values per depth step
 /// (`MicroTile` with `APanel::Strided` and `BPanel::Packed`, checked by
 /// [`check_tile`] with this `mr` and `nr`). Taken for products of at least
-/// `min_m` rows, `min_n` columns and depth `min_k`, with f32 inputs and
-/// output. Its sums run over the path's KC blocks, each element's FMAs in
-/// the MR×NR kernel's order, so its results are bit-identical to that
-/// kernel's (and do not depend on the thread count).
-#[derive(Clone, Copy, Debug)]
-pub struct Wide {
+/// `min_m` rows, `min_n` columns and depth `min_k` (f16 inputs widened
+/// exactly: A once, B while packing). Its sums run over the path's KC
+/// blocks, each element's FMAs in the MR×NR kernel's order, so its results
+/// are bit-identical to that kernel's (and do not depend on the thread count).
+#[derive(Debug)]
+pub struct Wide<T: 'static> {
     /// The kernel (`MicroTile::m` ≤ `mr`, `MicroTile::n` ≤ `nr`).
     pub ukr: Kernel<UkrFn<f32>>,
     /// Its B packer (called with `nr`).
-    pub pack_b: Kernel<PackBFn<f32, f32>>,
+    pub pack_b: Kernel<PackBFn<T, f32>>,
     /// Rows of a tile.
     pub mr: usize,
     /// Columns of a tile (of a packed B micro-panel).
@@ -226,6 +226,15 @@ pub struct Wide {
     /// The smallest k it takes.
     pub min_k: usize,
 }
+
+// By hand: derived impls would require `T: Copy`.
+impl<T> Clone for Wide<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Wide<T> {}
 
 /// A shallow product's operands as stored: rows `0..m` of A (stored m×k,
 /// row stride `lda`) against the `n` columns of op(B) — stored k×n (`tb` No:

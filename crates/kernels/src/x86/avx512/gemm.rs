@@ -600,14 +600,25 @@ pub fn pack_b_wide_f32_avx512(
     nr: usize,
     o: &mut [f32],
 ) {
-    assert!(nr == WIDE_NR && (1..=nr).contains(&c) && o.len() >= nr * d);
-    if d == 0 {
-        return;
-    }
-    let (off, span) = pack::b_window(t, ld, j0, c, p0, d);
-    assert!(off + span <= s.len(), "pack_b: window outside B");
-    // SAFETY: window and destination checked above; avx512 table only.
-    unsafe { pack_b_raw::<f32, WIDE_NR>(s.as_ptr().add(off), ld, t, c, d, o.as_mut_ptr()) }
+    pack_b_to_f32::<_, WIDE_NR>(s, ld, t, j0, c, p0, d, nr, o)
+}
+
+/// Packs an f16 B micro-panel `WIDE_NR` columns wide for the wide kernel,
+/// widened to f32 (exactly, so hgemm on the wide kernel gives the bits of
+/// its MR×NR kernel).
+#[allow(clippy::too_many_arguments)]
+pub fn pack_b_wide_f16_avx512(
+    s: &[f16],
+    ld: usize,
+    t: Transpose,
+    j0: usize,
+    c: usize,
+    p0: usize,
+    d: usize,
+    nr: usize,
+    o: &mut [f32],
+) {
+    pack_b_to_f32::<_, WIDE_NR>(s, ld, t, j0, c, p0, d, nr, o)
 }
 
 // ---------------------------------------------------------------- shallow f32 kernel
@@ -2031,7 +2042,7 @@ fn pack_a_to_f32<T: Lanes>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn pack_b_to_f32<T: Lanes>(
+fn pack_b_to_f32<T: Lanes, const W: usize>(
     src: &[T],
     ld: usize,
     t: Transpose,
@@ -2042,14 +2053,14 @@ fn pack_b_to_f32<T: Lanes>(
     nr: usize,
     dst: &mut [f32],
 ) {
-    assert!(nr == NR && (1..=NR).contains(&cols) && dst.len() >= NR * depth);
+    assert!(nr == W && (1..=W).contains(&cols) && dst.len() >= W * depth);
     if depth == 0 {
         return;
     }
     let (off, span) = pack::b_window(t, ld, j0, cols, p0, depth);
     assert!(off + span <= src.len(), "pack_b: window outside B");
     // SAFETY: window and destination checked above; avx512 table only.
-    unsafe { pack_b_raw::<T, NR>(src.as_ptr().add(off), ld, t, cols, depth, dst.as_mut_ptr()) }
+    unsafe { pack_b_raw::<T, W>(src.as_ptr().add(off), ld, t, cols, depth, dst.as_mut_ptr()) }
 }
 
 /// Packs an f32 A micro-panel.
@@ -2071,7 +2082,7 @@ pub fn pack_b_f32_avx512(
     nr: usize,
     o: &mut [f32],
 ) {
-    pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
+    pack_b_to_f32::<_, NR>(s, ld, t, j0, c, p0, d, nr, o)
 }
 
 /// Packs an f16 A micro-panel, widened to f32.
@@ -2102,7 +2113,7 @@ pub fn pack_b_f16_f32_avx512(
     nr: usize,
     o: &mut [f32],
 ) {
-    pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
+    pack_b_to_f32::<_, NR>(s, ld, t, j0, c, p0, d, nr, o)
 }
 
 /// Packs a bf16 A micro-panel, widened to f32.
@@ -2133,7 +2144,7 @@ pub fn pack_b_bf16_f32_avx512(
     nr: usize,
     o: &mut [f32],
 ) {
-    pack_b_to_f32(s, ld, t, j0, c, p0, d, nr, o)
+    pack_b_to_f32::<_, NR>(s, ld, t, j0, c, p0, d, nr, o)
 }
 
 // ---------------------------------------------------------------- bf16 pair packing
@@ -2278,11 +2289,12 @@ pub fn pack_b_bf16_pairs_avx512(
     }
 }
 
-/// sgemm's wide kernel and the shapes it takes.
-pub(crate) fn wide() -> Wide {
+/// sgemm's wide kernel and the shapes it takes (hgemm's: the same kernel,
+/// B widened while packing, A widened once).
+pub(crate) fn wide<T>(pack_b: Kernel<crate::gemm::PackBFn<T, f32>>) -> Wide<T> {
     Wide {
         ukr: Kernel { f: gemm_f32_avx512_wide_4x96, name: "gemm_f32_avx512_wide_4x96" },
-        pack_b: Kernel { f: pack_b_wide_f32_avx512, name: "pack_b_wide_f32_avx512" },
+        pack_b,
         mr: WIDE_MR,
         nr: WIDE_NR,
         // Every measured shape from 128 up ran faster on it (128³ 1.07×,
@@ -2356,7 +2368,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             narrow: None,
             dot: None,
             shallow: None,
-            wide: Some(wide()),
+            wide: Some(wide(Kernel { f: pack_b_wide_f32_avx512, name: "pack_b_wide_f32_avx512" })),
         }),
         hgemm: Path::F32(Impl {
             shape,
@@ -2366,7 +2378,7 @@ pub(crate) fn table(bf16_dot: bool) -> crate::gemm::Table {
             unpacked: true,
             tall,
             narrow,
-            wide: None,
+            wide: Some(wide(Kernel { f: pack_b_wide_f16_avx512, name: "pack_b_wide_f16_avx512" })),
             dot: Some(Dot {
                 ukr: Kernel { f: gemm_f16_f32acc_avx512_dot, name: "gemm_f16_f32acc_avx512_dot" },
                 pack: Kernel { f: pack_bt_f16_avx512, name: "pack_bt_f16_avx512" },
