@@ -1085,29 +1085,39 @@ fn wide_matches<T: Element>(
                 }
             }
         }
-        // The installed table takes the wide kernel for large products.
+        // The installed table takes the wide kernel for large products on
+        // one or two threads, the MR×NR kernel on more, with the same bits.
         let s = 512;
         let x = mats(Transpose::No, Transpose::No, s, s, s, 0, 3, conv, back);
-        let mut c = vec![0.0f32; s * s];
-        gemm::gemm_on(
-            installed,
-            Transpose::No,
-            Transpose::No,
-            s,
-            s,
-            s,
-            1.0,
-            &x.a,
-            x.lda,
-            &x.b,
-            x.ldb,
-            0.0,
-            Output::F32(&mut c),
-            s,
-            Epilogue::default(),
-        );
-        let stats = gemm::last_call_stats();
-        assert!(!stats.packed_a && stats.blocking.map(|b| (b.mr, b.nr)) == Some((4, 96)), "{what}: {stats:?}");
+        let mut bits = Vec::new();
+        for threads in [1, 2, 16] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let (c, stats) = pool.install(|| {
+                let mut c = vec![0.0f32; s * s];
+                gemm::gemm_on(
+                    installed,
+                    Transpose::No,
+                    Transpose::No,
+                    s,
+                    s,
+                    s,
+                    1.0,
+                    &x.a,
+                    x.lda,
+                    &x.b,
+                    x.ldb,
+                    0.0,
+                    Output::F32(&mut c),
+                    s,
+                    Epilogue::default(),
+                );
+                (c, gemm::last_call_stats())
+            });
+            let wide = !stats.packed_a && stats.blocking.map(|b| (b.mr, b.nr)) == Some((4, 96));
+            assert_eq!(wide, threads <= 2, "{what}, {threads} threads: {stats:?}");
+            bits.push(c.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+        assert!(bits.windows(2).all(|w| w[0] == w[1]), "{what}: bits depend on the thread count");
     }
     true
 }

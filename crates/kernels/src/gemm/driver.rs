@@ -257,7 +257,7 @@ fn gemm_with<T: Element, P: Packed>(imp: &Impl<T, P>, x: &Args<'_, T>, pre_b: Op
         return gemm_shallow(&sh, x, c);
     }
     let c = match (imp.wide, c) {
-        (Some(w), Output::F32(c)) if pre_b.is_none() && wide_shape(&w, x) => {
+        (Some(w), Output::F32(c)) if pre_b.is_none() && wide_shape(&w, x) && product_threads(x) <= WIDE_MAX_THREADS => {
             // f16 A is widened once (exactly) and its rows read in place.
             return WIDE.with(|cell| {
                 let mut guard = cell.try_borrow_mut().ok();
@@ -437,6 +437,19 @@ fn narrow_shape<T, P>(imp: &Impl<T, P>, x: &Args<'_, T>) -> bool {
     x.n <= imp.shape.mr && x.m >= 2 * imp.shape.nr
 }
 
+/// The most threads a product runs on the wide kernel with. One and two
+/// threads gain from it here (Zen 4: 2048³ 1.99× one thread on two), but on
+/// the 16-core Xeon at 2048³ it ran at 557 GFLOP/s against the MR×NR
+/// kernel's 1008.6 (faer 1068.8 and 1219.7 in those runs; docs/kernels.md),
+/// so more threads keep the MR×NR kernel. Both give the same bits, so the
+/// choice does not change results.
+const WIDE_MAX_THREADS: usize = 2;
+
+/// The threads a product of this size runs on (one below `PARALLEL_MIN_MNK`).
+fn product_threads<T>(x: &Args<'_, T>) -> usize {
+    if x.m * x.n * x.k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) }
+}
+
 /// Whether a product runs on the path's wide kernel: A stored m×k
 /// (its rows read in place), and every dimension at least the kernel's
 /// minimum. A function of the shape and layout only.
@@ -459,7 +472,7 @@ fn gemm_wide<T: Element, P: Packed>(imp: &Impl<T, P>, w: &super::Wide<T>, x: &Ar
     let kc = Blocking::new(imp.shape, caches).for_product(m, n, k).kc;
     let nc_l2 = (caches.l2 * 3 / 4 / (kc * std::mem::size_of::<f32>()) / w.nr * w.nr).max(w.nr);
     let nc = super::blocking::balanced(n, nc_l2, w.nr);
-    let threads = if m * n * k < PARALLEL_MIN_MNK { 1 } else { rayon::current_num_threads().max(1) };
+    let threads = product_threads(x);
     let groups = m.div_ceil(w.mr);
     let stats = AtomicUsize::new(0);
     let seen = AtomicU64::new(0);
